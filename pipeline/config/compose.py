@@ -1,0 +1,177 @@
+"""Compose the Hydra config from `conf/` and validate it before any work starts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from pipeline.config import schema
+from pipeline.errors import PodiumError
+
+ROOT_ENV = "PODIUM_ROOT"
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The project root: $PODIUM_ROOT, or the nearest folder upwards holding conf/config.yaml."""
+    if os.environ.get(ROOT_ENV):
+        root = Path(os.environ[ROOT_ENV]).resolve()
+        if not (root / "conf" / "config.yaml").is_file():
+            raise PodiumError(f"{ROOT_ENV}={root} has no conf/config.yaml. Point it at a Podium project.")
+        return root
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "conf" / "config.yaml").is_file():
+            return folder
+    raise PodiumError(
+        f"No Podium project here: no conf/config.yaml in {here} or any folder above it. "
+        f"Run podium inside a project checkout, or set {ROOT_ENV} to one."
+    )
+
+
+def compose(overrides: Sequence[str] = (), root: Path | None = None) -> DictConfig:
+    """Compose conf/config.yaml with Hydra `overrides`, resolve it and check it against the schema.
+
+    Returns a typed, fully resolved config whose `paths.root` is the absolute project root.
+    Raises PodiumError naming the offending key and its valid choices.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+
+    root = root or find_root()
+    try:
+        with initialize_config_dir(config_dir=str(root / "conf"), version_base="1.3"):
+            raw = hydra_compose(config_name="config", overrides=list(overrides))
+    except HydraException as exc:
+        raise PodiumError(_hydra_message(exc, root)) from None
+    except OmegaConfBaseException as exc:
+        raise PodiumError(_schema_message(exc, root)) from None
+    cfg = validate(raw)
+    cfg.paths.root = str(root)
+    return cfg
+
+
+def validate(raw: DictConfig) -> DictConfig:
+    """Resolve interpolations, merge into the typed schema and check values against their choices."""
+    try:
+        plain = OmegaConf.to_container(raw, resolve=True)
+        model_raw = plain.pop("model", None) or {}
+        cfg = OmegaConf.merge(OmegaConf.structured(schema.Config), plain)
+        family = model_raw.get("family")
+        if family not in schema.MODEL_SCHEMAS:
+            raise PodiumError(
+                f"Invalid configuration: model.family is {family!r}; valid families are "
+                f"{', '.join(schema.MODEL_SCHEMAS)}. Set `family:` in the model's file under conf/model/."
+            )
+        try:
+            model = OmegaConf.merge(OmegaConf.structured(schema.MODEL_SCHEMAS[family]), model_raw)
+        except OmegaConfBaseException as exc:
+            exc.full_key = f"model.{getattr(exc, 'full_key', '') or '?'}"
+            raise
+        OmegaConf.set_struct(cfg, False)
+        cfg.model = model
+        OmegaConf.set_struct(cfg, True)
+        _check_missing(cfg)
+    except OmegaConfBaseException as exc:
+        raise PodiumError(_schema_message(exc, None)) from None
+    _check_choices(cfg)
+    return cfg
+
+
+def _check_missing(cfg: DictConfig) -> None:
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise PodiumError(
+            f"Invalid configuration: required value(s) {', '.join(missing)} not set. "
+            f"Set them in the config file of their group under conf/, or on the command line (key=value)."
+        )
+
+
+def _choice(value: object, valid: Sequence[str], key: str, where: str) -> None:
+    if value not in valid:
+        raise PodiumError(
+            f"Invalid configuration: {key} is {value!r}; valid values are {', '.join(map(str, valid))}. "
+            f"Fix it in {where} or override it ({key}=...)."
+        )
+
+
+def _check_choices(cfg: DictConfig) -> None:
+    from pipeline.metrics import METRICS
+
+    comp = cfg.competition
+    where = f"conf/competition/{comp.name}.yaml"
+    _choice(comp.task, schema.TASKS, "competition.task", where)
+    _choice(comp.modality, schema.MODALITIES, "competition.modality", where)
+    _choice(comp.metric, sorted(METRICS), "competition.metric", where)
+    _choice(comp.cv.scheme, schema.CV_SCHEMES, "competition.cv.scheme", where)
+    _choice(comp.submission.format, schema.SUBMISSION_FORMATS, "competition.submission.format", where)
+    _choice(cfg.ensemble.method, schema.ENSEMBLE_METHODS, "ensemble.method", "conf/ensemble/")
+    metric = METRICS[comp.metric]
+    if comp.direction != metric.direction:
+        raise PodiumError(
+            f"Invalid configuration: competition.direction is {comp.direction!r} but metric "
+            f"{comp.metric} is to {metric.direction}. Fix `direction:` in {where}."
+        )
+    if metric.task not in ("any", comp.task) and not (metric.task == "classification" and comp.task != "regression"):
+        raise PodiumError(
+            f"Invalid configuration: metric {comp.metric} does not apply to a {comp.task} task. "
+            f"Choose another `metric:` in {where}."
+        )
+    if comp.task != "regression":
+        n_min = 2
+        if len(comp.classes) < n_min or len(set(comp.classes)) != len(comp.classes):
+            raise PodiumError(
+                f"Invalid configuration: competition.classes must list at least two distinct class "
+                f"names for a {comp.task} task (got {list(comp.classes)}). Fix `classes:` in {where}."
+            )
+        if comp.task == "binary" and len(comp.classes) != 2:
+            raise PodiumError(
+                f"Invalid configuration: a binary task has exactly two classes, {where} lists "
+                f"{len(comp.classes)}. Use task: multiclass, or list two classes (negative first)."
+            )
+    if comp.cv.n_splits < 2:
+        raise PodiumError(f"Invalid configuration: competition.cv.n_splits must be at least 2 (got {comp.cv.n_splits}).")
+    if comp.cv.scheme in ("stratified_group", "group") and not comp.cv.group_column:
+        raise PodiumError(
+            f"Invalid configuration: cv scheme {comp.cv.scheme} needs competition.cv.group_column, "
+            f"the train.csv column holding the groups. Set it in {where}."
+        )
+
+
+def _hydra_message(exc: Exception, root: Path) -> str:
+    text = " ".join(str(exc).split())
+    if "Could not find" in text and "Available options" in text:
+        # "In 'config': Could not find 'model/foo' Available options in 'model': cnn efficientnet"
+        head, _, options = text.partition("Available options in")
+        group, _, names = options.partition(":")
+        names = names.split("Config search path")[0]
+        return (
+            f"Unknown config option: {head.split('Could not find')[-1].strip()} does not exist. "
+            f"Valid choices for {group.strip()}: {', '.join(names.split())}. "
+            f"Options are the YAML files in {root / 'conf' / group.strip().strip(chr(39))}/."
+        )
+    return f"Invalid configuration or override: {text}"
+
+
+def _schema_message(exc: OmegaConfBaseException, root: Path | None) -> str:
+    key = getattr(exc, "full_key", None) or "?"
+    msg = getattr(exc, "msg", None) or str(exc).splitlines()[0]
+    msg = msg.split("\n")[0].rstrip(".")
+    valid = _valid_keys(exc) if "not in" in msg else None
+    hint = f" Valid keys there: {', '.join(valid)}." if valid else ""
+    return (
+        f"Invalid configuration at `{key}`: {msg}.{hint} Fix that key in its YAML file under conf/ or "
+        f"in your override; `podium config` prints the whole composed config."
+    )
+
+
+def _valid_keys(exc: OmegaConfBaseException) -> list[str] | None:
+    """The keys of the schema the offending key was checked against."""
+    import dataclasses
+
+    node = getattr(exc, "object_type", None)
+    return [f.name for f in dataclasses.fields(node)] if node is not None and dataclasses.is_dataclass(node) else None

@@ -1,0 +1,164 @@
+"""Typed schema of the composed configuration.
+
+Hydra composes plain YAML; merging it into these dataclasses rejects unknown keys and wrong
+types with the key's full path, before any work starts. Model sections differ per family, so
+`model` is checked against the schema its `family` names (see `MODEL_SCHEMAS`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+TASKS = ("binary", "multiclass", "regression")
+MODALITIES = ("image",)
+CV_SCHEMES = ("stratified", "stratified_group", "group", "kfold")
+SUBMISSION_FORMATS = ("labels", "probabilities")
+ENSEMBLE_METHODS = ("mean", "greedy")
+
+
+@dataclass
+class CVConfig:
+    scheme: str = "stratified"
+    n_splits: int = 5
+    seed: int = 42
+    group_column: Optional[str] = None
+
+
+@dataclass
+class FilesConfig:
+    train: str = "train.csv"
+    test: str = "test.csv"
+    sample_submission: str = "sample_submission.csv"
+    images: str = "images"
+    image_suffix: str = ".png"
+    solution: Optional[str] = "../private/solution.csv"
+
+
+@dataclass
+class ImageConfig:
+    height: int = 28
+    width: int = 28
+    channels: int = 1
+
+
+@dataclass
+class SubmissionConfig:
+    format: str = "labels"
+
+
+@dataclass
+class CompetitionConfig:
+    name: str = MISSING
+    task: str = MISSING
+    modality: str = "image"
+    id_column: str = "id"
+    target_column: str = MISSING
+    classes: list[str] = field(default_factory=list)
+    metric: str = MISSING
+    direction: str = MISSING
+    models: list[str] = field(default_factory=list)
+    files: FilesConfig = field(default_factory=FilesConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
+    submission: SubmissionConfig = field(default_factory=SubmissionConfig)
+    cv: CVConfig = field(default_factory=CVConfig)
+
+
+@dataclass
+class ModelBase:
+    name: str = MISSING
+    family: str = MISSING
+    batch_size: int = 128
+    max_epochs: int = 10
+    dropout: float = 0.0
+    optimizer: dict[str, Any] = field(default_factory=dict)
+    scheduler: Optional[dict[str, Any]] = None
+
+
+@dataclass
+class CNNConfig(ModelBase):
+    width: int = 32
+    depth: int = 3
+    convs_per_block: int = 2
+    hidden: int = 128
+
+
+@dataclass
+class EfficientNetConfig(ModelBase):
+    pretrained: bool = True
+    input_size: int = 32
+
+
+MODEL_SCHEMAS: dict[str, type[ModelBase]] = {
+    "cnn": CNNConfig,
+    "efficientnet": EfficientNetConfig,
+}
+
+
+@dataclass
+class AugmentConfig:
+    transforms: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class TrainerConfig:
+    """Flags passed to lightning.pytorch.Trainer as they are."""
+
+    accelerator: str = "cpu"
+    devices: Any = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    max_epochs: int = 10
+    deterministic: bool = True
+    gradient_clip_val: Optional[float] = None
+    accumulate_grad_batches: int = 1
+    enable_progress_bar: bool = True
+    num_nodes: int = 1
+    limit_train_batches: Optional[float] = None
+    limit_val_batches: Optional[float] = None
+
+
+@dataclass
+class EnsembleConfig:
+    method: str = "greedy"
+    rounds: int = 25
+    members: Optional[list[str]] = None
+
+
+@dataclass
+class TrackingConfig:
+    enabled: bool = True
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str = MISSING
+    artifacts: str = "mlartifacts"
+
+
+@dataclass
+class DataConfig:
+    limit_train_rows: Optional[int] = None
+    num_workers: int = 0
+
+
+@dataclass
+class PathsConfig:
+    root: str = "."  # set to the absolute project root by compose()
+    data: str = "data"
+    outputs: str = "outputs"
+    checkpoints: str = "checkpoints"
+    submissions: str = "submissions"
+
+
+@dataclass
+class Config:
+    competition: CompetitionConfig = field(default_factory=CompetitionConfig)
+    model: Any = None  # checked against MODEL_SCHEMAS[model.family]
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    seed: int = 0
+    out_dir: str = MISSING

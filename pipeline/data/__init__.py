@@ -1,0 +1,1 @@
+"""Reading a competition's raw files, assigning folds, decoding images."""

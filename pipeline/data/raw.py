@@ -1,0 +1,144 @@
+"""Load a competition's raw files (Kaggle layout) and refuse anything inconsistent.
+
+Each check raises a PodiumError that names the file, the column and the fix; nothing is
+written before all of them pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from pipeline.errors import PodiumError
+from pipeline.io import raw_dir
+
+
+@dataclass
+class RawData:
+    train: pd.DataFrame  # id column, encoded `target` (class index or float), optional `group`
+    test: pd.DataFrame  # id column, in test.csv's order
+    sample: pd.DataFrame  # sample_submission.csv as given
+    folder: Path
+
+
+def read_table(path: Path, id_column: str, what: str) -> pd.DataFrame:
+    """Read a CSV with its id column as text (so '007' stays '007')."""
+    if not path.is_file():
+        raise PodiumError(
+            f"Missing {what}: {path} does not exist. Put the competition's files in {path.parent}/ "
+            f"(Kaggle's layout: train.csv, test.csv, sample_submission.csv), or fix `files:` in "
+            f"the competition's YAML."
+        )
+    try:
+        frame = pd.read_csv(path, dtype={id_column: str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise PodiumError(f"Cannot read {what} {path}: {exc}. Is it a valid CSV file?") from None
+    require_columns(frame, [id_column], path)
+    return frame
+
+
+def require_columns(frame: pd.DataFrame, columns: list[str], path: Path) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise PodiumError(
+            f"{path} has no column {', '.join(map(repr, missing))} (it has: {', '.join(map(str, frame.columns))}). "
+            f"Rename the column in the file, or set the competition's id_column / target_column / "
+            f"cv.group_column to match it."
+        )
+
+
+def check_ids(frame: pd.DataFrame, id_column: str, path: Path) -> None:
+    ids = frame[id_column]
+    if ids.isna().any():
+        rows = (np.flatnonzero(ids.isna().to_numpy())[:5] + 2).tolist()
+        raise PodiumError(f"{path}: column {id_column!r} is empty on line(s) {rows}. Every row needs an id.")
+    dup = ids[ids.duplicated()].unique()
+    if len(dup):
+        raise PodiumError(
+            f"{path}: column {id_column!r} has {len(dup)} duplicated id(s), e.g. {list(dup[:5])}. "
+            f"Ids must be unique; remove or rename the duplicate rows."
+        )
+
+
+def encode_target(train: pd.DataFrame, comp: DictConfig, path: Path) -> np.ndarray:
+    """Class names -> indices in `competition.classes` order; regression targets -> float."""
+    column = comp.target_column
+    values = train[column]
+    if values.isna().any():
+        rows = (np.flatnonzero(values.isna().to_numpy())[:5] + 2).tolist()
+        raise PodiumError(
+            f"{path}: target column {column!r} is empty (NaN) on {int(values.isna().sum())} row(s), "
+            f"first on line(s) {rows}. Fill or drop those rows."
+        )
+    if comp.task == "regression":
+        numeric = pd.to_numeric(values, errors="coerce")
+        if numeric.isna().any() or not np.isfinite(numeric.to_numpy()).all():
+            bad = values[numeric.isna()].unique()[:5]
+            raise PodiumError(f"{path}: target column {column!r} has non-numeric values {list(bad)} in a regression task.")
+        return numeric.to_numpy(dtype=np.float32)
+    classes = list(comp.classes)
+    as_text = values.astype(str)
+    unknown = sorted(set(as_text) - set(classes))
+    if unknown:
+        raise PodiumError(
+            f"{path}: target column {column!r} has label(s) {unknown[:10]} that are not among the "
+            f"competition's classes {classes}. Fix the labels, or add them to `classes:` in "
+            f"conf/competition/{comp.name}.yaml."
+        )
+    return as_text.map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=np.int64)
+
+
+def expected_submission_columns(comp: DictConfig) -> list[str]:
+    """The columns a submission must have, in order."""
+    if comp.task != "regression" and comp.submission.format == "probabilities" and comp.task == "multiclass":
+        return [comp.id_column, *comp.classes]
+    return [comp.id_column, comp.target_column]
+
+
+def load_raw(cfg: DictConfig) -> RawData:
+    """Read and validate train.csv, test.csv and sample_submission.csv of the competition."""
+    comp = cfg.competition
+    folder = raw_dir(cfg)
+    files = comp.files
+    train_path, test_path, sample_path = (folder / files.train, folder / files.test, folder / files.sample_submission)
+    train = read_table(train_path, comp.id_column, "training file")
+    test = read_table(test_path, comp.id_column, "test file")
+    sample = read_table(sample_path, comp.id_column, "sample submission")
+
+    needed = [comp.target_column] + ([comp.cv.group_column] if comp.cv.group_column else [])
+    require_columns(train, needed, train_path)
+    for frame, path in ((train, train_path), (test, test_path), (sample, sample_path)):
+        check_ids(frame, comp.id_column, path)
+
+    columns = expected_submission_columns(comp)
+    if list(sample.columns) != columns:
+        raise PodiumError(
+            f"{sample_path} has columns {list(sample.columns)} but the competition's submission format "
+            f"({comp.task}, {comp.submission.format}) expects {columns}. Fix `submission.format` or "
+            f"the class names in conf/competition/{comp.name}.yaml."
+        )
+    test_ids, sample_ids = set(test[comp.id_column]), set(sample[comp.id_column])
+    if test_ids != sample_ids:
+        absent = sorted(test_ids - sample_ids)[:5]
+        extra = sorted(sample_ids - test_ids)[:5]
+        raise PodiumError(
+            f"Test ids and sample-submission ids differ: {len(test_ids - sample_ids)} test id(s) are absent "
+            f"from {sample_path} (e.g. {absent}) and {len(sample_ids - test_ids)} sample id(s) are not in "
+            f"{test_path} (e.g. {extra}). Both files must list the same ids."
+        )
+    overlap = set(train[comp.id_column]) & test_ids
+    if overlap:
+        raise PodiumError(
+            f"{len(overlap)} id(s) appear in both {train_path} and {test_path} (e.g. {sorted(overlap)[:5]}). "
+            f"A row belongs to one of them."
+        )
+
+    out = pd.DataFrame({comp.id_column: train[comp.id_column].to_numpy()})
+    out["target"] = encode_target(train, comp, train_path)
+    if comp.cv.group_column:
+        out["group"] = train[comp.cv.group_column].astype(str).to_numpy()
+    return RawData(train=out, test=test[[comp.id_column]].reset_index(drop=True), sample=sample, folder=folder)

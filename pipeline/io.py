@@ -1,0 +1,111 @@
+"""Atomic file writes and the project's standard locations.
+
+Every output is written to a temporary file beside its target and renamed into place, so a
+crash or Ctrl-C never leaves a half-written file where a later stage would read it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; on success rename it onto `target`."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def write_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+
+
+def write_config(path: Path, cfg: DictConfig) -> None:
+    """Save the resolved config a stage used, without the machine-specific project root."""
+    write_text(path, OmegaConf.to_yaml(portable_config(cfg)))
+
+
+def portable_config(cfg: DictConfig) -> DictConfig:
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain["paths"].pop("root", None)
+    return OmegaConf.create(plain)
+
+
+@contextmanager
+def staging_dir(target: Path) -> Iterator[Path]:
+    """Build a whole output folder in a temporary sibling and swap it in when complete."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+# -- locations ----------------------------------------------------------------------------------
+
+
+def root(cfg: DictConfig) -> Path:
+    return Path(cfg.paths.root)
+
+
+def raw_dir(cfg: DictConfig) -> Path:
+    return root(cfg) / cfg.paths.data / cfg.competition.name / "raw"
+
+
+def prepared_dir(cfg: DictConfig) -> Path:
+    """The pipeline's prepared data for the configured competition."""
+    return root(cfg) / cfg.paths.outputs / cfg.competition.name / "prepared"
+
+
+def model_dir(cfg: DictConfig, model_name: str) -> Path:
+    return root(cfg) / cfg.paths.outputs / cfg.competition.name / "models" / model_name
+
+
+def out_dir(cfg: DictConfig) -> Path:
+    """Where the current command writes: `out_dir`, relative to the project root."""
+    return root(cfg) / cfg.out_dir

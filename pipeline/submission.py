@@ -1,0 +1,120 @@
+"""Submission files: built from predictions in the sample submission's shape, validated, scored.
+
+`validate_submission` lists every way a file departs from the sample submission (ids, order,
+columns, dtypes, NaN/inf, value range, row count); `score_submission` is the local leaderboard.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from pipeline.data.raw import expected_submission_columns
+from pipeline.errors import PodiumError
+from pipeline.metrics import get_metric
+
+
+def build_submission(test_ids: np.ndarray, pred: np.ndarray, sample: pd.DataFrame, comp: DictConfig) -> pd.DataFrame:
+    """Predictions (rows in `test_ids` order) as a submission with the sample's ids, order and columns."""
+    columns = expected_submission_columns(comp)
+    by_id = pd.Series(np.arange(len(test_ids)), index=test_ids)
+    order = by_id.reindex(sample[comp.id_column].to_numpy())
+    if order.isna().any():
+        missing = list(sample[comp.id_column][order.isna().to_numpy()][:5])
+        raise PodiumError(f"No prediction for sample-submission id(s) {missing}: the predictions come from another test set. Rerun the pipeline.")
+    pred = pred[order.to_numpy(dtype=int)]
+    out = pd.DataFrame({comp.id_column: sample[comp.id_column].to_numpy()})
+    if comp.task == "regression":
+        out[comp.target_column] = pred[:, 0]
+    elif comp.submission.format == "labels":
+        out[comp.target_column] = np.asarray(comp.classes)[pred.argmax(axis=1)]
+    elif comp.task == "binary":
+        out[comp.target_column] = pred[:, 1]
+    else:
+        out[list(columns[1:])] = pred / pred.sum(axis=1, keepdims=True)
+    return out[columns]
+
+
+def validate_submission(sub: pd.DataFrame, sample: pd.DataFrame, comp: DictConfig) -> list[str]:
+    """Every problem of `sub` against the sample submission; an empty list means valid."""
+    problems: list[str] = []
+    id_col = comp.id_column
+    if list(sub.columns) != list(sample.columns):
+        problems.append(f"columns are {list(sub.columns)}, expected {list(sample.columns)} (same names, same order)")
+        return problems
+    if len(sub) != len(sample):
+        problems.append(f"{len(sub)} rows, expected {len(sample)}")
+    ids, sample_ids = sub[id_col].astype(str), sample[id_col].astype(str)
+    if ids.duplicated().any():
+        problems.append(f"duplicated ids, e.g. {list(ids[ids.duplicated()][:5])}")
+    if set(ids) != set(sample_ids):
+        problems.append(f"ids differ from the sample: missing {sorted(set(sample_ids) - set(ids))[:5]}, unexpected {sorted(set(ids) - set(sample_ids))[:5]}")
+    elif len(ids) == len(sample_ids) and not (ids.to_numpy() == sample_ids.to_numpy()).all():
+        problems.append("ids are not in the sample submission's order")
+    values = sub.drop(columns=[id_col])
+    if comp.task != "regression" and comp.submission.format == "labels":
+        col = values[comp.target_column]
+        if col.isna().any():
+            problems.append(f"{int(col.isna().sum())} empty label(s) in column {comp.target_column!r}")
+        unknown = sorted(set(col.dropna().astype(str)) - set(comp.classes))
+        if unknown:
+            problems.append(f"unknown label(s) {unknown[:5]} in column {comp.target_column!r}; valid: {list(comp.classes)}")
+        return problems
+    for column in values.columns:
+        if not pd.api.types.is_numeric_dtype(values[column]):
+            problems.append(f"column {column!r} has dtype {values[column].dtype}, expected numbers")
+    if problems:
+        return problems
+    array = values.to_numpy(dtype=float)
+    if not np.isfinite(array).all():
+        problems.append(f"{int((~np.isfinite(array)).sum())} NaN or infinite value(s)")
+    elif comp.task != "regression":
+        if array.min() < 0 or array.max() > 1:
+            problems.append(f"probabilities outside [0, 1] (min {array.min():.4g}, max {array.max():.4g})")
+        if comp.task == "multiclass" and not np.allclose(array.sum(axis=1), 1.0, atol=1e-3):
+            problems.append("class probabilities of a row do not sum to 1")
+    return problems
+
+
+def check_submission(sub: pd.DataFrame, sample: pd.DataFrame, comp: DictConfig, where: str) -> None:
+    """Raise a PodiumError listing all of `validate_submission`'s problems."""
+    problems = validate_submission(sub, sample, comp)
+    if problems:
+        raise PodiumError(f"Invalid submission {where}: " + "; ".join(problems) + ". Nothing was written.")
+
+
+def _predictions_from(frame: pd.DataFrame, comp: DictConfig) -> np.ndarray:
+    """A submission's values in model space: (N, classes) probabilities, or (N,) values."""
+    if comp.task == "regression":
+        return frame[comp.target_column].to_numpy(dtype=float)
+    if comp.submission.format == "labels":
+        index = {c: i for i, c in enumerate(comp.classes)}
+        labels = frame[comp.target_column].astype(str).map(index).to_numpy(dtype=int)
+        return np.eye(len(comp.classes))[labels]
+    if comp.task == "binary":
+        p = frame[comp.target_column].to_numpy(dtype=float)
+        return np.stack([1 - p, p], axis=1)
+    return frame[list(comp.classes)].to_numpy(dtype=float)
+
+
+def _truth_from(solution: pd.DataFrame, comp: DictConfig) -> np.ndarray:
+    if comp.task == "regression":
+        return solution[comp.target_column].to_numpy(dtype=float)
+    if comp.target_column in solution:
+        values = solution[comp.target_column]
+        index = {c: i for i, c in enumerate(comp.classes)}
+        mapped = values.astype(str).map(index)
+        return (mapped if not mapped.isna().any() else values).to_numpy(dtype=int)
+    return solution[list(comp.classes)].to_numpy(dtype=float).argmax(axis=1)
+
+
+def score_submission(sub: pd.DataFrame, solution: pd.DataFrame, comp: DictConfig) -> float:
+    """The competition metric of a (valid) submission against a solution file with the same ids."""
+    id_col = comp.id_column
+    merged = solution.merge(sub, on=id_col, how="left", suffixes=("_true", ""), validate="one_to_one")
+    if len(merged) != len(solution) or merged.drop(columns=[c for c in merged if c.endswith("_true")]).isna().any().any():
+        raise PodiumError("The submission does not cover every id of the solution file: they are for different test sets.")
+    truth = _truth_from(solution, comp)
+    pred = _predictions_from(merged, comp)  # merged keeps the solution's row order
+    return get_metric(comp.metric)(truth, pred)

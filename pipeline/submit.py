@@ -1,0 +1,83 @@
+"""Stage 4, submit: the ensemble's test predictions as a validated submission file.
+
+Writes submissions/<competition>/submission.csv in the sample submission's shape, refusing to
+write an invalid one, and scores it against data/<competition>/private/solution.csv when that
+exists (the local leaderboard). Scores go to `out_dir`/metrics.json and MLflow.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import DictConfig
+
+from pipeline import io
+from pipeline.data.raw import read_table
+from pipeline.errors import PodiumError
+from pipeline.predictions import load_predictions
+from pipeline.submission import build_submission, check_submission, score_submission
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SubmitResult:
+    path: Path
+    rows: int
+    cv_score: float | None
+    leaderboard_score: float | None
+
+
+def submission_path(cfg: DictConfig) -> Path:
+    return io.root(cfg) / cfg.paths.submissions / cfg.competition.name / "submission.csv"
+
+
+def submit(cfg: DictConfig, source: Path | None = None) -> SubmitResult:
+    """Write and validate the submission from `source` (default: the pipeline's ensemble folder)."""
+    import json
+
+    comp = cfg.competition
+    source = Path(source or io.root(cfg) / cfg.paths.outputs / comp.name / "ensemble")
+    preds = load_predictions(source, comp)
+    folder = io.raw_dir(cfg)
+    sample = read_table(folder / comp.files.sample_submission, comp.id_column, "sample submission")
+    sub = build_submission(preds.test_ids, preds.test, sample, comp)
+    target = submission_path(cfg)
+    check_submission(sub, sample, comp, str(target))
+
+    leaderboard = None
+    solution_path = (folder / comp.files.solution).resolve() if comp.files.solution else None
+    if solution_path and solution_path.is_file():
+        leaderboard = score_submission(sub, read_table(solution_path, comp.id_column, "solution file"), comp)
+    cv_path = source / "metrics.json"
+    cv_score = json.loads(cv_path.read_text())["cv"] if cv_path.is_file() else None
+
+    io.write_csv(target, sub)
+    metrics = {"metric": comp.metric, "cv": cv_score, "local_leaderboard": leaderboard, "rows": len(sub),
+               "source": str(source.relative_to(io.root(cfg)) if source.is_relative_to(io.root(cfg)) else source)}
+    out = io.out_dir(cfg)
+    io.write_json(out / "metrics.json", metrics)
+
+    from pipeline.tracking import Tracker
+
+    tracker = Tracker(cfg)
+    with tracker.run("submission", stage="submit", model="submission"):
+        tracker.log_metrics({k: v for k, v in {f"cv_{comp.metric}": cv_score, f"leaderboard_{comp.metric}": leaderboard}.items() if v is not None})
+        tracker.log_artifacts([target, out / "metrics.json"])
+    return SubmitResult(target, len(sub), cv_score, leaderboard)
+
+
+def score_file(cfg: DictConfig, submission: Path, solution: Path | None = None) -> float:
+    """Validate any submission file against the sample submission and score it against a solution."""
+    comp = cfg.competition
+    folder = io.raw_dir(cfg)
+    sample = read_table(folder / comp.files.sample_submission, comp.id_column, "sample submission")
+    sub = read_table(Path(submission), comp.id_column, "submission")
+    check_submission(sub, sample, comp, str(submission))
+    solution = Path(solution) if solution else (folder / comp.files.solution if comp.files.solution else None)
+    if solution is None or not solution.is_file():
+        raise PodiumError(f"No solution file to score against ({solution}). Pass --solution PATH.")
+    return score_submission(sub, read_table(solution, comp.id_column, "solution file"), comp)

@@ -1,0 +1,83 @@
+"""The LightningModule shared by every model family: loss, metric, optimiser, augmentation."""
+
+from __future__ import annotations
+
+import inspect
+
+import lightning.pytorch as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from pipeline.metrics import Metric
+
+
+class CompetitionModule(L.LightningModule):
+    """Trains `net` on the competition's loss; logs `val/score`, the competition metric per epoch."""
+
+    def __init__(self, net: nn.Module, model_cfg: DictConfig, task: str, metric: Metric, augment: nn.Module | None):
+        super().__init__()
+        self.net = net
+        self.augment = augment
+        self.model_cfg = model_cfg
+        self.task = task
+        self.metric = metric
+        self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images.float() / 255.0)
+
+    def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.task == "regression":
+            return F.mse_loss(logits.float().squeeze(1), target.float())
+        return F.cross_entropy(logits.float(), target.long())
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Model outputs as predictions: class probabilities, or the value for regression."""
+        return logits.float() if self.task == "regression" else logits.float().softmax(dim=1)
+
+    def training_step(self, batch, batch_idx):
+        images, target = batch
+        x = images.float() / 255.0
+        if self.augment is not None:
+            x = self.augment(x)
+        loss = self._loss(self.net(x), target)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        images, target = batch
+        logits = self(images)
+        self.log("val/loss", self._loss(logits, target), on_step=False, on_epoch=True, prog_bar=True)
+        self._val_outputs.append((self.probabilities(logits).cpu(), target.cpu()))
+
+    def on_validation_epoch_end(self):
+        if not self._val_outputs:
+            return
+        pred = torch.cat([p for p, _ in self._val_outputs]).numpy()
+        target = torch.cat([t for _, t in self._val_outputs]).numpy()
+        self._val_outputs.clear()
+        if self.task == "regression":
+            pred = pred[:, 0]
+        score = self.metric(target, pred)
+        self.log("val/score", float(score) if np.isfinite(score) else float(self.metric.worst), prog_bar=True)
+
+    def predict_step(self, batch, batch_idx):
+        images, _ = batch
+        return self.probabilities(self(images))
+
+    def configure_optimizers(self):
+        optimizer = instantiate(OmegaConf.to_container(self.model_cfg.optimizer), params=self.parameters())
+        if not self.model_cfg.scheduler:
+            return optimizer
+        sched_cfg = OmegaConf.to_container(self.model_cfg.scheduler)
+        interval = sched_cfg.pop("interval", "step")  # "step": every batch; "epoch": once per epoch
+        target = get_class(sched_cfg["_target_"])
+        # Schedules that need the run's length (OneCycleLR, ...) get it here, not from config.
+        if "total_steps" in inspect.signature(target).parameters and "total_steps" not in sched_cfg:
+            sched_cfg["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = instantiate(sched_cfg, optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}

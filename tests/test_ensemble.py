@@ -1,0 +1,51 @@
+"""Greedy (Caruana) selection finds the right blend on data built to have one."""
+
+import numpy as np
+import pytest
+
+from pipeline.ensemble import greedy_weights
+from pipeline.metrics import METRICS
+
+rng = np.random.default_rng(0)
+
+
+def noisy(target, noise, n_classes=3):
+    logits = np.eye(n_classes)[target] * 2 + rng.normal(scale=noise, size=(len(target), n_classes))
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def test_greedy_prefers_the_good_member_and_ignores_the_useless_one():
+    y = rng.integers(0, 3, 3000)
+    good, weaker, useless = noisy(y, 1.0), noisy(y, 1.6), rng.dirichlet(np.ones(3), 3000)
+    weights, history = greedy_weights(np.stack([good, weaker, useless]), y, METRICS["log_loss"], rounds=25)
+    assert weights.sum() == pytest.approx(1.0)
+    assert weights[0] > weights[1] and weights[2] == 0
+    blend = np.tensordot(weights, np.stack([good, weaker, useless]), axes=1)
+    assert METRICS["log_loss"](y, blend) == pytest.approx(min(history))
+    assert min(history) <= METRICS["log_loss"](y, good)  # never worse than the best member
+
+
+def test_greedy_finds_the_known_best_pair():
+    # Two members with independent errors on complementary halves: the 50/50 blend is right everywhere.
+    y = rng.integers(0, 2, 2000)
+    a, b = np.eye(2)[y] * 0.9 + 0.05, np.eye(2)[y] * 0.9 + 0.05
+    half = np.arange(2000) < 1000
+    a[half] = a[half][:, ::-1] * 0.6 + 0.2  # a is wrong, but unsure, on the first half
+    b[~half] = b[~half][:, ::-1] * 0.6 + 0.2  # b likewise on the second
+    weights, _ = greedy_weights(np.stack([a, b]), y, METRICS["accuracy"], rounds=10)
+    assert weights == pytest.approx([0.5, 0.5])
+
+
+def test_ties_go_to_a_member_already_chosen():
+    y = rng.integers(0, 2, 100)
+    p = noisy(y, 0.5, 2)
+    weights, history = greedy_weights(np.stack([p, p.copy(), p.copy()]), y, METRICS["accuracy"], rounds=5)
+    assert list(weights) == [1.0, 0.0, 0.0] and len(history) == 5
+
+
+def test_minimised_metric_direction_is_honoured_for_regression():
+    y = rng.normal(size=500)
+    near, far = (y + rng.normal(scale=0.1, size=500))[:, None], (y + 3)[:, None]
+    weights, _ = greedy_weights(np.stack([far, near]), y, METRICS["rmse"], rounds=5, task="regression")
+    assert weights[1] == 1.0
