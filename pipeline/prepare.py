@@ -96,7 +96,6 @@ def prepare(cfg: DictConfig, folder: Path | None = None) -> PrepareResult:
             io.write_npy(tmp / f"{split}_images.npy", array)
         io.write_json(tmp / "meta.json", meta)
         io.write_config(tmp / "config.yaml", cfg)
-    log.info("prepared %d train rows in %d folds and %d test rows into %s", len(train), comp.cv.n_splits, len(raw.test), folder)
     return PrepareResult(folder=folder, n_train=len(train), n_test=len(raw.test), n_folds=comp.cv.n_splits)
 
 

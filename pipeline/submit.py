@@ -11,7 +11,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 from omegaconf import DictConfig
 
 from pipeline import io

@@ -1,6 +1,7 @@
 """Real Lightning training on real (shrunk) data, tracked in a real MLflow store."""
 
 import json
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -82,3 +83,25 @@ def test_pretrained_efficientnet_fine_tunes(make_cfg):
     probs = test.drop(columns="id").to_numpy()
     assert probs.shape == (1944, 10) and np.allclose(probs.sum(axis=1), 1, atol=1e-4)
     assert result.cv_score > 0.2, "ImageNet features beat chance (0.1) after two short epochs"
+
+
+def test_multi_process_training_is_refused_before_any_work(make_cfg):
+    from pipeline.errors import PodiumError
+
+    cfg = make_cfg("data.limit_train_rows=200", "competition.cv.n_splits=2", "trainer.devices=2", "trainer.strategy=ddp",
+                   "tracking=none", "out_dir=runs/ddp")
+    with pytest.raises(PodiumError, match=r"Training on 2 processes .* is not supported yet"):
+        train(cfg)
+    assert not (Path(cfg.paths.root) / "runs/ddp/oof.parquet").exists()
+
+
+def test_efficientnet_batchnorm_adapts_at_the_configured_rate(make_cfg):
+    import torch
+
+    from pipeline.models import build_model
+
+    cfg = make_cfg("model=efficientnet", "model.bn_momentum=0.2")
+    net = build_model(cfg.model, 1, 28, 28, 10)
+    momenta = [m.momentum for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(momenta) > 40 and all(abs(m - 0.2) < 1e-9 for m in momenta)
+    assert net(torch.rand(2, 1, 28, 28)).shape == (2, 10)

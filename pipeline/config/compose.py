@@ -122,8 +122,7 @@ def _check_choices(cfg: DictConfig) -> None:
             f"Choose another `metric:` in {where}."
         )
     if comp.task != "regression":
-        n_min = 2
-        if len(comp.classes) < n_min or len(set(comp.classes)) != len(comp.classes):
+        if len(comp.classes) < 2 or len(set(comp.classes)) != len(comp.classes):
             raise PodiumError(
                 f"Invalid configuration: competition.classes must list at least two distinct class "
                 f"names for a {comp.task} task (got {list(comp.classes)}). Fix `classes:` in {where}."

@@ -89,6 +89,7 @@ class CNNConfig(ModelBase):
 class EfficientNetConfig(ModelBase):
     pretrained: bool = True
     input_size: int = 32
+    bn_momentum: float = 0.1
 
 
 MODEL_SCHEMAS: dict[str, type[ModelBase]] = {

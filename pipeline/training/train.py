@@ -25,6 +25,7 @@ from pipeline.models import build_model
 from pipeline.training.augment import build_augment
 from pipeline.training.data import ImageArrayDataset, make_loader
 from pipeline.training.module import CompetitionModule
+from pipeline.errors import PodiumError
 from pipeline.metrics import get_metric
 from pipeline.predictions import Predictions, n_outputs
 from pipeline.prepare import PreparedData, load_prepared
@@ -91,6 +92,14 @@ def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker,
     trainer_flags = {k: v for k, v in cfg.trainer.items() if v is not None}
     trainer = L.Trainer(**trainer_flags, logger=False, callbacks=[checkpoint, EpochLogger(tracker, fold, history)],
                         enable_model_summary=False, num_sanity_val_steps=0)
+    if trainer.world_size > 1:
+        # Under DDP each rank predicts a padded shard; gathering them by id is not built yet, and
+        # naive concatenation would duplicate out-of-fold rows. Refuse rather than write wrong files.
+        raise PodiumError(
+            f"Training on {trainer.world_size} processes (trainer.strategy={cfg.trainer.strategy}, "
+            f"devices={cfg.trainer.devices}) is not supported yet: out-of-fold predictions would not be "
+            f"gathered by id. Use one device (trainer.devices=1)."
+        )
     trainer.fit(module, make_loader(train_set, bs, train=True, num_workers=workers, seed=cfg.seed + fold),
                 make_loader(valid_set, bs, train=False, num_workers=workers, seed=0))
 
