@@ -17,15 +17,6 @@ from pipeline.errors import PodiumError
 
 log = logging.getLogger("pipeline")
 
-COMMANDS = {
-    "prepare": "validate the raw files, assign folds, decode images",
-    "train": "K-fold training of one model: out-of-fold and test predictions, CV score",
-    "ensemble": "blend trained models (mean or greedy selection) on their out-of-fold predictions",
-    "submit": "write the submission from the ensemble, validate it, score it locally",
-    "score": "validate and score any submission file against a solution file",
-    "config": "print the composed, validated config (nothing runs)",
-    "ui": "open the MLflow UI on the project's runs (127.0.0.1)",
-}
 
 
 def _compose(args):
@@ -106,6 +97,17 @@ def cmd_ui(args) -> None:
         pass
 
 
+COMMANDS = {  # name -> (one-line help, handler)
+    "prepare": ("validate the raw files, assign folds, decode images", cmd_prepare),
+    "train": ("K-fold training of one model: out-of-fold and test predictions, CV score", cmd_train),
+    "ensemble": ("blend trained models (mean or greedy selection) on their out-of-fold predictions", cmd_ensemble),
+    "submit": ("write the submission from the ensemble, validate it, score it locally", cmd_submit),
+    "score": ("validate and score any submission file against a solution file", cmd_score),
+    "config": ("print the composed, validated config (nothing runs)", cmd_config),
+    "ui": ("open the MLflow UI on the project's runs (127.0.0.1)", cmd_ui),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="podium",
@@ -116,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"podium {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, help_text in COMMANDS.items():
+    for name, (help_text, handler) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="Hydra overrides of conf/config.yaml")
         if name == "score":
@@ -124,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--solution", type=Path, help="the solution CSV (default: the competition's private solution)")
         if name == "ui":
             p.add_argument("--port", type=int, default=5000)
-        p.set_defaults(func=globals()[f"cmd_{name}"])
+        p.set_defaults(func=handler)
     return parser
 
 
