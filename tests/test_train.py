@@ -105,3 +105,33 @@ def test_efficientnet_batchnorm_adapts_at_the_configured_rate(make_cfg):
     momenta = [m.momentum for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert len(momenta) > 40 and all(abs(m - 0.2) < 1e-9 for m in momenta)
     assert net(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_podium_train_from_the_shell_writes_its_own_run_folder(project):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "pipeline", "train", "competition=animals", "model=cnn", "model.optimizer.lr=3e-4",
+               "trainer.max_epochs=2", "data.limit_train_rows=600", "competition.cv.n_splits=2", "model.batch_size=32",
+               "trainer.enable_progress_bar=false"]
+    done = subprocess.run(command, cwd=project, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "CV (all OOF)" in done.stdout  # the per-fold table
+    runs = list((project / "runs" / "animals" / "cnn").iterdir())
+    assert len(runs) == 1 and (runs[0] / "oof.parquet").is_file() and (runs[0] / "prepared").is_dir()
+    assert not (project / "outputs" / "animals" / "models").exists()  # the pipeline's outputs are untouched
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    run = client.search_runs([client.get_experiment_by_name("animals").experiment_id], "tags.stage = 'train'")[0]
+    assert run.data.params["model.optimizer.lr"] == "0.0003" and run.data.params["trainer.max_epochs"] == "2"
+    assert "Warning" not in done.stderr, done.stderr  # a normal run prints no warnings
+
+
+def test_a_schedule_too_short_for_its_steps_names_the_config_key(make_cfg):
+    from pipeline.errors import PodiumError
+
+    # 550 training rows a fold at batch 128 make 4 steps, and a one-cycle warm-up of 25% of 4 steps is empty
+    cfg = make_cfg("data.limit_train_rows=1100", "competition.cv.n_splits=2", "trainer.max_epochs=1",
+                   "trainer.enable_progress_bar=false", "tracking=none", "out_dir=runs/short")
+    with pytest.raises(PodiumError, match=r"Cannot build model\.scheduler \(torch\.optim\.lr_scheduler\.OneCycleLR\) "
+                                          r"with \{'total_steps': 4\}: ZeroDivisionError"):
+        train(cfg)

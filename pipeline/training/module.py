@@ -12,6 +12,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from pipeline.errors import PodiumError
 from pipeline.metrics import Metric
 
 
@@ -70,14 +71,29 @@ class CompetitionModule(L.LightningModule):
         return self.probabilities(self(images))
 
     def configure_optimizers(self):
-        optimizer = instantiate(OmegaConf.to_container(self.model_cfg.optimizer), params=self.parameters())
+        optimizer = _instantiate("model.optimizer", OmegaConf.to_container(self.model_cfg.optimizer), params=self.parameters())
         if not self.model_cfg.scheduler:
             return optimizer
         sched_cfg = OmegaConf.to_container(self.model_cfg.scheduler)
         interval = sched_cfg.pop("interval", "step")  # "step": every batch; "epoch": once per epoch
-        target = get_class(sched_cfg["_target_"])
+        runtime = {}
         # Schedules that need the run's length (OneCycleLR, ...) get it here, not from config.
-        if "total_steps" in inspect.signature(target).parameters and "total_steps" not in sched_cfg:
-            sched_cfg["total_steps"] = int(self.trainer.estimated_stepping_batches)
-        scheduler = instantiate(sched_cfg, optimizer=optimizer)
+        if "total_steps" in inspect.signature(get_class(sched_cfg["_target_"])).parameters and "total_steps" not in sched_cfg:
+            runtime["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = _instantiate("model.scheduler", sched_cfg, optimizer=optimizer, **runtime)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+
+
+def _instantiate(key: str, cfg: dict, **runtime):
+    """hydra's instantiate, with failures reported against the config key that caused them."""
+    try:
+        return instantiate(cfg, **runtime)
+    except Exception as exc:  # a bad class path, argument or value: all the user's config
+        cause = exc.__cause__ or exc
+        shown = {k: v for k, v in runtime.items() if isinstance(v, (int, float))}
+        raise PodiumError(
+            f"Cannot build {key} ({cfg.get('_target_')}){f' with {shown}' if shown else ''}: "
+            f"{type(cause).__name__}: {cause}. Fix {key} in the model's file under conf/model/ or override it "
+            f"(a schedule over very few steps may need more rows or epochs, a smaller model.batch_size, "
+            f"or {key}=null)."
+        ) from None
