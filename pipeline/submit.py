@@ -7,6 +7,7 @@ exists (the local leaderboard). Scores go to `out_dir`/metrics.json and MLflow.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +37,6 @@ def submission_path(cfg: DictConfig) -> Path:
 
 def submit(cfg: DictConfig, source: Path | None = None) -> SubmitResult:
     """Write and validate the submission from `source` (default: the pipeline's ensemble folder)."""
-    import json
-
     comp = cfg.competition
     source = Path(source or io.root(cfg) / cfg.paths.outputs / comp.name / "ensemble")
     preds = load_predictions(source, comp)

@@ -68,8 +68,8 @@ class EpochLogger(L.Callback):
         self.tracker.log_metrics({k.replace("/", "_"): v for k, v in metrics.items()}, step=trainer.current_epoch)
 
 
-def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker, history: list[dict]) -> tuple[np.ndarray, np.ndarray, float, int]:
-    """Train one fold; returns (validation predictions, test predictions, best score, best epoch)."""
+def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker, history: list[dict]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Train one fold; returns (validation predictions, test predictions, best epoch)."""
     comp, metric = cfg.competition, get_metric(cfg.competition.metric)
     L.seed_everything(cfg.seed + fold, workers=True, verbose=False)
     is_valid = data.train["fold"].to_numpy() == fold
@@ -111,7 +111,7 @@ def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker,
     scores = [(h["val/score"], h["epoch"]) for h in history if h["fold"] == fold]
     pick = max if metric.direction == "maximize" else min
     best_epoch = pick(scores, key=lambda s: s[0])[1]  # first best epoch, as the checkpoint kept
-    return predict(valid_set), predict(test_set), float(checkpoint.best_model_score), best_epoch
+    return predict(valid_set), predict(test_set), best_epoch
 
 
 def train(cfg: DictConfig) -> TrainResult:
@@ -133,7 +133,7 @@ def train(cfg: DictConfig) -> TrainResult:
         for fold in range(n_folds):
             fold_started = time.perf_counter()
             with tracker.run(f"{cfg.model.name} fold {fold}", nested=True, model=cfg.model.name, fold=str(fold), stage="train_fold"):
-                valid_pred, test_pred, _, best_epoch = train_fold(cfg, data, fold, tracker, history)
+                valid_pred, test_pred, best_epoch = train_fold(cfg, data, fold, tracker, history)
                 is_valid = data.train["fold"].to_numpy() == fold
                 oof[is_valid] = valid_pred
                 test += test_pred / n_folds
