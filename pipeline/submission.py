@@ -18,6 +18,12 @@ from pipeline.metrics import get_metric
 def build_submission(test_ids: np.ndarray, pred: np.ndarray, sample: pd.DataFrame, comp: DictConfig) -> pd.DataFrame:
     """Predictions (rows in `test_ids` order) as a submission with the sample's ids, order and columns."""
     columns = expected_submission_columns(comp)
+    if not np.isfinite(pred).all():
+        # checked here: argmax would quietly turn NaN probabilities into a label
+        raise PodiumError(
+            f"{int((~np.isfinite(pred)).any(axis=1).sum())} test row(s) have NaN or infinite predictions: the model "
+            f"diverged. Retrain it (a lower learning rate, gradient clipping) before submitting."
+        )
     by_id = pd.Series(np.arange(len(test_ids)), index=test_ids)
     order = by_id.reindex(sample[comp.id_column].to_numpy())
     if order.isna().any():
@@ -77,11 +83,11 @@ def validate_submission(sub: pd.DataFrame, sample: pd.DataFrame, comp: DictConfi
     return problems
 
 
-def check_submission(sub: pd.DataFrame, sample: pd.DataFrame, comp: DictConfig, where: str) -> None:
-    """Raise a PodiumError listing all of `validate_submission`'s problems."""
+def check_submission(sub: pd.DataFrame, sample: pd.DataFrame, comp: DictConfig, where: str, outcome: str = "") -> None:
+    """Raise a PodiumError listing all of `validate_submission`'s problems (then `outcome`, if any)."""
     problems = validate_submission(sub, sample, comp)
     if problems:
-        raise PodiumError(f"Invalid submission {where}: " + "; ".join(problems) + ". Nothing was written.")
+        raise PodiumError(f"Invalid submission {where}: " + "; ".join(problems) + f".{' ' + outcome if outcome else ''}")
 
 
 def _predictions_from(frame: pd.DataFrame, comp: DictConfig) -> np.ndarray:

@@ -44,7 +44,7 @@ def submit(cfg: DictConfig, source: Path | None = None) -> SubmitResult:
     sample = read_table(folder / comp.files.sample_submission, comp.id_column, "sample submission")
     sub = build_submission(preds.test_ids, preds.test, sample, comp)
     target = submission_path(cfg)
-    check_submission(sub, sample, comp, str(target))
+    check_submission(sub, sample, comp, str(target), outcome="Nothing was written.")
 
     leaderboard = None
     solution_path = (folder / comp.files.solution).resolve() if comp.files.solution else None
@@ -57,6 +57,7 @@ def submit(cfg: DictConfig, source: Path | None = None) -> SubmitResult:
     metrics = {"metric": comp.metric, "cv": cv_score, "local_leaderboard": leaderboard, "rows": len(sub),
                "source": str(source.relative_to(io.root(cfg)) if source.is_relative_to(io.root(cfg)) else source)}
     out = io.out_dir(cfg)
+    io.write_config(out / "config.yaml", cfg)
     io.write_json(out / "metrics.json", metrics)
 
     from pipeline.tracking import Tracker
@@ -64,7 +65,7 @@ def submit(cfg: DictConfig, source: Path | None = None) -> SubmitResult:
     tracker = Tracker(cfg)
     with tracker.run("submission", stage="submit", model="submission"):
         tracker.log_metrics({k: v for k, v in {f"cv_{comp.metric}": cv_score, f"leaderboard_{comp.metric}": leaderboard}.items() if v is not None})
-        tracker.log_artifacts([target, out / "metrics.json"])
+        tracker.log_artifacts([target, out / "config.yaml", out / "metrics.json"])
     return SubmitResult(target, len(sub), cv_score, leaderboard)
 
 

@@ -77,9 +77,9 @@ def test_fresh_clone_runs_the_whole_pipeline(repo):
     assert ran_stages(output) == STAGES
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     assert set(lock["stages"]) == STAGES
-    for stage in ("animals_prepare", "animals_train@cnn", "animals_ensemble"):
-        outs = [o["path"] for o in lock["stages"][stage]["outs"]]
-        assert any(p.endswith("config.yaml") or p.endswith("prepared") for p in outs)  # resolved config saved beside outputs
+    for folder in ("prepared", "models/cnn", "models/efficientnet", "ensemble", "submission"):
+        saved = yaml.safe_load((repo / "outputs/animals" / folder / "config.yaml").read_text())
+        assert saved["competition"]["cv"]["n_splits"] == 2 and "root" not in saved["paths"]  # the resolved smoke config
 
     cfg = compose(["trainer=smoke"], root=repo)
     assert score_file(cfg, submission_path(cfg)) >= 0.0  # valid against the sample submission and scored

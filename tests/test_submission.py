@@ -89,3 +89,20 @@ def test_binary_probability_submission_scores_roc_auc():
     assert sub["label"].tolist() == pytest.approx([0.1, 0.8, 0.6, 0.3])
     solution = pd.DataFrame({"id": ["a", "b", "c", "d"], "label": ["no", "yes", "no", "yes"]})
     assert score_submission(sub, solution, c) == pytest.approx(0.75)
+
+
+def test_submit_refuses_non_finite_predictions_and_writes_nothing(make_cfg):
+    from pipeline.predictions import Predictions
+    from pipeline.submit import submit, submission_path
+
+    cfg = make_cfg("tracking=none", "out_dir=outputs/animals/submission")
+    sample = pd.read_csv(f"{cfg.paths.root}/data/animals/raw/sample_submission.csv", dtype={"id": str})
+    test = np.full((len(sample), 10), 0.1)
+    test[5] = np.nan
+    source = submission_path(cfg).parent.parent / "diverged"
+    source.mkdir(parents=True)
+    Predictions(np.array(["a"]), np.array([0]), np.array([0]), np.full((1, 10), 0.1),
+                sample["id"].to_numpy(), test).save(source, cfg.competition)
+    with pytest.raises(PodiumError, match=r"1 test row\(s\) have NaN or infinite predictions"):
+        submit(cfg, source)
+    assert not submission_path(cfg).exists()

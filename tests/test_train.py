@@ -135,3 +135,14 @@ def test_a_schedule_too_short_for_its_steps_names_the_config_key(make_cfg):
     with pytest.raises(PodiumError, match=r"Cannot build model\.scheduler \(torch\.optim\.lr_scheduler\.OneCycleLR\) "
                                           r"with \{'total_steps': 4\}: ZeroDivisionError"):
         train(cfg)
+
+
+def test_a_diverging_model_is_refused_and_writes_nothing(make_cfg):
+    from pipeline.errors import PodiumError
+
+    cfg = make_cfg("data.limit_train_rows=300", "competition.cv.n_splits=2", "trainer.max_epochs=1", "model.batch_size=32",
+                   "model.optimizer.lr=1e12", "model.scheduler=null", "trainer.precision=32-true",
+                   "trainer.enable_progress_bar=false", "tracking=none", "out_dir=runs/diverged")
+    with pytest.raises(PodiumError, match=r"cnn fold 0 diverged: its predictions contain NaN"):
+        train(cfg)
+    assert not (Path(cfg.paths.root) / "runs/diverged/oof.parquet").exists()

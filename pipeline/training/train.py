@@ -134,6 +134,11 @@ def train(cfg: DictConfig) -> TrainResult:
             fold_started = time.perf_counter()
             with tracker.run(f"{cfg.model.name} fold {fold}", nested=True, model=cfg.model.name, fold=str(fold), stage="train_fold"):
                 valid_pred, test_pred, best_epoch = train_fold(cfg, data, fold, tracker, history)
+                if not (np.isfinite(valid_pred).all() and np.isfinite(test_pred).all()):
+                    raise PodiumError(
+                        f"{cfg.model.name} fold {fold} diverged: its predictions contain NaN or infinity, so no "
+                        f"outputs were written. Lower model.optimizer.lr or set trainer.gradient_clip_val."
+                    )
                 is_valid = data.train["fold"].to_numpy() == fold
                 oof[is_valid] = valid_pred
                 test += test_pred / n_folds
