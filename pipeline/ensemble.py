@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from pipeline import io
 from pipeline.errors import PodiumError
-from pipeline.metrics import Metric, get_metric
+from pipeline.metrics import Metric, get_metric, score_predictions
 from pipeline.predictions import Predictions, load_predictions
 
 log = logging.getLogger(__name__)
@@ -32,10 +32,6 @@ class EnsembleResult:
     out_dir: Path
 
 
-def _score(metric: Metric, target: np.ndarray, pred: np.ndarray, task: str) -> float:
-    return metric(target, pred[:, 0] if task == "regression" else pred)
-
-
 def greedy_weights(oofs: np.ndarray, target: np.ndarray, metric: Metric, rounds: int, task: str = "multiclass") -> tuple[np.ndarray, list[float]]:
     """Caruana selection with replacement over `oofs` (members, rows, outputs).
 
@@ -48,7 +44,7 @@ def greedy_weights(oofs: np.ndarray, target: np.ndarray, metric: Metric, rounds:
     history: list[float] = []
     best_counts, best_score = counts.copy(), metric.worst
     for step in range(1, rounds + 1):
-        scores = np.array([_score(metric, target, (running + oofs[m]) / step, task) for m in range(n_members)])
+        scores = np.array([score_predictions(metric, target, (running + oofs[m]) / step, task) for m in range(n_members)])
         best = scores.max() if metric.direction == "maximize" else scores.min()
         tied = np.flatnonzero(scores == best)
         chosen = next((m for m in tied if counts[m] > 0), tied[0])  # ties: prefer a member already in the bag
@@ -91,7 +87,7 @@ def ensemble(cfg: DictConfig) -> EnsembleResult:
     first = members[names[0]]
     oofs = np.stack([members[n].oof for n in names])
     tests = np.stack([members[n].test for n in names])
-    member_scores = {n: _score(metric, first.target, members[n].oof, comp.task) for n in names}
+    member_scores = {n: score_predictions(metric, first.target, members[n].oof, comp.task) for n in names}
 
     if cfg.ensemble.method == "greedy":
         weights, history = greedy_weights(oofs, first.target, metric, cfg.ensemble.rounds, comp.task)
@@ -99,7 +95,7 @@ def ensemble(cfg: DictConfig) -> EnsembleResult:
         weights, history = np.full(len(names), 1 / len(names)), []
     oof = np.tensordot(weights, oofs, axes=1)
     test = np.tensordot(weights, tests, axes=1)
-    cv_score = _score(metric, first.target, oof, comp.task)
+    cv_score = score_predictions(metric, first.target, oof, comp.task)
 
     out = io.out_dir(cfg)
     from pipeline.tracking import Tracker

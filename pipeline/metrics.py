@@ -122,6 +122,11 @@ METRICS: dict[str, Metric] = {
 }
 
 
+def score_predictions(metric: Metric, y_true: np.ndarray, pred: np.ndarray, task: str) -> float:
+    """`metric` on predictions laid out as (rows, outputs), the form of pipeline/predictions.py."""
+    return metric(y_true, pred[:, 0] if task == "regression" else pred)
+
+
 def get_metric(name: str) -> Metric:
     """The registered metric `name`; a PodiumError lists the valid names otherwise."""
     from pipeline.errors import PodiumError

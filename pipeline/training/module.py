@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from pipeline.errors import PodiumError
-from pipeline.metrics import Metric
+from pipeline.metrics import Metric, score_predictions
 
 
 class CompetitionModule(L.LightningModule):
@@ -61,9 +61,7 @@ class CompetitionModule(L.LightningModule):
         pred = torch.cat([p for p, _ in self._val_outputs]).numpy()
         target = torch.cat([t for _, t in self._val_outputs]).numpy()
         self._val_outputs.clear()
-        if self.task == "regression":
-            pred = pred[:, 0]
-        score = self.metric(target, pred)
+        score = score_predictions(self.metric, target, pred, self.task)
         self.log("val/score", float(score) if np.isfinite(score) else float(self.metric.worst), prog_bar=True)
 
     def predict_step(self, batch, batch_idx):

@@ -26,7 +26,7 @@ from pipeline.training.augment import build_augment
 from pipeline.training.data import ImageArrayDataset, make_loader
 from pipeline.training.module import CompetitionModule
 from pipeline.errors import PodiumError
-from pipeline.metrics import get_metric
+from pipeline.metrics import get_metric, score_predictions
 from pipeline.predictions import Predictions, n_outputs
 from pipeline.prepare import PreparedData, load_prepared
 from pipeline.tracking import Tracker, config_hash
@@ -142,14 +142,14 @@ def train(cfg: DictConfig) -> TrainResult:
                 is_valid = data.train["fold"].to_numpy() == fold
                 oof[is_valid] = valid_pred
                 test += test_pred / n_folds
-                score = metric(target[is_valid], valid_pred[:, 0] if comp.task == "regression" else valid_pred)
+                score = score_predictions(metric, target[is_valid], valid_pred, comp.task)
                 tracker.log_metrics({f"fold_{metric.name}": score, "best_epoch": best_epoch})
             fold_scores.append(score)
             best_epochs.append(best_epoch)
             log.info("%s fold %d/%d: %s %.4f (best epoch %d) in %.0f s", cfg.model.name, fold + 1, n_folds,
                      metric.name, score, best_epoch, time.perf_counter() - fold_started)
 
-        cv_score = metric(target, oof[:, 0] if comp.task == "regression" else oof)
+        cv_score = score_predictions(metric, target, oof, comp.task)
         seconds = time.perf_counter() - started
         result = TrainResult(cfg.model.name, metric.name, cv_score, fold_scores, seconds, out, run_id, best_epochs)
         preds = Predictions(data.train[comp.id_column].to_numpy(), data.train["fold"].to_numpy(), target, oof,
