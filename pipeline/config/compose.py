@@ -49,7 +49,7 @@ def compose(overrides: Sequence[str] = (), root: Path | None = None) -> DictConf
     except HydraException as exc:
         raise PodiumError(_hydra_message(exc, root)) from None
     except OmegaConfBaseException as exc:
-        raise PodiumError(_schema_message(exc, root)) from None
+        raise PodiumError(_schema_message(exc)) from None
     cfg = validate(raw)
     cfg.paths.root = str(root)
     return cfg
@@ -77,7 +77,7 @@ def validate(raw: DictConfig) -> DictConfig:
         OmegaConf.set_struct(cfg, True)
         _check_missing(cfg)
     except OmegaConfBaseException as exc:
-        raise PodiumError(_schema_message(exc, None)) from None
+        raise PodiumError(_schema_message(exc)) from None
     _check_choices(cfg)
     return cfg
 
@@ -156,7 +156,7 @@ def _hydra_message(exc: Exception, root: Path) -> str:
     return f"Invalid configuration or override: {text}"
 
 
-def _schema_message(exc: OmegaConfBaseException, root: Path | None) -> str:
+def _schema_message(exc: OmegaConfBaseException) -> str:
     key = getattr(exc, "full_key", None) or "?"
     msg = getattr(exc, "msg", None) or str(exc).splitlines()[0]
     msg = msg.split("\n")[0].rstrip(".")
