@@ -85,7 +85,6 @@ def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker,
     module = CompetitionModule(net, cfg.model, comp.task, metric, build_augment(cfg.augment))
     # One folder per config (by hash): experiments never share checkpoints; stale ones are cleared.
     checkpoint_dir = io.root(cfg) / cfg.paths.checkpoints / comp.name / cfg.model.name / config_hash(cfg) / f"fold_{fold}"
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
     checkpoint = ModelCheckpoint(dirpath=checkpoint_dir, filename="best", monitor="val/score",
                                  mode="max" if metric.direction == "maximize" else "min", save_top_k=1,
                                  enable_version_counter=False)
@@ -100,6 +99,7 @@ def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker,
             f"devices={cfg.trainer.devices}) is not supported yet: out-of-fold predictions would not be "
             f"gathered by id. Use one device (trainer.devices=1)."
         )
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)  # only once the run is going ahead
     trainer.fit(module, make_loader(train_set, bs, train=True, num_workers=workers, seed=cfg.seed + fold),
                 make_loader(valid_set, bs, train=False, num_workers=workers, seed=0))
 
