@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from pipeline import io
 from pipeline.errors import PodiumError
-from pipeline.metrics import Metric, get_metric, score_predictions
+from pipeline.metrics import Metric, get_metric, report_scores, score_predictions
 from pipeline.predictions import Predictions, load_predictions
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,7 @@ def ensemble(cfg: DictConfig) -> EnsembleResult:
     oof = np.tensordot(weights, oofs, axes=1)
     test = np.tensordot(weights, tests, axes=1)
     cv_score = score_predictions(metric, first.target, oof, comp.task)
+    reported = report_scores(comp, first.target, oof)
 
     out = io.out_dir(cfg)
     from pipeline.tracking import Tracker
@@ -103,12 +104,13 @@ def ensemble(cfg: DictConfig) -> EnsembleResult:
     tracker = Tracker(cfg)
     with tracker.run("ensemble", params=True, stage="ensemble", model="ensemble"):
         written = Predictions(first.oof_ids, first.folds, first.target, oof, first.test_ids, test).save(out, comp)
-        metrics = {"method": cfg.ensemble.method, "metric": metric.name, "cv": cv_score,
+        metrics = {"method": cfg.ensemble.method, "metric": metric.name, "cv": cv_score, "report": reported,
                    "weights": {n: float(w) for n, w in zip(names, weights)},
                    "members": member_scores, "rounds": history}
         io.write_config(out / "config.yaml", cfg)
         io.write_json(out / "metrics.json", metrics)
-        tracker.log_metrics({f"cv_{metric.name}": cv_score, **{f"weight_{n}": float(w) for n, w in zip(names, weights)},
+        tracker.log_metrics({f"cv_{metric.name}": cv_score, **{f"cv_{k}": v for k, v in reported.items()},
+                             **{f"weight_{n}": float(w) for n, w in zip(names, weights)},
                              **{f"member_cv_{n}": s for n, s in member_scores.items()}})
         tracker.log_artifacts([*written, out / "config.yaml", out / "metrics.json"])
     return EnsembleResult(cfg.ensemble.method, metrics["weights"], member_scores, cv_score, out)

@@ -127,6 +127,11 @@ def score_predictions(metric: Metric, y_true: np.ndarray, pred: np.ndarray, task
     return metric(y_true, pred[:, 0] if task == "regression" else pred)
 
 
+def report_scores(comp, y_true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """The competition's `report_metrics` (reported beside its metric) on the same predictions."""
+    return {name: score_predictions(METRICS[name], y_true, pred, comp.task) for name in comp.report_metrics}
+
+
 def get_metric(name: str) -> Metric:
     """The registered metric `name`; a PodiumError lists the valid names otherwise."""
     from pipeline.errors import PodiumError

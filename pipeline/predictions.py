@@ -30,6 +30,11 @@ def n_outputs(comp: DictConfig) -> int:
     return len(prediction_columns(comp))
 
 
+def n_logits(comp: DictConfig) -> int:
+    """Network outputs: one logit for a binary task (sigmoid), else one per prediction column."""
+    return 1 if comp.task == "binary" else n_outputs(comp)
+
+
 @dataclass
 class Predictions:
     """One model's (or blend's) predictions: arrays aligned with the id lists."""

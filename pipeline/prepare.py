@@ -1,8 +1,8 @@
 """Stage 1, prepare: validate the raw files, assign folds, decode images once.
 
 Writes into a prepared folder (the pipeline's `outputs/<competition>/prepared/` by default):
-  train.parquet       id, target (class index or value), fold, [group]
-  test.parquet        id, in test.csv's order
+  train.parquet       id, target (class index or value), fold, [group], [text]
+  test.parquet        id, [text], in test.csv's order
   train_images.npy    uint8 (N, C, H, W), rows in train.parquet's order (image competitions)
   test_images.npy
   meta.json           row counts, class balance per fold, and the key `train` checks it against

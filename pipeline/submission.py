@@ -115,12 +115,12 @@ def _truth_from(solution: pd.DataFrame, comp: DictConfig) -> np.ndarray:
     return solution[list(comp.classes)].to_numpy(dtype=float).argmax(axis=1)
 
 
-def score_submission(sub: pd.DataFrame, solution: pd.DataFrame, comp: DictConfig) -> float:
-    """The competition metric of a (valid) submission against a solution file with the same ids."""
+def score_submission(sub: pd.DataFrame, solution: pd.DataFrame, comp: DictConfig, metric: str | None = None) -> float:
+    """The competition metric (or `metric`) of a (valid) submission against a solution file with the same ids."""
     id_col = comp.id_column
     merged = solution.merge(sub, on=id_col, how="left", suffixes=("_true", ""), validate="one_to_one")
     if len(merged) != len(solution) or merged.drop(columns=[c for c in merged if c.endswith("_true")]).isna().any().any():
         raise PodiumError("The submission does not cover every id of the solution file: they are for different test sets.")
     truth = _truth_from(solution, comp)
     pred = _predictions_from(merged, comp)  # merged keeps the solution's row order
-    return get_metric(comp.metric)(truth, pred)
+    return get_metric(metric or comp.metric)(truth, pred)

@@ -46,15 +46,21 @@ def submit(cfg: DictConfig, source: Path | None = None) -> SubmitResult:
     target = submission_path(cfg)
     check_submission(sub, sample, comp, str(target), outcome="Nothing was written.")
 
-    leaderboard = None
+    leaderboard, leaderboard_report = None, {}
     solution_path = (folder / comp.files.solution).resolve() if comp.files.solution else None
     if solution_path and solution_path.is_file():
-        leaderboard = score_submission(sub, read_table(solution_path, comp.id_column, "solution file"), comp)
+        solution = read_table(solution_path, comp.id_column, "solution file")
+        leaderboard = score_submission(sub, solution, comp)
+        leaderboard_report = {name: score_submission(sub, solution, comp, name) for name in comp.report_metrics}
     cv_path = source / "metrics.json"
-    cv_score = json.loads(cv_path.read_text())["cv"] if cv_path.is_file() else None
+    source_metrics = json.loads(cv_path.read_text()) if cv_path.is_file() else {}
+    cv_score, cv_report = source_metrics.get("cv"), source_metrics.get("report", {})
 
     io.write_csv(target, sub)
-    metrics = {"metric": comp.metric, "cv": cv_score, "local_leaderboard": leaderboard, "rows": len(sub),
+    metrics = {"metric": comp.metric, "cv": cv_score, "local_leaderboard": leaderboard,
+               "report": {name: {"cv": cv_report.get(name), "local_leaderboard": leaderboard_report.get(name)}
+                          for name in comp.report_metrics},
+               "rows": len(sub),
                "source": str(source.relative_to(io.root(cfg)) if source.is_relative_to(io.root(cfg)) else source)}
     out = io.out_dir(cfg)
     io.write_config(out / "config.yaml", cfg)
@@ -64,7 +70,9 @@ def submit(cfg: DictConfig, source: Path | None = None) -> SubmitResult:
 
     tracker = Tracker(cfg)
     with tracker.run("submission", stage="submit", model="submission"):
-        tracker.log_metrics({k: v for k, v in {f"cv_{comp.metric}": cv_score, f"leaderboard_{comp.metric}": leaderboard}.items() if v is not None})
+        scores = {f"cv_{comp.metric}": cv_score, f"leaderboard_{comp.metric}": leaderboard,
+                  **{f"cv_{k}": v for k, v in cv_report.items()}, **{f"leaderboard_{k}": v for k, v in leaderboard_report.items()}}
+        tracker.log_metrics({k: v for k, v in scores.items() if v is not None})
         tracker.log_artifacts([target, out / "config.yaml", out / "metrics.json"])
     return SubmitResult(target, len(sub), cv_score, leaderboard)
 

@@ -14,21 +14,29 @@ from pipeline.config import compose
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
-def animals_data(tmp_path_factory) -> Path:
-    """data/animals/{raw,private} built once per session by the competition's own build script."""
-    folder = tmp_path_factory.mktemp("animals-data") / "animals"
-    subprocess.run([sys.executable, str(REPO / "competitions" / "animals" / "build.py"), "--out", str(folder)],
+def build_demo_data(name: str, factory) -> Path:
+    """data/<name>/{raw,private}, built by the competition's own build script."""
+    folder = factory.mktemp(f"{name}-data") / name
+    subprocess.run([sys.executable, str(REPO / "competitions" / name / "build.py"), "--out", str(folder)],
                    check=True, capture_output=True)
     return folder
 
 
+def project_with(root: Path, data: Path) -> Path:
+    """A project root: a copy of conf/ and a private copy of one competition's data (tests may break it)."""
+    shutil.copytree(REPO / "conf", root / "conf")
+    shutil.copytree(data, root / "data" / data.name)
+    return root
+
+
+@pytest.fixture(scope="session")
+def animals_data(tmp_path_factory) -> Path:
+    return build_demo_data("animals", tmp_path_factory)
+
+
 @pytest.fixture
 def project(tmp_path, animals_data) -> Path:
-    """A project root: a copy of conf/ and a private copy of the animals data (tests may break it)."""
-    shutil.copytree(REPO / "conf", tmp_path / "conf")
-    shutil.copytree(animals_data, tmp_path / "data" / "animals")
-    return tmp_path
+    return project_with(tmp_path, animals_data)
 
 
 @pytest.fixture
@@ -37,5 +45,25 @@ def make_cfg(project):
 
     def make(*overrides: str):
         return compose(["tracking.uri=sqlite:///mlflow.db", *overrides], root=project)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def rt_data(tmp_path_factory) -> Path:
+    return build_demo_data("rotten-tomatoes", tmp_path_factory)
+
+
+@pytest.fixture
+def text_project(tmp_path, rt_data) -> Path:
+    return project_with(tmp_path, rt_data)
+
+
+@pytest.fixture
+def make_text_cfg(text_project):
+    """Compose the real config for rotten-tomatoes in `text_project`, tracking into its own SQLite file."""
+
+    def make(*overrides: str):
+        return compose(["tracking.uri=sqlite:///mlflow.db", "competition=rotten-tomatoes", *overrides], root=text_project)
 
     return make

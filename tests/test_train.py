@@ -98,10 +98,10 @@ def test_multi_process_training_is_refused_before_any_work(make_cfg):
 def test_efficientnet_batchnorm_adapts_at_the_configured_rate(make_cfg):
     import torch
 
-    from pipeline.models import build_model
+    from pipeline.models import family_module
 
     cfg = make_cfg("model=efficientnet", "model.bn_momentum=0.2")
-    net = build_model(cfg.model, 1, 28, 28, 10)
+    net = family_module("efficientnet").build(cfg.model, 1, 28, 28, 10)
     momenta = [m.momentum for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert len(momenta) > 40 and all(abs(m - 0.2) < 1e-9 for m in momenta)
     assert net(torch.rand(2, 1, 28, 28)).shape == (2, 10)

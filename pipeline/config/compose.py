@@ -56,9 +56,13 @@ def compose(overrides: Sequence[str] = (), root: Path | None = None) -> DictConf
 
 
 def validate(raw: DictConfig) -> DictConfig:
-    """Resolve interpolations, merge into the typed schema and check values against their choices."""
+    """Merge into the typed schema, resolve interpolations, and check values against their choices.
+
+    Merging before resolving lets an interpolation such as `${model.max_epochs}` see the schema's
+    default when a model's YAML leaves the key out.
+    """
     try:
-        plain = OmegaConf.to_container(raw, resolve=True)
+        plain = OmegaConf.to_container(raw, resolve=False)
         model_raw = plain.pop("model", None) or {}
         cfg = OmegaConf.merge(OmegaConf.structured(schema.Config), plain)
         family = model_raw.get("family")
@@ -75,6 +79,7 @@ def validate(raw: DictConfig) -> DictConfig:
         OmegaConf.set_struct(cfg, False)
         cfg.model = model
         OmegaConf.set_struct(cfg, True)
+        OmegaConf.resolve(cfg)
         _check_missing(cfg)
     except OmegaConfBaseException as exc:
         raise PodiumError(_schema_message(exc)) from None
@@ -107,6 +112,13 @@ def _check_choices(cfg: DictConfig) -> None:
     _choice(comp.task, schema.TASKS, "competition.task", where)
     _choice(comp.modality, schema.MODALITIES, "competition.modality", where)
     _choice(comp.metric, sorted(METRICS), "competition.metric", where)
+    for name in comp.report_metrics:
+        _choice(name, sorted(METRICS), "competition.report_metrics", where)
+    model_where = f"conf/model/{cfg.model.name}.yaml"
+    if cfg.model.family == "lstm":
+        _choice(cfg.model.pooling, schema.LSTM_POOLING, "model.pooling", model_where)
+    if cfg.model.family == "transformer":
+        _choice(cfg.model.init, schema.TRANSFORMER_INIT, "model.init", model_where)
     _choice(comp.cv.scheme, schema.CV_SCHEMES, "competition.cv.scheme", where)
     _choice(comp.submission.format, schema.SUBMISSION_FORMATS, "competition.submission.format", where)
     _choice(cfg.ensemble.method, schema.ENSEMBLE_METHODS, "ensemble.method", "conf/ensemble/")
@@ -174,3 +186,30 @@ def _valid_keys(exc: OmegaConfBaseException) -> list[str] | None:
 
     node = getattr(exc, "object_type", None)
     return [f.name for f in dataclasses.fields(node)] if node is not None and dataclasses.is_dataclass(node) else None
+
+
+def check_model_fits(cfg: DictConfig) -> None:
+    """Refuse a model whose inputs are not the competition's (an image model on a text competition)."""
+    from pipeline.models import FAMILIES
+
+    comp = cfg.competition
+    wanted = FAMILIES[cfg.model.family].modality
+    if wanted != comp.modality:
+        fitting = sorted(p.stem for p in (Path(cfg.paths.root) / "conf" / "model").glob("*.yaml")
+                         if _family_of(p) in {f for f, fam in FAMILIES.items() if fam.modality == comp.modality})
+        raise PodiumError(
+            f"Invalid configuration: model={cfg.model.name} ({cfg.model.family}) reads {wanted} inputs but "
+            f"competition={comp.name} is a {comp.modality} competition. Choose a {comp.modality} model: "
+            f"{', '.join(fitting) or 'none defined under conf/model/'} (e.g. model={fitting[0] if fitting else '...'})."
+        )
+
+
+def _family_of(model_file: Path) -> str | None:
+    """The `family:` of a model config file, following its defaults list (`- transformer`)."""
+    import yaml
+
+    content = yaml.safe_load(model_file.read_text()) or {}
+    if "family" in content:
+        return content["family"]
+    parents = [d for d in content.get("defaults", []) if isinstance(d, str) and d != "_self_"]
+    return next((f for f in (_family_of(model_file.with_name(f"{p}.yaml")) for p in parents) if f), None)

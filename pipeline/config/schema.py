@@ -13,7 +13,7 @@ from typing import Any, Optional
 from omegaconf import MISSING
 
 TASKS = ("binary", "multiclass", "regression")
-MODALITIES = ("image",)
+MODALITIES = ("image", "text")
 CV_SCHEMES = ("stratified", "stratified_group", "group", "kfold")
 SUBMISSION_FORMATS = ("labels", "probabilities")
 ENSEMBLE_METHODS = ("mean", "greedy")
@@ -45,6 +45,11 @@ class ImageConfig:
 
 
 @dataclass
+class TextConfig:
+    column: str = "text"
+
+
+@dataclass
 class SubmissionConfig:
     format: str = "labels"
 
@@ -59,9 +64,11 @@ class CompetitionConfig:
     classes: list[str] = field(default_factory=list)
     metric: str = MISSING
     direction: str = MISSING
+    report_metrics: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
     files: FilesConfig = field(default_factory=FilesConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
+    text: TextConfig = field(default_factory=TextConfig)
     submission: SubmissionConfig = field(default_factory=SubmissionConfig)
     cv: CVConfig = field(default_factory=CVConfig)
 
@@ -75,6 +82,8 @@ class ModelBase:
     dropout: float = 0.0
     optimizer: dict[str, Any] = field(default_factory=dict)
     scheduler: Optional[dict[str, Any]] = None
+    gradient_clip_val: Optional[float] = None
+    accumulate_grad_batches: int = 1
 
 
 @dataclass
@@ -92,10 +101,54 @@ class EfficientNetConfig(ModelBase):
     bn_momentum: float = 0.1
 
 
+@dataclass
+class TextModelBase(ModelBase):
+    max_length: int = 128
+    bucket_by_length: bool = True
+
+
+@dataclass
+class LSTMConfig(TextModelBase):
+    vocab_size: int = 10_000
+    lowercase: bool = True
+    embedding_dim: int = 128
+    hidden_size: int = 64
+    layers: int = 1
+    bidirectional: bool = False
+    pooling: str = "last"
+
+
+@dataclass
+class TransformerConfig(TextModelBase):
+    pretrained: str = MISSING
+    init: str = "pretrained"
+    config_overrides: dict[str, Any] = field(default_factory=dict)
+    layerwise_lr_decay: float = 1.0
+    freeze_embeddings: bool = False
+    freeze_layers: int = 0
+
+
+@dataclass
+class TfidfConfig(ModelBase):
+    """Not trained by Lightning: batch_size, epochs, optimizer and scheduler do not apply."""
+
+    ngram_range: list[int] = field(default_factory=lambda: [1, 2])
+    min_df: int = 2
+    max_features: Optional[int] = 200_000
+    sublinear_tf: bool = True
+    C: float = 4.0
+    max_iter: int = 1000
+
+
 MODEL_SCHEMAS: dict[str, type[ModelBase]] = {
     "cnn": CNNConfig,
     "efficientnet": EfficientNetConfig,
+    "lstm": LSTMConfig,
+    "transformer": TransformerConfig,
+    "tfidf": TfidfConfig,
 }
+LSTM_POOLING = ("last", "max", "mean")
+TRANSFORMER_INIT = ("pretrained", "random")
 
 
 @dataclass
@@ -149,6 +202,7 @@ class PathsConfig:
     outputs: str = "outputs"
     checkpoints: str = "checkpoints"
     submissions: str = "submissions"
+    cache: str = "cache"
 
 
 @dataclass

@@ -19,8 +19,8 @@ from pipeline.io import raw_dir
 
 @dataclass
 class RawData:
-    train: pd.DataFrame  # id column, encoded `target` (class index or float), optional `group`
-    test: pd.DataFrame  # id column, in test.csv's order
+    train: pd.DataFrame  # id column, encoded `target` (class index or float), optional `group`, text column
+    test: pd.DataFrame  # id column (and text column), in test.csv's order
     sample: pd.DataFrame  # sample_submission.csv as given
     folder: Path
 
@@ -92,6 +92,24 @@ def encode_target(train: pd.DataFrame, comp: DictConfig, path: Path) -> np.ndarr
     return as_text.map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=np.int64)
 
 
+def check_texts(frame: pd.DataFrame, column: str, path: Path) -> None:
+    """Every row holds a non-empty string in the text column."""
+    values = frame[column]
+    not_text = ~values.map(lambda v: isinstance(v, str))
+    if not_text.all() and len(values):
+        raise PodiumError(
+            f"{path}: text column {column!r} holds {values.dtype} values, not text (e.g. {values.iloc[0]!r}). "
+            f"Point competition.text.column at the column holding the texts."
+        )
+    empty = not_text | values.map(lambda v: isinstance(v, str) and not v.strip())
+    if empty.any():
+        rows = (np.flatnonzero(empty.to_numpy())[:5] + 2).tolist()
+        raise PodiumError(
+            f"{path}: text column {column!r} is empty or not text on {int(empty.sum())} row(s), first on "
+            f"line(s) {rows}. Fill those texts or drop the rows."
+        )
+
+
 def expected_submission_columns(comp: DictConfig) -> list[str]:
     """The columns a submission must have, in order."""
     if comp.task != "regression" and comp.submission.format == "probabilities" and comp.task == "multiclass":
@@ -109,10 +127,15 @@ def load_raw(cfg: DictConfig) -> RawData:
     test = read_table(test_path, comp.id_column, "test file")
     sample = read_table(sample_path, comp.id_column, "sample submission")
 
+    text_column = comp.text.column if comp.modality == "text" else None
     needed = [comp.target_column] + ([comp.cv.group_column] if comp.cv.group_column else [])
-    require_columns(train, needed, train_path)
+    require_columns(train, needed + ([text_column] if text_column else []), train_path)
     for frame, path in ((train, train_path), (test, test_path), (sample, sample_path)):
         check_ids(frame, comp.id_column, path)
+    if text_column:
+        require_columns(test, [text_column], test_path)
+        check_texts(train, text_column, train_path)
+        check_texts(test, text_column, test_path)
 
     columns = expected_submission_columns(comp)
     if list(sample.columns) != columns:
@@ -141,4 +164,7 @@ def load_raw(cfg: DictConfig) -> RawData:
     out["target"] = encode_target(train, comp, train_path)
     if comp.cv.group_column:
         out["group"] = train[comp.cv.group_column].astype(str).to_numpy()
-    return RawData(train=out, test=test[[comp.id_column]].reset_index(drop=True), sample=sample, folder=folder)
+    if text_column:
+        out[text_column] = train[text_column].to_numpy()
+    kept = [comp.id_column] + ([text_column] if text_column else [])
+    return RawData(train=out, test=test[kept].reset_index(drop=True), sample=sample, folder=folder)

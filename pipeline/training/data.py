@@ -21,7 +21,7 @@ class ImageArrayDataset(Dataset):
         return self.images[index], self.targets[index]
 
 
-def make_loader(dataset: Dataset, batch_size: int, *, train: bool, num_workers: int, seed: int) -> DataLoader:
+def make_loader(dataset: Dataset, batch_size: int, *, train: bool, num_workers: int, seed: int, collate_fn=None) -> DataLoader:
     """Shuffled loader that drops a ragged last batch (BatchNorm needs >1 row) when training."""
     generator = torch.Generator().manual_seed(seed) if train else None
     return DataLoader(
@@ -32,4 +32,5 @@ def make_loader(dataset: Dataset, batch_size: int, *, train: bool, num_workers: 
         num_workers=num_workers,
         persistent_workers=num_workers > 0,
         generator=generator,
+        collate_fn=collate_fn,
     )

@@ -1,4 +1,9 @@
-"""The LightningModule shared by every model family: loss, metric, optimiser, augmentation."""
+"""The LightningModule shared by every model family: loss, metric, optimiser, augmentation.
+
+Batches are (inputs, target): inputs are uint8 images (N, C, H, W) for image models, a dict of
+`input_ids` and `attention_mask` for text models. Binary tasks use one logit (sigmoid, binary
+cross-entropy); predictions are still a probability per class.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from pipeline.metrics import Metric, score_predictions
 class CompetitionModule(L.LightningModule):
     """Trains `net` on the competition's loss; logs `val/score`, the competition metric per epoch."""
 
-    def __init__(self, net: nn.Module, model_cfg: DictConfig, task: str, metric: Metric, augment: nn.Module | None):
+    def __init__(self, net: nn.Module, model_cfg: DictConfig, task: str, metric: Metric, augment: nn.Module | None = None):
         super().__init__()
         self.net = net
         self.augment = augment
@@ -28,30 +33,39 @@ class CompetitionModule(L.LightningModule):
         self.metric = metric
         self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images.float() / 255.0)
+    def forward(self, inputs, augment: bool = False) -> torch.Tensor:
+        if isinstance(inputs, dict):  # text
+            return self.net(inputs["input_ids"], inputs["attention_mask"])
+        x = inputs.float() / 255.0
+        if augment and self.augment is not None:
+            x = self.augment(x)
+        return self.net(x)
 
     def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.task == "regression":
             return F.mse_loss(logits.float().squeeze(1), target.float())
+        if self.task == "binary":
+            return F.binary_cross_entropy_with_logits(logits.float().squeeze(1), target.float())
         return F.cross_entropy(logits.float(), target.long())
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Model outputs as predictions: class probabilities, or the value for regression."""
-        return logits.float() if self.task == "regression" else logits.float().softmax(dim=1)
+        if self.task == "regression":
+            return logits.float()
+        if self.task == "binary":
+            positive = logits.float().sigmoid()
+            return torch.cat([1 - positive, positive], dim=1)
+        return logits.float().softmax(dim=1)
 
     def training_step(self, batch, batch_idx):
-        images, target = batch
-        x = images.float() / 255.0
-        if self.augment is not None:
-            x = self.augment(x)
-        loss = self._loss(self.net(x), target)
+        inputs, target = batch
+        loss = self._loss(self(inputs, augment=True), target)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def validation_step(self, batch, batch_idx):
-        images, target = batch
-        logits = self(images)
+        inputs, target = batch
+        logits = self(inputs)
         self.log("val/loss", self._loss(logits, target), on_step=False, on_epoch=True, prog_bar=True)
         self._val_outputs.append((self.probabilities(logits).cpu(), target.cpu()))
 
@@ -65,11 +79,16 @@ class CompetitionModule(L.LightningModule):
         self.log("val/score", float(score) if np.isfinite(score) else float(self.metric.worst), prog_bar=True)
 
     def predict_step(self, batch, batch_idx):
-        images, _ = batch
-        return self.probabilities(self(images))
+        inputs, _ = batch
+        return self.probabilities(self(inputs))
 
     def configure_optimizers(self):
-        optimizer = _instantiate("model.optimizer", OmegaConf.to_container(self.model_cfg.optimizer), params=self.parameters())
+        opt_cfg = OmegaConf.to_container(self.model_cfg.optimizer)
+        if hasattr(self.net, "parameter_groups"):  # per-group learning rates / weight decay (Transformers)
+            params = self.net.parameter_groups(lr=opt_cfg.get("lr", 1e-3), weight_decay=opt_cfg.get("weight_decay", 0.0))
+        else:
+            params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = _instantiate("model.optimizer", opt_cfg, params=params)
         if not self.model_cfg.scheduler:
             return optimizer
         sched_cfg = OmegaConf.to_container(self.model_cfg.scheduler)
@@ -85,7 +104,8 @@ class CompetitionModule(L.LightningModule):
 def _instantiate(key: str, cfg: dict, **runtime):
     """hydra's instantiate, with failures reported against the config key that caused them."""
     try:
-        return instantiate(cfg, **runtime)
+        # partial, then called: runtime objects (parameter groups) must not pass through OmegaConf
+        return instantiate(cfg, _partial_=True)(**runtime)
     except Exception as exc:  # a bad class path, argument or value: all the user's config
         cause = exc.__cause__ or exc
         shown = {k: v for k, v in runtime.items() if isinstance(v, (int, float))}

@@ -21,12 +21,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
 from pipeline import io
-from pipeline.models import build_model
+from pipeline.models import family_module
 from pipeline.training.augment import build_augment
-from pipeline.training.data import ImageArrayDataset, make_loader
+from pipeline.training.inputs import fold_inputs
 from pipeline.training.module import CompetitionModule
+from pipeline.config.compose import check_model_fits
 from pipeline.errors import PodiumError
-from pipeline.metrics import get_metric, score_predictions
+from pipeline.metrics import get_metric, report_scores, score_predictions
 from pipeline.predictions import Predictions, n_outputs
 from pipeline.prepare import PreparedData, load_prepared
 from pipeline.tracking import Tracker, config_hash
@@ -43,7 +44,7 @@ class TrainResult:
     seconds: float
     out_dir: Path
     run_id: str | None = None
-    best_epochs: list[int] = field(default_factory=list)
+    best_epochs: list[int | None] = field(default_factory=list)  # None: not trained by epochs
 
 
 def _quiet_lightning() -> None:
@@ -51,6 +52,8 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     # Lightning 2.6 calls a torch pytree helper that torch 2.13 deprecates; harmless, once per process.
     warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+    # Podium's own SortedBatchSampler returns every index once (tests check that predictions are complete).
+    warnings.filterwarnings("ignore", ".*custom batch sampler `SortedBatchSampler` for prediction.*")
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -73,19 +76,9 @@ def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker,
     comp, metric = cfg.competition, get_metric(cfg.competition.metric)
     L.seed_everything(cfg.seed + fold, workers=True, verbose=False)
     is_valid = data.train["fold"].to_numpy() == fold
-    target = data.train["target"].to_numpy()
-    images = np.array(data.train_images)  # into memory: a copy, off the read-only memory map
-    train_set = ImageArrayDataset(images[~is_valid], target[~is_valid])
-    valid_set = ImageArrayDataset(images[is_valid], target[is_valid])
-    test_set = ImageArrayDataset(np.array(data.test_images))
-    bs, workers = cfg.model.batch_size, cfg.data.num_workers
-    channels, height, width = images.shape[1:]
-
-    net = build_model(cfg.model, channels, height, width, n_outputs(comp))
-    module = CompetitionModule(net, cfg.model, comp.task, metric, build_augment(cfg.augment))
     # One folder per config (by hash): experiments never share checkpoints; stale ones are cleared.
-    checkpoint_dir = io.root(cfg) / cfg.paths.checkpoints / comp.name / cfg.model.name / config_hash(cfg) / f"fold_{fold}"
-    checkpoint = ModelCheckpoint(dirpath=checkpoint_dir, filename="best", monitor="val/score",
+    fold_dir = io.root(cfg) / cfg.paths.checkpoints / comp.name / cfg.model.name / config_hash(cfg) / f"fold_{fold}"
+    checkpoint = ModelCheckpoint(dirpath=fold_dir, filename="best", monitor="val/score",
                                  mode="max" if metric.direction == "maximize" else "min", save_top_k=1,
                                  enable_version_counter=False)
     trainer_flags = {k: v for k, v in cfg.trainer.items() if v is not None}
@@ -99,23 +92,43 @@ def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker,
             f"devices={cfg.trainer.devices}) is not supported yet: out-of-fold predictions would not be "
             f"gathered by id. Use one device (trainer.devices=1)."
         )
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)  # only once the run is going ahead
-    trainer.fit(module, make_loader(train_set, bs, train=True, num_workers=workers, seed=cfg.seed + fold),
-                make_loader(valid_set, bs, train=False, num_workers=workers, seed=0))
+    shutil.rmtree(fold_dir, ignore_errors=True)  # only once the run is going ahead
+    inputs = fold_inputs(cfg, data, is_valid)
+    augment = build_augment(cfg.augment) if comp.modality == "image" else None
+    module = CompetitionModule(inputs.net, cfg.model, comp.task, metric, augment)
+    trainer.fit(module, inputs.train_loader(cfg, seed=cfg.seed + fold), inputs.eval_loader(inputs.valid, cfg)[0])
+    inputs.save_tokenizer(fold_dir)
 
     def predict(dataset):
-        batches = trainer.predict(module, make_loader(dataset, bs, train=False, num_workers=workers, seed=0),
-                                  ckpt_path=checkpoint.best_model_path, weights_only=False)
-        return np.concatenate([b.numpy() for b in batches])
+        loader, order = inputs.eval_loader(dataset, cfg)
+        batches = trainer.predict(module, loader, ckpt_path=checkpoint.best_model_path, weights_only=False)
+        out = np.empty((len(dataset), batches[0].shape[1]))
+        out[order] = np.concatenate([b.numpy() for b in batches])
+        return out
 
     scores = [(h["val/score"], h["epoch"]) for h in history if h["fold"] == fold]
     pick = max if metric.direction == "maximize" else min
     best_epoch = pick(scores, key=lambda s: s[0])[1]  # first best epoch, as the checkpoint kept
-    return predict(valid_set), predict(test_set), best_epoch
+    return predict(inputs.valid), predict(inputs.test), best_epoch
+
+
+def fit_fold(cfg: DictConfig, data: PreparedData, fold: int) -> tuple[np.ndarray, np.ndarray, None]:
+    """One fold of a family that is not a network (`fit_predict`, e.g. TF-IDF + logistic regression)."""
+    column = cfg.competition.text.column
+    is_valid = data.train["fold"].to_numpy() == fold
+    texts, target = data.train[column].to_numpy(), data.train["target"].to_numpy()
+    valid_pred, test_pred = family_module(cfg.model.family).fit_predict(
+        cfg.model, cfg.competition.task, list(texts[~is_valid]), target[~is_valid],
+        [list(texts[is_valid]), data.test[column].tolist()], seed=cfg.seed + fold)
+    return valid_pred, test_pred, None
 
 
 def train(cfg: DictConfig) -> TrainResult:
     """Train the configured model on every fold; write its predictions and scores to `out_dir`."""
+    check_model_fits(cfg)
+    family = family_module(cfg.model.family)
+    if hasattr(family, "check"):  # family-specific refusals (a missing model folder, ...) before any work
+        family.check(cfg.model, io.root(cfg))
     _quiet_lightning()
     started = time.perf_counter()
     comp, metric = cfg.competition, get_metric(cfg.competition.metric)
@@ -133,7 +146,10 @@ def train(cfg: DictConfig) -> TrainResult:
         for fold in range(n_folds):
             fold_started = time.perf_counter()
             with tracker.run(f"{cfg.model.name} fold {fold}", nested=True, model=cfg.model.name, fold=str(fold), stage="train_fold"):
-                valid_pred, test_pred, best_epoch = train_fold(cfg, data, fold, tracker, history)
+                if hasattr(family, "fit_predict"):
+                    valid_pred, test_pred, best_epoch = fit_fold(cfg, data, fold)
+                else:
+                    valid_pred, test_pred, best_epoch = train_fold(cfg, data, fold, tracker, history)
                 if not (np.isfinite(valid_pred).all() and np.isfinite(test_pred).all()):
                     raise PodiumError(
                         f"{cfg.model.name} fold {fold} diverged: its predictions contain NaN or infinity, so no "
@@ -143,13 +159,14 @@ def train(cfg: DictConfig) -> TrainResult:
                 oof[is_valid] = valid_pred
                 test += test_pred / n_folds
                 score = score_predictions(metric, target[is_valid], valid_pred, comp.task)
-                tracker.log_metrics({f"fold_{metric.name}": score, "best_epoch": best_epoch})
+                tracker.log_metrics({f"fold_{metric.name}": score, **({"best_epoch": best_epoch} if best_epoch is not None else {})})
             fold_scores.append(score)
             best_epochs.append(best_epoch)
-            log.info("%s fold %d/%d: %s %.4f (best epoch %d) in %.0f s", cfg.model.name, fold + 1, n_folds,
-                     metric.name, score, best_epoch, time.perf_counter() - fold_started)
+            log.info("%s fold %d/%d: %s %.4f (best epoch %s) in %.0f s", cfg.model.name, fold + 1, n_folds,
+                     metric.name, score, best_epoch if best_epoch is not None else "-", time.perf_counter() - fold_started)
 
         cv_score = score_predictions(metric, target, oof, comp.task)
+        reported = report_scores(comp, target, oof)
         seconds = time.perf_counter() - started
         result = TrainResult(cfg.model.name, metric.name, cv_score, fold_scores, seconds, out, run_id, best_epochs)
         preds = Predictions(data.train[comp.id_column].to_numpy(), data.train["fold"].to_numpy(), target, oof,
@@ -158,10 +175,11 @@ def train(cfg: DictConfig) -> TrainResult:
         metrics = {"model": cfg.model.name, "metric": metric.name, "cv": cv_score,
                    "folds": {str(k): s for k, s in enumerate(fold_scores)},
                    "fold_mean": float(np.mean(fold_scores)), "fold_std": float(np.std(fold_scores)),
-                   "best_epochs": best_epochs, "seconds": round(seconds, 1)}
+                   "report": reported, "best_epochs": best_epochs, "seconds": round(seconds, 1)}
         io.write_csv(out / "history.csv", pd.DataFrame(history))
         io.write_config(out / "config.yaml", cfg)
         io.write_json(out / "metrics.json", metrics)
-        tracker.log_metrics({f"cv_{metric.name}": cv_score, "fold_std": metrics["fold_std"], "seconds": seconds})
+        tracker.log_metrics({f"cv_{metric.name}": cv_score, **{f"cv_{k}": v for k, v in reported.items()},
+                             "fold_std": metrics["fold_std"], "seconds": seconds})
         tracker.log_artifacts([*written, out / "history.csv", out / "config.yaml", out / "metrics.json"])
     return result
