@@ -80,6 +80,20 @@ def cmd_config(args) -> None:
     print(OmegaConf.to_yaml(portable_config(_compose(args))), end="")
 
 
+def cmd_leaderboard(args) -> None:
+    from pipeline import io
+    from pipeline.leaderboard import HEADERS, leaderboard_rows, markdown
+    from pipeline.report import table
+
+    cfg = _compose(args)
+    rows = leaderboard_rows(io.root(cfg) / cfg.paths.outputs)
+    if not rows:
+        raise PodiumError(f"No results under {io.root(cfg) / cfg.paths.outputs}: run the pipeline first (dvc repro).")
+    print(table(HEADERS, rows))
+    if args.out:
+        io.write_text(args.out, markdown(HEADERS, rows))
+
+
 def cmd_ui(args) -> None:
     import os
     import subprocess
@@ -103,6 +117,7 @@ COMMANDS = {  # name -> (one-line help, handler)
     "ensemble": ("blend trained models (mean or greedy selection) on their out-of-fold predictions", cmd_ensemble),
     "submit": ("write the submission from the ensemble, validate it, score it locally", cmd_submit),
     "score": ("validate and score any submission file against a solution file", cmd_score),
+    "leaderboard": ("every competition's models, ensemble and local leaderboard score in one table", cmd_leaderboard),
     "config": ("print the composed, validated config (nothing runs)", cmd_config),
     "ui": ("open the MLflow UI on the project's runs (127.0.0.1)", cmd_ui),
 }
@@ -124,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "score":
             p.add_argument("--submission", type=Path, required=True, help="the submission CSV to score")
             p.add_argument("--solution", type=Path, help="the solution CSV (default: the competition's private solution)")
+        if name == "leaderboard":
+            p.add_argument("--out", type=Path, help="also write the table as Markdown to this file")
         if name == "ui":
             p.add_argument("--port", type=int, default=5000)
         p.set_defaults(func=handler)

@@ -1,9 +1,10 @@
 """End to end: the real `dvc repro` in a fresh git repository, on the smoke preset.
 
 One scenario in steps, since each step builds on the previous one's outputs: a fresh clone runs
-the whole pipeline; a second repro runs nothing; a model config change reruns exactly that
-model's training, the ensemble and the submission; `dvc exp run -S` runs an experiment whose
-metrics `dvc exp show` lists.
+both demo competitions' pipelines and the leaderboard; a second repro runs nothing; a model
+config change reruns exactly that model's training, the ensemble and the submission; `dvc exp
+run -S` runs an experiment whose metrics `dvc exp show` lists. The text competition trains the
+LSTM and a tiny random Transformer (the packaged MiniLM has its own test in test_text.py).
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from pipeline.submit import score_file, submission_path
 from pipeline.tracking import tracking_uri
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = {"animals_data", "animals_prepare", "animals_train@cnn", "animals_train@efficientnet",
-          "animals_ensemble", "animals_submit"}
+ANIMALS = "competitions/animals/dvc.yaml:"
+TEXT = "competitions/rotten-tomatoes/dvc.yaml:"
+ANIMAL_STAGES = {ANIMALS + s for s in ("data", "prepare", "train@cnn", "train@efficientnet", "ensemble", "submit")}
+TEXT_STAGES = {TEXT + s for s in ("data", "prepare", "train@lstm", "train@transformer_tiny", "train@tfidf", "ensemble", "submit")}
+STAGES = ANIMAL_STAGES | TEXT_STAGES | {"leaderboard"}
 pytestmark = pytest.mark.e2e
 
 
@@ -49,8 +53,9 @@ def assert_reran_only_cnn_chain(output: str) -> None:
     """cnn's training and the ensemble rerun; the submission too unless the blend came out the same
     (on smoke data greedy selection may give cnn no weight); nothing else reruns."""
     ran = ran_stages(output)
-    assert {"animals_train@cnn", "animals_ensemble"} <= ran <= {"animals_train@cnn", "animals_ensemble", "animals_submit"}, output
-    assert "animals_submit" in ran or "Stage 'animals_submit' didn't change" in output
+    chain = {ANIMALS + "train@cnn", ANIMALS + "ensemble"}
+    assert chain <= ran <= chain | {ANIMALS + "submit", "leaderboard"}, output
+    assert ANIMALS + "submit" in ran or f"Stage '{ANIMALS}submit' didn't change" in output
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +67,8 @@ def repo(tmp_path_factory) -> Path:
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(REPO / name, root / name)
     (root / "params.yaml").write_text((REPO / "params.yaml").read_text().replace("trainer: cpu", "trainer: smoke"))
+    text = root / "conf/competition/rotten-tomatoes.yaml"  # seconds, not minutes: a tiny Transformer
+    text.write_text(text.read_text().replace("models: [lstm, transformer, tfidf]", "models: [lstm, transformer_tiny, tfidf]"))
     run(["git", "init", "-q"], root)
     run(["git", "config", "user.email", "ci@podium.test"], root)
     run(["git", "config", "user.name", "CI"], root)
@@ -75,8 +82,10 @@ def repo(tmp_path_factory) -> Path:
 def test_fresh_clone_runs_the_whole_pipeline(repo):
     output = dvc(repo, "repro")
     assert ran_stages(output) == STAGES
-    lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    assert set(lock["stages"]) == STAGES
+    locked = set(yaml.safe_load((repo / "dvc.lock").read_text())["stages"])
+    for pipeline_file in ("competitions/animals", "competitions/rotten-tomatoes"):
+        locked |= {f"{pipeline_file}/dvc.yaml:{s}" for s in yaml.safe_load((repo / pipeline_file / "dvc.lock").read_text())["stages"]}
+    assert locked == STAGES
     for folder in ("prepared", "models/cnn", "models/efficientnet", "ensemble", "submission"):
         saved = yaml.safe_load((repo / "outputs/animals" / folder / "config.yaml").read_text())
         assert saved["competition"]["cv"]["n_splits"] == 2 and "root" not in saved["paths"]  # the resolved smoke config
@@ -100,6 +109,15 @@ def test_fresh_clone_runs_the_whole_pipeline(repo):
     assert len(by_stage["ensemble"]) == 1 and len(by_stage["submit"]) == 1
     assert "leaderboard_accuracy" in by_stage["submit"][0].data.metrics
 
+    text_cfg = compose(["trainer=smoke", "competition=rotten-tomatoes"], root=repo)
+    assert score_file(text_cfg, submission_path(text_cfg)) >= 0.0
+    text_result = json.loads((repo / "outputs/rotten-tomatoes/submission/metrics.json").read_text())
+    assert text_result["metric"] == "roc_auc" and text_result["rows"] == 2849
+    assert set(text_result["report"]["accuracy"]) == {"cv", "local_leaderboard"}
+    text_runs = client.search_runs([client.get_experiment_by_name("rotten-tomatoes").experiment_id])
+    assert sorted(r.data.tags["model"] for r in text_runs if r.data.tags.get("stage") == "train") == ["lstm", "tfidf", "transformer_tiny"]
+    board = (repo / "outputs/leaderboard.md").read_text()
+    assert all(name in board for name in ("| animals | cnn", "| rotten-tomatoes | lstm", "ensemble (greedy)"))
 
 def test_second_repro_runs_nothing(repo):
     output = dvc(repo, "repro")
@@ -127,4 +145,4 @@ def test_fold_seed_change_reruns_everything_downstream(repo):
     path = repo / "conf/competition/animals.yaml"
     path.write_text(path.read_text().replace("seed: 42", "seed: 7"))
     output = dvc(repo, "repro")
-    assert ran_stages(output) == STAGES - {"animals_data"}, output
+    assert ran_stages(output) == ANIMAL_STAGES - {ANIMALS + "data"} | {"leaderboard"}, output

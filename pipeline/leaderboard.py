@@ -1,0 +1,48 @@
+"""The project's leaderboard: every competition's models, ensemble and submission in one table.
+
+Read from the metrics.json files the stages write (outputs/<competition>/{models/*,ensemble,
+submission}/), so it costs nothing and works on a `dvc pull`-ed checkout without MLflow.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HEADERS = ["competition", "model", "metric", "CV", "CV (reported)", "weight", "local LB", "LB (reported)", "train s"]
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _reported(scores: dict, key: str | None = None) -> str:
+    items = {k: (v.get(key) if key else v) for k, v in scores.items()} if scores else {}
+    return ", ".join(f"{k} {v:.4f}" for k, v in items.items() if v is not None) or "-"
+
+
+def leaderboard_rows(outputs: Path) -> list[list]:
+    """One row per model, ensemble and submission of each competition with outputs under `outputs`."""
+    rows: list[list] = []
+    for folder in sorted(p for p in outputs.iterdir() if p.is_dir()) if outputs.is_dir() else []:
+        ensemble, submission = _read(folder / "ensemble" / "metrics.json"), _read(folder / "submission" / "metrics.json")
+        weights = ensemble.get("weights", {})
+        names = list(weights) or sorted(p.name for p in (folder / "models").glob("*") if (p / "metrics.json").is_file())
+        for name in names:
+            m = _read(folder / "models" / name / "metrics.json")
+            if m:
+                rows.append([folder.name, name, m["metric"], m["cv"], _reported(m.get("report", {})), weights.get(name),
+                             None, "-", m.get("seconds")])
+        if ensemble:
+            rows.append([folder.name, f"ensemble ({ensemble['method']})", ensemble["metric"], ensemble["cv"],
+                         _reported(ensemble.get("report", {})), 1.0 if weights else None,
+                         submission.get("local_leaderboard"), _reported(submission.get("report", {}), "local_leaderboard"), None])
+    return rows
+
+
+def markdown(headers: list[str], rows: list[list]) -> str:
+    from pipeline.report import fmt
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
