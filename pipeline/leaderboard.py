@@ -32,7 +32,7 @@ def leaderboard_rows(outputs: Path) -> list[list]:
             m = _read(folder / "models" / name / "metrics.json")
             if m:
                 rows.append([folder.name, name, m["metric"], m["cv"], _reported(m.get("report", {})), weights.get(name),
-                             None, "-", m.get("seconds")])
+                             None, "-", round(m["seconds"]) if m.get("seconds") is not None else None])
         if ensemble:
             rows.append([folder.name, f"ensemble ({ensemble['method']})", ensemble["metric"], ensemble["cv"],
                          _reported(ensemble.get("report", {})), 1.0 if weights else None,
