@@ -214,3 +214,9 @@ def test_tfidf_member_learns_without_lightning(make_text_cfg):
     assert result.best_epochs == [None, None, None]
     oof = pd.read_parquet(result.out_dir / "oof.parquet")
     assert len(oof) == 3000 and np.allclose(oof[["prob_rotten", "prob_fresh"]].sum(axis=1), 1)
+
+
+def test_a_text_competition_defaults_to_its_first_model_not_the_image_default():
+    assert compose(["competition=rotten-tomatoes"]).model.name == "lstm"
+    assert compose(["competition=rotten-tomatoes", "model=transformer"]).model.name == "transformer"
+    assert compose(["competition=animals"]).model.name == "cnn"

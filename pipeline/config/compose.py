@@ -46,6 +46,9 @@ def compose(overrides: Sequence[str] = (), root: Path | None = None) -> DictConf
     try:
         with initialize_config_dir(config_dir=str(root / "conf"), version_base="1.3"):
             raw = hydra_compose(config_name="config", overrides=list(overrides))
+            default = _default_model(raw, overrides)
+            if default:  # the root config's default model reads the other modality
+                raw = hydra_compose(config_name="config", overrides=[f"model={default}", *overrides])
     except HydraException as exc:
         raise PodiumError(_hydra_message(exc, root)) from None
     except OmegaConfBaseException as exc:
@@ -53,6 +56,22 @@ def compose(overrides: Sequence[str] = (), root: Path | None = None) -> DictConf
     cfg = validate(raw)
     cfg.paths.root = str(root)
     return cfg
+
+
+def _default_model(raw: DictConfig, overrides: Sequence[str]) -> str | None:
+    """The competition's first model, when no `model=` was given and the default does not fit.
+
+    conf/config.yaml defaults to an image model; `podium train competition=rotten-tomatoes`
+    then trains the text competition's first listed model instead of failing.
+    """
+    from pipeline.models import FAMILIES
+
+    chosen = any(o.split("=", 1)[0].lstrip("+~") == "model" for o in overrides)
+    family = FAMILIES.get(raw.model.get("family"))
+    models = raw.competition.get("models") or []
+    if chosen or not models or family is None or family.modality == raw.competition.get("modality", "image"):
+        return None
+    return models[0]
 
 
 def validate(raw: DictConfig) -> DictConfig:
