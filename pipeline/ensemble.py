@@ -3,7 +3,8 @@
 Methods: `mean`, and `greedy` — Caruana et al. (2004) selection with replacement: start from an
 empty bag, each round add the member whose addition gives the best blended OOF score (ties go to
 a member already in the bag), and keep the best prefix of rounds. The blend is a weighted mean;
-weights are how often each member was picked.
+weights are how often each member was picked. Each round scores every candidate from a running
+sum at once (benchmarks/ensemble_selection.py measures it against a re-blending loop).
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from omegaconf import DictConfig
 
 from pipeline import io
 from pipeline.errors import PodiumError
-from pipeline.metrics import Metric, get_metric, report_scores, score_predictions
+from pipeline.metrics import EPS, Metric, get_metric, report_scores, score_predictions
 from pipeline.predictions import Predictions, load_predictions
 
 log = logging.getLogger(__name__)
@@ -32,19 +34,60 @@ class EnsembleResult:
     out_dir: Path
 
 
+def candidate_scorer(metric: Metric, target: np.ndarray, oofs: np.ndarray, task: str) -> Callable[[np.ndarray, int], np.ndarray]:
+    """A function (running sum, step) -> the score of `(running + oofs[m]) / step` for every member m.
+
+    Log loss, accuracy, RMSE and MAE score every candidate at once from what they need (log loss
+    only the true class's column); other metrics are called once per candidate.
+    """
+    rows = np.arange(oofs.shape[1])
+    if metric.name == "log_loss" and task != "regression":
+        truth = oofs[:, rows, target.astype(int)]  # (members, rows)
+        totals = oofs.sum(axis=2)  # the metric renormalises each row; so does this
+
+        def log_loss(running, step):
+            p = (running[rows, target.astype(int)] + truth) / (running.sum(axis=1) + totals)
+            return -np.log(np.clip(p, EPS, 1 - EPS)).mean(axis=1)
+
+        return log_loss
+    if metric.name == "accuracy" and task != "regression":
+        chunk = max(1, int(2e7 // max(1, oofs[0].size)))  # bound the (chunk, rows, classes) temporary
+
+        def accuracy(running, step):
+            return np.concatenate([((running + oofs[i:i + chunk]).argmax(axis=2) == target).mean(axis=1)
+                                   for i in range(0, len(oofs), chunk)])
+
+        return accuracy
+    if metric.name in ("rmse", "mae") and task == "regression":
+        values, y = oofs[..., 0], target.astype(float)
+
+        def regression(running, step):
+            error = (running[:, 0] + values) / step - y
+            return np.sqrt((error**2).mean(axis=1)) if metric.name == "rmse" else np.abs(error).mean(axis=1)
+
+        return regression
+
+    def one_by_one(running, step):
+        return np.array([score_predictions(metric, target, (running + oof) / step, task) for oof in oofs])
+
+    return one_by_one
+
+
 def greedy_weights(oofs: np.ndarray, target: np.ndarray, metric: Metric, rounds: int, task: str = "multiclass") -> tuple[np.ndarray, list[float]]:
     """Caruana selection with replacement over `oofs` (members, rows, outputs).
 
     Returns the weights of the best prefix and the blended score after each round. The running
-    sum is updated in place: each candidate costs one add and one metric call, not a re-blend.
+    sum is updated in place and every candidate is scored from it (`candidate_scorer`), never by
+    re-blending all members from scratch.
     """
     n_members = len(oofs)
+    score_all = candidate_scorer(metric, target, oofs, task)
     counts = np.zeros(n_members, dtype=np.int64)
     running = np.zeros_like(oofs[0])
     history: list[float] = []
     best_counts, best_score = counts.copy(), metric.worst
     for step in range(1, rounds + 1):
-        scores = np.array([score_predictions(metric, target, (running + oofs[m]) / step, task) for m in range(n_members)])
+        scores = score_all(running, step)
         best = scores.max() if metric.direction == "maximize" else scores.min()
         tied = np.flatnonzero(scores == best)
         chosen = next((m for m in tied if counts[m] > 0), tied[0])  # ties: prefer a member already in the bag

@@ -49,3 +49,22 @@ def test_minimised_metric_direction_is_honoured_for_regression():
     near, far = (y + rng.normal(scale=0.1, size=500))[:, None], (y + 3)[:, None]
     weights, _ = greedy_weights(np.stack([far, near]), y, METRICS["rmse"], rounds=5, task="regression")
     assert weights[1] == 1.0
+
+
+@pytest.mark.parametrize("metric, task", [("log_loss", "multiclass"), ("accuracy", "multiclass"), ("macro_f1", "multiclass"),
+                                          ("log_loss", "binary"), ("rmse", "regression"), ("mae", "regression")])
+def test_vectorised_candidate_scores_equal_the_metric_on_each_reblend(metric, task):
+    from pipeline.ensemble import candidate_scorer
+    from pipeline.metrics import score_predictions
+
+    n_classes = 2 if task == "binary" else 4
+    if task == "regression":
+        y = rng.normal(size=400)
+        oofs = (y[None] + rng.normal(scale=[[0.2], [0.5], [1.0]], size=(3, 400)))[..., None]
+    else:
+        y = rng.integers(0, n_classes, 400)
+        oofs = np.stack([noisy(y, s, n_classes) for s in (0.5, 1.0, 2.0)])
+    running = oofs[0] + oofs[2]  # a bag of two members; each candidate makes it three
+    scores = candidate_scorer(METRICS[metric], y, oofs, task)(running, 3)
+    expected = [score_predictions(METRICS[metric], y, (running + oofs[m]) / 3, task) for m in range(3)]
+    assert scores == pytest.approx(expected, rel=1e-9, abs=1e-12)
