@@ -39,14 +39,18 @@ def project(tmp_path, animals_data) -> Path:
     return project_with(tmp_path, animals_data)
 
 
-@pytest.fixture
-def make_cfg(project):
-    """Compose the real config for the test project, tracking into its own SQLite file."""
+def config_maker(root: Path, *base: str):
+    """compose(overrides) for the project at `root`, tracking into its own SQLite file."""
 
     def make(*overrides: str):
-        return compose(["tracking.uri=sqlite:///mlflow.db", *overrides], root=project)
+        return compose(["tracking.uri=sqlite:///mlflow.db", *base, *overrides], root=root)
 
     return make
+
+
+@pytest.fixture
+def make_cfg(project):
+    return config_maker(project)
 
 
 @pytest.fixture(scope="session")
@@ -61,9 +65,4 @@ def text_project(tmp_path, rt_data) -> Path:
 
 @pytest.fixture
 def make_text_cfg(text_project):
-    """Compose the real config for rotten-tomatoes in `text_project`, tracking into its own SQLite file."""
-
-    def make(*overrides: str):
-        return compose(["tracking.uri=sqlite:///mlflow.db", "competition=rotten-tomatoes", *overrides], root=text_project)
-
-    return make
+    return config_maker(text_project, "competition=rotten-tomatoes")
