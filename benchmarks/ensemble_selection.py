@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/ensemble_selection.py [--members 100 --rows 100000 --classes 10 --rounds 25]
 
 Candidates are noisy class probabilities of one random target (float64, as the ensemble stage
-reads them). Podium's `greedy_weights` keeps a running sum and scores every candidate from it at
+reads them). Podium's `hill_climb_weights` keeps a running sum and scores every candidate from it at
 once; the straightforward loop re-blends the bag plus each candidate from scratch and calls the
 metric on each. The loop is timed over its first `--loop-rounds` rounds (each round costs it more
 than the last), Podium over the same rounds and over all of them; both must pick the same members.
@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from pipeline.ensemble import greedy_weights
+from pipeline.ensemble import hill_climb_weights
 from pipeline.metrics import METRICS
 
 
@@ -34,7 +34,7 @@ def candidates(members: int, rows: int, classes: int, seed: int = 0) -> tuple[np
 def reblending_loop(oofs: np.ndarray, target: np.ndarray, metric, rounds: int) -> np.ndarray:
     """Selection as first written: each candidate re-blends the whole bag from scratch.
 
-    Returns the weights of the best prefix, as `greedy_weights` does.
+    Returns the weights of the best prefix, as `hill_climb_weights` does.
     """
     bag: list[int] = []
     best_bag, best_score = [], metric.worst
@@ -66,17 +66,17 @@ def main() -> None:
     loop_s = time.perf_counter() - started
 
     started = time.perf_counter()
-    weights_short, _ = greedy_weights(oofs, target, metric, args.loop_rounds)
+    weights_short, _ = hill_climb_weights(oofs, target, metric, args.loop_rounds)
     fast_short_s = time.perf_counter() - started
     started = time.perf_counter()
-    weights, history = greedy_weights(oofs, target, metric, args.rounds)
+    weights, history = hill_climb_weights(oofs, target, metric, args.rounds)
     fast_s = time.perf_counter() - started
 
     same = np.allclose(weights_short, loop_weights)
     print(f"{'':<34}{'rounds':>7}{'seconds':>10}")
     print(f"{'re-blending loop':<34}{args.loop_rounds:>7}{loop_s:>10.2f}")
-    print(f"{'Podium greedy_weights':<34}{args.loop_rounds:>7}{fast_short_s:>10.2f}")
-    print(f"{'Podium greedy_weights':<34}{args.rounds:>7}{fast_s:>10.2f}")
+    print(f"{'Podium hill_climb_weights':<34}{args.loop_rounds:>7}{fast_short_s:>10.2f}")
+    print(f"{'Podium hill_climb_weights':<34}{args.rounds:>7}{fast_s:>10.2f}")
     print(f"speed-up over the same {args.loop_rounds} rounds: {loop_s / fast_short_s:.0f}x "
           f"(the loop only gets slower as the bag grows); same members chosen: {same}")
     print(f"{args.rounds} rounds in {fast_s:.2f} s: {int((weights > 0).sum())} members kept, best {metric.name} {min(history) if metric.direction == 'minimize' else max(history):.4f}")

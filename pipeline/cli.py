@@ -50,15 +50,21 @@ def cmd_ensemble(args) -> None:
     from pipeline.report import table
 
     r = ensemble(_compose(args))
-    rows = [[name, score, r.weights[name]] for name, score in r.member_scores.items()]
-    rows.append([f"ensemble ({r.method})", r.cv_score, 1.0])
-    print(table(["member", "CV", "weight"], rows))
+    print(table(["member", "CV", "weight"], [[name, score, r.weights[name]] for name, score in r.member_scores.items()]))
+    print()
+    rows = [[s.method, s.in_sample, s.nested, "<- chosen" if s.method == r.method else ""] for s in r.methods]
+    print(table(["method", "CV in-sample", "CV nested", ""], rows))
 
 
 def cmd_submit(args) -> None:
     from pipeline.submit import submit
 
     r = submit(_compose(args))
+    if r.board:
+        from pipeline.report import table
+
+        print(table(["", "CV (nested for the blend)", "CV in-sample", "local LB"],
+                    [[b["name"], b["cv"], b["cv_in_sample"], b["local_leaderboard"]] for b in r.board]))
     lb = f", local leaderboard {r.leaderboard_score:.4f}" if r.leaderboard_score is not None else ""
     cv = f"CV {r.cv_score:.4f}" if r.cv_score is not None else "CV unknown"
     print(f"valid submission, {r.rows} rows -> {r.path} ({cv}{lb})")
@@ -86,7 +92,7 @@ def cmd_leaderboard(args) -> None:
     from pipeline.report import table
 
     cfg = _compose(args)
-    rows = leaderboard_rows(io.root(cfg) / cfg.paths.outputs)
+    rows = leaderboard_rows(io.root(cfg) / cfg.paths.outputs, io.root(cfg))
     if not rows:
         raise PodiumError(f"No results under {io.root(cfg) / cfg.paths.outputs}: run the pipeline first (dvc repro).")
     print(table(HEADERS, rows))
@@ -114,7 +120,7 @@ def cmd_ui(args) -> None:
 COMMANDS = {  # name -> (one-line help, handler)
     "prepare": ("validate the raw files, assign folds, decode images", cmd_prepare),
     "train": ("K-fold training of one model: out-of-fold and test predictions, CV score", cmd_train),
-    "ensemble": ("blend trained models (mean or greedy selection) on their out-of-fold predictions", cmd_ensemble),
+    "ensemble": ("blend trained models (mean, rank, weighted, hill climbing, stacking), chosen by a nested CV estimate", cmd_ensemble),
     "submit": ("write the submission from the ensemble, validate it, score it locally", cmd_submit),
     "score": ("validate and score any submission file against a solution file", cmd_score),
     "leaderboard": ("every competition's models, ensemble and local leaderboard score in one table", cmd_leaderboard),

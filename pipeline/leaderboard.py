@@ -21,20 +21,24 @@ def _reported(scores: dict, key: str | None = None) -> str:
     return ", ".join(f"{k} {v:.4f}" for k, v in items.items() if v is not None) or "-"
 
 
-def leaderboard_rows(outputs: Path) -> list[list]:
-    """One row per model, ensemble and submission of each competition with outputs under `outputs`."""
+def leaderboard_rows(outputs: Path, root: Path) -> list[list]:
+    """One row per member, ensemble and submission of each competition with outputs under `outputs`.
+
+    Members are read from where the ensemble found them (paths relative to the project `root`).
+    """
     rows: list[list] = []
     for folder in sorted(p for p in outputs.iterdir() if p.is_dir()) if outputs.is_dir() else []:
         ensemble, submission = _read(folder / "ensemble" / "metrics.json"), _read(folder / "submission" / "metrics.json")
         weights = ensemble.get("weights", {})
-        names = list(weights) or sorted(p.name for p in (folder / "models").glob("*") if (p / "metrics.json").is_file())
-        for name in names:
-            m = _read(folder / "models" / name / "metrics.json")
+        sources = ensemble.get("sources") or {p.name: f"{p}" for p in sorted((folder / "models").glob("*"))}
+        member_lb = {row["name"]: row["local_leaderboard"] for row in submission.get("board", [])}
+        for name, path in sources.items():
+            m = _read(root / path / "metrics.json")
             if m:
                 rows.append([folder.name, name, m["metric"], m["cv"], _reported(m.get("report", {})), weights.get(name),
-                             None, "-", round(m["seconds"]) if m.get("seconds") is not None else None])
+                             member_lb.get(name), "-", round(m["seconds"]) if m.get("seconds") is not None else None])
         if ensemble:
-            rows.append([folder.name, f"ensemble ({ensemble['method']})", ensemble["metric"], ensemble["cv"],
+            rows.append([folder.name, f"ensemble ({ensemble['method']}, nested CV)", ensemble["metric"], ensemble["cv"],
                          _reported(ensemble.get("report", {})), 1.0 if weights else None,
                          submission.get("local_leaderboard"), _reported(submission.get("report", {}), "local_leaderboard"), None])
     return rows

@@ -21,6 +21,7 @@ class Metric:
     direction: str  # "maximize" or "minimize"
     task: str  # "classification", "regression" or "any"
     fn: Callable[[np.ndarray, np.ndarray], float]
+    order_only: bool = False  # reads only the order of predictions (rank-based blends suit it)
 
     def __call__(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         return float(self.fn(np.asarray(y_true), np.asarray(y_pred)))
@@ -113,7 +114,7 @@ METRICS: dict[str, Metric] = {
     for m in (
         Metric("accuracy", "maximize", "classification", accuracy),
         Metric("log_loss", "minimize", "classification", log_loss),
-        Metric("roc_auc", "maximize", "classification", roc_auc),
+        Metric("roc_auc", "maximize", "classification", roc_auc, order_only=True),
         Metric("macro_f1", "maximize", "classification", macro_f1),
         Metric("qwk", "maximize", "any", quadratic_weighted_kappa),
         Metric("rmse", "minimize", "regression", rmse),

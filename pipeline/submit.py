@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -29,6 +29,7 @@ class SubmitResult:
     rows: int
     cv_score: float | None
     leaderboard_score: float | None
+    board: list[dict] = field(default_factory=list)  # CV beside local leaderboard: each member, then the submission
 
 
 def submission_path(cfg: DictConfig) -> Path:
@@ -46,7 +47,7 @@ def submit(cfg: DictConfig, source: Path | None = None) -> SubmitResult:
     target = submission_path(cfg)
     check_submission(sub, sample, comp, str(target), outcome="Nothing was written.")
 
-    leaderboard, leaderboard_report = None, {}
+    leaderboard, leaderboard_report, solution = None, {}, None
     solution_path = (folder / comp.files.solution).resolve() if comp.files.solution else None
     if solution_path and solution_path.is_file():
         solution = read_table(solution_path, comp.id_column, "solution file")
@@ -55,12 +56,15 @@ def submit(cfg: DictConfig, source: Path | None = None) -> SubmitResult:
     cv_path = source / "metrics.json"
     source_metrics = json.loads(cv_path.read_text()) if cv_path.is_file() else {}
     cv_score, cv_report = source_metrics.get("cv"), source_metrics.get("report", {})
+    board = member_board(cfg, source_metrics, sample, solution)
+    board.append({"name": f"submission ({source_metrics.get('method', source.name)})", "cv": cv_score,
+                  "cv_in_sample": source_metrics.get("cv_in_sample"), "local_leaderboard": leaderboard})
 
     io.write_csv(target, sub)
     metrics = {"metric": comp.metric, "cv": cv_score, "local_leaderboard": leaderboard,
                "report": {name: {"cv": cv_report.get(name), "local_leaderboard": leaderboard_report.get(name)}
                           for name in comp.report_metrics},
-               "rows": len(sub),
+               "cv_in_sample": source_metrics.get("cv_in_sample"), "board": board, "rows": len(sub),
                "source": str(source.relative_to(io.root(cfg)) if source.is_relative_to(io.root(cfg)) else source)}
     out = io.out_dir(cfg)
     io.write_config(out / "config.yaml", cfg)
@@ -71,10 +75,29 @@ def submit(cfg: DictConfig, source: Path | None = None) -> SubmitResult:
     tracker = Tracker(cfg)
     with tracker.run("submission", stage="submit", model="submission"):
         scores = {f"cv_{comp.metric}": cv_score, f"leaderboard_{comp.metric}": leaderboard,
+                  f"cv_in_sample_{comp.metric}": source_metrics.get("cv_in_sample"),
+                  **{f"member_leaderboard_{row['name']}": row["local_leaderboard"] for row in board[:-1]},
                   **{f"cv_{k}": v for k, v in cv_report.items()}, **{f"leaderboard_{k}": v for k, v in leaderboard_report.items()}}
         tracker.log_metrics({k: v for k, v in scores.items() if v is not None})
         tracker.log_artifacts([target, out / "config.yaml", out / "metrics.json"])
-    return SubmitResult(target, len(sub), cv_score, leaderboard)
+    return SubmitResult(target, len(sub), cv_score, leaderboard, board)
+
+
+def member_board(cfg: DictConfig, source_metrics: dict, sample, solution) -> list[dict]:
+    """Each blended member's CV beside the local leaderboard score its own submission would get.
+
+    Only reported, never used to choose anything: choosing by the leaderboard would overfit it.
+    """
+    comp, root = cfg.competition, io.root(cfg)
+    rows = []
+    for name, folder in source_metrics.get("sources", {}).items():
+        score = None
+        if solution is not None and (root / folder / "test.parquet").is_file():
+            preds = load_predictions(root / folder, comp)
+            score = score_submission(build_submission(preds.test_ids, preds.test, sample, comp), solution, comp)
+        rows.append({"name": name, "cv": source_metrics.get("members", {}).get(name), "cv_in_sample": None,
+                     "local_leaderboard": score})
+    return rows
 
 
 def score_file(cfg: DictConfig, submission: Path, solution: Path | None = None) -> float:

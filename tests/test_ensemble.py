@@ -1,9 +1,9 @@
-"""Greedy (Caruana) selection finds the right blend on data built to have one."""
+"""Hill climbing (Caruana selection) finds the right blend on data built to have one."""
 
 import numpy as np
 import pytest
 
-from pipeline.ensemble import greedy_weights
+from pipeline.ensemble import hill_climb_weights
 from pipeline.metrics import METRICS
 
 rng = np.random.default_rng(0)
@@ -15,10 +15,10 @@ def noisy(target, noise, n_classes=3):
     return e / e.sum(1, keepdims=True)
 
 
-def test_greedy_prefers_the_good_member_and_ignores_the_useless_one():
+def test_hill_climb_prefers_the_good_member_and_ignores_the_useless_one():
     y = rng.integers(0, 3, 3000)
     good, weaker, useless = noisy(y, 1.0), noisy(y, 1.6), rng.dirichlet(np.ones(3), 3000)
-    weights, history = greedy_weights(np.stack([good, weaker, useless]), y, METRICS["log_loss"], rounds=25)
+    weights, history = hill_climb_weights(np.stack([good, weaker, useless]), y, METRICS["log_loss"], rounds=25)
     assert weights.sum() == pytest.approx(1.0)
     assert weights[0] > weights[1] and weights[2] == 0
     blend = np.tensordot(weights, np.stack([good, weaker, useless]), axes=1)
@@ -26,28 +26,28 @@ def test_greedy_prefers_the_good_member_and_ignores_the_useless_one():
     assert min(history) <= METRICS["log_loss"](y, good)  # never worse than the best member
 
 
-def test_greedy_finds_the_known_best_pair():
+def test_hill_climb_finds_the_known_best_pair():
     # Two members with independent errors on complementary halves: the 50/50 blend is right everywhere.
     y = rng.integers(0, 2, 2000)
     a, b = np.eye(2)[y] * 0.9 + 0.05, np.eye(2)[y] * 0.9 + 0.05
     half = np.arange(2000) < 1000
     a[half] = a[half][:, ::-1] * 0.6 + 0.2  # a is wrong, but unsure, on the first half
     b[~half] = b[~half][:, ::-1] * 0.6 + 0.2  # b likewise on the second
-    weights, _ = greedy_weights(np.stack([a, b]), y, METRICS["accuracy"], rounds=10)
+    weights, _ = hill_climb_weights(np.stack([a, b]), y, METRICS["accuracy"], rounds=10)
     assert weights == pytest.approx([0.5, 0.5])
 
 
 def test_ties_go_to_a_member_already_chosen():
     y = rng.integers(0, 2, 100)
     p = noisy(y, 0.5, 2)
-    weights, history = greedy_weights(np.stack([p, p.copy(), p.copy()]), y, METRICS["accuracy"], rounds=5)
+    weights, history = hill_climb_weights(np.stack([p, p.copy(), p.copy()]), y, METRICS["accuracy"], rounds=5)
     assert list(weights) == [1.0, 0.0, 0.0] and len(history) == 5
 
 
 def test_minimised_metric_direction_is_honoured_for_regression():
     y = rng.normal(size=500)
     near, far = (y + rng.normal(scale=0.1, size=500))[:, None], (y + 3)[:, None]
-    weights, _ = greedy_weights(np.stack([far, near]), y, METRICS["rmse"], rounds=5, task="regression")
+    weights, _ = hill_climb_weights(np.stack([far, near]), y, METRICS["rmse"], rounds=5, task="regression")
     assert weights[1] == 1.0
 
 
@@ -68,3 +68,20 @@ def test_vectorised_candidate_scores_equal_the_metric_on_each_reblend(metric, ta
     scores = candidate_scorer(METRICS[metric], y, oofs, task)(running, 3)
     expected = [score_predictions(METRICS[metric], y, (running + oofs[m]) / 3, task) for m in range(3)]
     assert scores == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_a_random_initial_bag_is_kept_in_the_blend_and_seeded():
+    y = rng.integers(0, 3, 1000)
+    oofs = np.stack([noisy(y, s) for s in (0.8, 1.0, 1.2, 1.4, 1.6)])
+    first, _ = hill_climb_weights(oofs, y, METRICS["log_loss"], rounds=0, init="random", init_size=2, seed=3)
+    again, _ = hill_climb_weights(oofs, y, METRICS["log_loss"], rounds=0, init="random", init_size=2, seed=3)
+    other, _ = hill_climb_weights(oofs, y, METRICS["log_loss"], rounds=0, init="random", init_size=2, seed=4)
+    assert (first > 0).sum() == 2 and list(first) == list(again)
+    assert (other > 0).sum() == 2
+
+
+def test_a_best_initial_bag_starts_from_the_best_members():
+    y = rng.integers(0, 3, 1000)
+    oofs = np.stack([noisy(y, 1.6), noisy(y, 0.6), noisy(y, 1.2)])
+    weights, _ = hill_climb_weights(oofs, y, METRICS["log_loss"], rounds=0, init="best", init_size=2)
+    assert list(weights) == [0.0, 0.5, 0.5]

@@ -16,7 +16,7 @@ from pipeline.training.train import train
 
 @pytest.fixture
 def cnn_run(make_cfg):
-    cfg = make_cfg("data.limit_train_rows=1500", "competition.cv.n_splits=3", "trainer.max_epochs=3",
+    cfg = make_cfg("data.limit_train_rows=1500", "competition.cv.n_splits=3", "trainer.max_epochs=3", "train.seeds=[0]",
                    "trainer.enable_progress_bar=false", "model.width=16", "model.batch_size=32",
                    "out_dir=outputs/animals/models/cnn")
     return cfg, train(cfg)
@@ -66,13 +66,25 @@ def test_ensemble_and_submission_from_trained_members(cnn_run, make_cfg):
     blend_cfg = make_cfg("data.limit_train_rows=1500", "competition.cv.n_splits=3",
                          "ensemble.members=[cnn,cnn_plain]", "out_dir=outputs/animals/ensemble")
     result = ensemble(blend_cfg)
-    assert result.cv_score >= max(cnn.cv_score, plain.cv_score) - 1e-12  # greedy never loses to its best member
+    by_method = {m.method: m for m in result.methods}
+    assert set(by_method) == {"mean", "weighted", "hill_climb", "stack"}  # rank_mean: accuracy is not an order metric
+    best_nested = max(m.nested for m in result.methods)
+    assert result.cv_score == best_nested and by_method[result.method].nested == best_nested  # chosen by nested CV
     assert sum(result.weights.values()) == pytest.approx(1.0)
+    oof = pd.read_parquet(result.out_dir / "oof.parquet")  # the nested, held-out predictions: its score is the CV
+    probs = oof[[f"prob_{c}" for c in cfg.competition.classes]].to_numpy()
+    assert (probs.argmax(1) == oof["target"]).mean() == pytest.approx(result.cv_score)
     sub = submit(make_cfg("out_dir=outputs/animals/submission"))
     frame = pd.read_csv(sub.path, dtype={"id": str})
     sample = pd.read_csv(cfg.paths.root + "/data/animals/raw/sample_submission.csv", dtype={"id": str})
     assert frame["id"].tolist() == sample["id"].tolist() and set(frame["label"]) <= set(cfg.competition.classes)
     assert 0.5 < sub.leaderboard_score <= 1 and sub.cv_score == pytest.approx(result.cv_score)
+    assert [row["name"] for row in sub.board] == ["cnn", "cnn_plain", f"submission ({result.method})"]
+    assert all(0.5 < row["local_leaderboard"] <= 1 for row in sub.board)  # each member scored beside its CV
+    assert sub.board[0]["cv"] == pytest.approx(cnn.cv_score)
+    client = mlflow.MlflowClient(tracking_uri(cfg))
+    submit_run = client.search_runs([client.get_experiment_by_name("animals").experiment_id], "tags.stage = 'submit'")[0]
+    assert {"cv_accuracy", "cv_in_sample_accuracy", "leaderboard_accuracy", "member_leaderboard_cnn"} <= set(submit_run.data.metrics)
 
 
 def test_pretrained_efficientnet_fine_tunes(make_cfg):
@@ -113,7 +125,7 @@ def test_podium_train_from_the_shell_writes_its_own_run_folder(project):
 
     command = [sys.executable, "-m", "pipeline", "train", "competition=animals", "model=cnn", "model.optimizer.lr=3e-4",
                "trainer.max_epochs=2", "data.limit_train_rows=600", "competition.cv.n_splits=2", "model.batch_size=32",
-               "trainer.enable_progress_bar=false"]
+               "trainer.enable_progress_bar=false", "train.seeds=[0]"]
     done = subprocess.run(command, cwd=project, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "CV (all OOF)" in done.stdout  # the per-fold table
@@ -141,7 +153,7 @@ def test_a_diverging_model_is_refused_and_writes_nothing(make_cfg):
     from pipeline.errors import PodiumError
 
     cfg = make_cfg("data.limit_train_rows=300", "competition.cv.n_splits=2", "trainer.max_epochs=1", "model.batch_size=32",
-                   "model.optimizer.lr=1e12", "model.scheduler=null", "trainer.precision=32-true",
+                   "model.optimizer.lr=1e12", "model.scheduler=null", "trainer.precision=32-true", "train.seeds=[0]",
                    "trainer.enable_progress_bar=false", "tracking=none", "out_dir=runs/diverged")
     with pytest.raises(PodiumError, match=r"cnn fold 0 diverged: its predictions contain NaN"):
         train(cfg)

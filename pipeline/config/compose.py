@@ -100,6 +100,8 @@ def validate(raw: DictConfig) -> DictConfig:
         OmegaConf.set_struct(cfg, True)
         OmegaConf.resolve(cfg)
         _check_missing(cfg)
+        if cfg.train.seeds is None and cfg.model.name in cfg.competition.seeds:  # the competition's recipe
+            cfg.train.seeds = cfg.competition.seeds[cfg.model.name]
     except OmegaConfBaseException as exc:
         raise PodiumError(_schema_message(exc)) from None
     _check_choices(cfg)
@@ -140,7 +142,14 @@ def _check_choices(cfg: DictConfig) -> None:
         _choice(cfg.model.init, schema.TRANSFORMER_INIT, "model.init", model_where)
     _choice(comp.cv.scheme, schema.CV_SCHEMES, "competition.cv.scheme", where)
     _choice(comp.submission.format, schema.SUBMISSION_FORMATS, "competition.submission.format", where)
-    _choice(cfg.ensemble.method, schema.ENSEMBLE_METHODS, "ensemble.method", "conf/ensemble/")
+    ens = cfg.ensemble
+    _choice(ens.method, schema.ENSEMBLE_METHODS, "ensemble.method", "conf/ensemble/")
+    for name in ens.candidates:
+        _choice(name, schema.ENSEMBLE_METHODS[1:], "ensemble.candidates", "conf/ensemble/auto.yaml")
+    _choice(ens.seeds, schema.ENSEMBLE_SEEDS, "ensemble.seeds", "conf/ensemble/auto.yaml")
+    _choice(ens.hill_climb.init, schema.HILL_CLIMB_INITS, "ensemble.hill_climb.init", "conf/ensemble/auto.yaml")
+    _choice(ens.weighted.solver, schema.WEIGHTED_SOLVERS, "ensemble.weighted.solver", "conf/ensemble/auto.yaml")
+    _choice(cfg.tta.merge, schema.TTA_MERGES, "tta.merge", "conf/tta/")
     metric = METRICS[comp.metric]
     if comp.direction != metric.direction:
         raise PodiumError(

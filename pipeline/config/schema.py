@@ -16,7 +16,11 @@ TASKS = ("binary", "multiclass", "regression")
 MODALITIES = ("image", "text")
 CV_SCHEMES = ("stratified", "stratified_group", "group", "kfold")
 SUBMISSION_FORMATS = ("labels", "probabilities")
-ENSEMBLE_METHODS = ("mean", "greedy")
+ENSEMBLE_METHODS = ("auto", "mean", "rank_mean", "weighted", "hill_climb", "stack")
+HILL_CLIMB_INITS = ("empty", "best", "random")
+ENSEMBLE_SEEDS = ("average", "separate")
+WEIGHTED_SOLVERS = ("Powell", "Nelder-Mead", "SLSQP")
+TTA_MERGES = ("mean", "geometric_mean", "max")
 
 
 @dataclass
@@ -66,6 +70,7 @@ class CompetitionConfig:
     direction: str = MISSING
     report_metrics: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
+    seeds: dict[str, list[int]] = field(default_factory=dict)  # model name -> its train.seeds in this competition
     files: FilesConfig = field(default_factory=FilesConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
     text: TextConfig = field(default_factory=TextConfig)
@@ -157,6 +162,17 @@ class AugmentConfig:
 
 
 @dataclass
+class TTAConfig:
+    views: list[dict[str, Any]] = field(default_factory=list)
+    merge: str = "mean"
+
+
+@dataclass
+class TrainConfig:
+    seeds: Optional[list[int]] = None
+
+
+@dataclass
 class TrainerConfig:
     """Flags passed to lightning.pytorch.Trainer as they are."""
 
@@ -175,10 +191,33 @@ class TrainerConfig:
 
 
 @dataclass
-class EnsembleConfig:
-    method: str = "greedy"
+class WeightedConfig:
+    solver: str = "Powell"
+
+
+@dataclass
+class HillClimbConfig:
     rounds: int = 25
+    init: str = "empty"
+    init_size: int = 0
+    seed: int = 0
+
+
+@dataclass
+class StackConfig:
+    estimator: Optional[dict[str, Any]] = None
+    C: float = 1.0
+
+
+@dataclass
+class EnsembleConfig:
+    method: str = "auto"
+    candidates: list[str] = field(default_factory=lambda: list(ENSEMBLE_METHODS[1:]))
     members: Optional[list[str]] = None
+    seeds: str = "average"
+    weighted: WeightedConfig = field(default_factory=WeightedConfig)
+    hill_climb: HillClimbConfig = field(default_factory=HillClimbConfig)
+    stack: StackConfig = field(default_factory=StackConfig)
 
 
 @dataclass
@@ -210,6 +249,8 @@ class Config:
     competition: CompetitionConfig = field(default_factory=CompetitionConfig)
     model: Any = None  # checked against MODEL_SCHEMAS[model.family]
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    tta: TTAConfig = field(default_factory=TTAConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)

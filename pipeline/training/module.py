@@ -19,15 +19,18 @@ from torch import nn
 
 from pipeline.errors import PodiumError
 from pipeline.metrics import Metric, score_predictions
+from pipeline.training.tta import TTA
 
 
 class CompetitionModule(L.LightningModule):
     """Trains `net` on the competition's loss; logs `val/score`, the competition metric per epoch."""
 
-    def __init__(self, net: nn.Module, model_cfg: DictConfig, task: str, metric: Metric, augment: nn.Module | None = None):
+    def __init__(self, net: nn.Module, model_cfg: DictConfig, task: str, metric: Metric, augment: nn.Module | None = None,
+                 tta: TTA | None = None):
         super().__init__()
         self.net = net
         self.augment = augment
+        self.tta = tta  # prediction only: validation (checkpoint choice) sees the plain images
         self.model_cfg = model_cfg
         self.task = task
         self.metric = metric
@@ -80,7 +83,10 @@ class CompetitionModule(L.LightningModule):
 
     def predict_step(self, batch, batch_idx):
         inputs, _ = batch
-        return self.probabilities(self(inputs))
+        if self.tta is None:
+            return self.probabilities(self(inputs))
+        x = inputs.float() / 255.0
+        return self.tta.combine([self.probabilities(self.net(view.apply(x))) for view in self.tta.views], self.task)
 
     def configure_optimizers(self):
         opt_cfg = OmegaConf.to_container(self.model_cfg.optimizer)

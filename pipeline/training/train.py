@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 import lightning.pytorch as L
 from lightning.pytorch.callbacks import ModelCheckpoint
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from pipeline import io
 from pipeline.models import family_module
 from pipeline.training.augment import build_augment
 from pipeline.training.inputs import fold_inputs
 from pipeline.training.module import CompetitionModule
+from pipeline.training.tta import build_tta
 from pipeline.config.compose import check_model_fits
 from pipeline.errors import PodiumError
 from pipeline.metrics import get_metric, report_scores, score_predictions
@@ -95,7 +96,8 @@ def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker,
     shutil.rmtree(fold_dir, ignore_errors=True)  # only once the run is going ahead
     inputs = fold_inputs(cfg, data, is_valid)
     augment = build_augment(cfg.augment) if comp.modality == "image" else None
-    module = CompetitionModule(inputs.net, cfg.model, comp.task, metric, augment)
+    tta = build_tta(cfg.tta, comp.modality, comp.task)
+    module = CompetitionModule(inputs.net, cfg.model, comp.task, metric, augment, tta)
     trainer.fit(module, inputs.train_loader(cfg, seed=cfg.seed + fold), inputs.eval_loader(inputs.valid, cfg)[0])
     inputs.save_tokenizer(fold_dir)
 
@@ -123,63 +125,110 @@ def fit_fold(cfg: DictConfig, data: PreparedData, fold: int) -> tuple[np.ndarray
     return valid_pred, test_pred, None
 
 
+def train_seed(cfg: DictConfig, data: PreparedData, tracker: Tracker, history: list[dict], label: str) -> tuple[np.ndarray, np.ndarray, list[float], list]:
+    """Every fold of one seed (`cfg.seed`): out-of-fold and fold-averaged test predictions, fold scores, best epochs."""
+    comp, metric = cfg.competition, get_metric(cfg.competition.metric)
+    family = family_module(cfg.model.family)
+    folds = data.train["fold"].to_numpy()
+    n_folds = int(folds.max()) + 1
+    target = data.train["target"].to_numpy()
+    oof = np.zeros((len(data.train), n_outputs(comp)))
+    test = np.zeros((len(data.test), n_outputs(comp)))
+    fold_scores, best_epochs = [], []
+    for fold in range(n_folds):
+        fold_started = time.perf_counter()
+        with tracker.run(f"{label} fold {fold}", nested=True, model=cfg.model.name, fold=str(fold), seed=str(cfg.seed), stage="train_fold"):
+            if hasattr(family, "fit_predict"):
+                valid_pred, test_pred, best_epoch = fit_fold(cfg, data, fold)
+            else:
+                valid_pred, test_pred, best_epoch = train_fold(cfg, data, fold, tracker, history)
+            if not (np.isfinite(valid_pred).all() and np.isfinite(test_pred).all()):
+                raise PodiumError(
+                    f"{label} fold {fold} diverged: its predictions contain NaN or infinity, so no "
+                    f"outputs were written. Lower model.optimizer.lr or set trainer.gradient_clip_val."
+                )
+            is_valid = folds == fold
+            oof[is_valid] = valid_pred
+            test += test_pred / n_folds
+            score = score_predictions(metric, target[is_valid], valid_pred, comp.task)
+            tracker.log_metrics({f"fold_{metric.name}": score, **({"best_epoch": best_epoch} if best_epoch is not None else {})})
+        fold_scores.append(score)
+        best_epochs.append(best_epoch)
+        log.info("%s fold %d/%d: %s %.4f (best epoch %s) in %.0f s", label, fold + 1, n_folds, metric.name, score,
+                 best_epoch if best_epoch is not None else "-", time.perf_counter() - fold_started)
+    return oof, test, fold_scores, best_epochs
+
+
 def train(cfg: DictConfig) -> TrainResult:
-    """Train the configured model on every fold; write its predictions and scores to `out_dir`."""
+    """Train the configured model on every fold (once per seed); write its predictions and scores to `out_dir`.
+
+    With several `train.seeds`, the model's predictions are the mean over seeds, and each seed's
+    own predictions are kept in `seeds/seed_<s>/` (the ensemble can use them as separate members).
+    """
     check_model_fits(cfg)
     family = family_module(cfg.model.family)
     if hasattr(family, "check"):  # family-specific refusals (a missing model folder, ...) before any work
         family.check(cfg.model, io.root(cfg))
+    build_tta(cfg.tta, cfg.competition.modality, cfg.competition.task)  # a bad view fails before training
     _quiet_lightning()
     started = time.perf_counter()
     comp, metric = cfg.competition, get_metric(cfg.competition.metric)
+    seeds = list(cfg.train.seeds) if cfg.train.seeds else [cfg.seed]
+    if len(set(seeds)) != len(seeds):
+        raise PodiumError(f"train.seeds={seeds} repeats a seed: each seed would train the same model twice. List distinct seeds.")
     out = io.out_dir(cfg)
     tracker = Tracker(cfg)
     data = load_prepared(cfg, scratch=out / "prepared")
-    n_folds = int(data.train["fold"].max()) + 1
-    target = data.train["target"].to_numpy()
-    oof = np.zeros((len(data.train), n_outputs(comp)))
-    test = np.zeros((len(data.test), n_outputs(comp)))
+    folds, target = data.train["fold"].to_numpy(), data.train["target"].to_numpy()
+    ids, test_ids = data.train[comp.id_column].to_numpy(), data.test[comp.id_column].to_numpy()
     history: list[dict] = []
-    fold_scores, best_epochs = [], []
+    per_seed: dict[int, dict] = {}
+    written: list[Path] = []
 
     with tracker.run(f"{cfg.model.name}", params=True, model=cfg.model.name, stage="train") as run_id:
-        for fold in range(n_folds):
-            fold_started = time.perf_counter()
-            with tracker.run(f"{cfg.model.name} fold {fold}", nested=True, model=cfg.model.name, fold=str(fold), stage="train_fold"):
-                if hasattr(family, "fit_predict"):
-                    valid_pred, test_pred, best_epoch = fit_fold(cfg, data, fold)
-                else:
-                    valid_pred, test_pred, best_epoch = train_fold(cfg, data, fold, tracker, history)
-                if not (np.isfinite(valid_pred).all() and np.isfinite(test_pred).all()):
-                    raise PodiumError(
-                        f"{cfg.model.name} fold {fold} diverged: its predictions contain NaN or infinity, so no "
-                        f"outputs were written. Lower model.optimizer.lr or set trainer.gradient_clip_val."
-                    )
-                is_valid = data.train["fold"].to_numpy() == fold
-                oof[is_valid] = valid_pred
-                test += test_pred / n_folds
-                score = score_predictions(metric, target[is_valid], valid_pred, comp.task)
-                tracker.log_metrics({f"fold_{metric.name}": score, **({"best_epoch": best_epoch} if best_epoch is not None else {})})
-            fold_scores.append(score)
-            best_epochs.append(best_epoch)
-            log.info("%s fold %d/%d: %s %.4f (best epoch %s) in %.0f s", cfg.model.name, fold + 1, n_folds,
-                     metric.name, score, best_epoch if best_epoch is not None else "-", time.perf_counter() - fold_started)
+        for seed in seeds:
+            seed_cfg = _with_seed(cfg, seed)
+            label = cfg.model.name if len(seeds) == 1 else f"{cfg.model.name} seed {seed}"
+            seed_history: list[dict] = []
+            oof, test, fold_scores, best_epochs = train_seed(seed_cfg, data, tracker, seed_history, label)
+            history += [{"seed": seed, **row} for row in seed_history]
+            cv = score_predictions(metric, target, oof, comp.task)
+            per_seed[seed] = {"oof": oof, "test": test, "cv": cv, "best_epochs": best_epochs}
+            if len(seeds) > 1:
+                log.info("%s: CV %s %.4f", label, metric.name, cv)
+            seed_dir = out / "seeds" / f"seed_{seed}"
+            written += Predictions(ids, folds, target, oof, test_ids, test).save(seed_dir, comp)
+            io.write_json(seed_dir / "metrics.json", {"model": cfg.model.name, "seed": seed, "metric": metric.name, "cv": cv,
+                                                      "folds": {str(k): s for k, s in enumerate(fold_scores)}})
 
+        # The model's own predictions: the mean over seeds (one seed: that seed's).
+        oof = np.mean([p["oof"] for p in per_seed.values()], axis=0)
+        test = np.mean([p["test"] for p in per_seed.values()], axis=0)
+        fold_scores = [score_predictions(metric, target[folds == k], oof[folds == k], comp.task) for k in range(int(folds.max()) + 1)]
         cv_score = score_predictions(metric, target, oof, comp.task)
         reported = report_scores(comp, target, oof)
         seconds = time.perf_counter() - started
+        best_epochs = [e for p in per_seed.values() for e in p["best_epochs"]]
         result = TrainResult(cfg.model.name, metric.name, cv_score, fold_scores, seconds, out, run_id, best_epochs)
-        preds = Predictions(data.train[comp.id_column].to_numpy(), data.train["fold"].to_numpy(), target, oof,
-                            data.test[comp.id_column].to_numpy(), test)
-        written = preds.save(out, comp)
+        written += Predictions(ids, folds, target, oof, test_ids, test).save(out, comp)
         metrics = {"model": cfg.model.name, "metric": metric.name, "cv": cv_score,
                    "folds": {str(k): s for k, s in enumerate(fold_scores)},
                    "fold_mean": float(np.mean(fold_scores)), "fold_std": float(np.std(fold_scores)),
-                   "report": reported, "best_epochs": best_epochs, "seconds": round(seconds, 1)}
+                   "report": reported, "seeds": {str(s): p["cv"] for s, p in per_seed.items()},
+                   "best_epochs": best_epochs, "seconds": round(seconds, 1)}
         io.write_csv(out / "history.csv", pd.DataFrame(history))
         io.write_config(out / "config.yaml", cfg)
         io.write_json(out / "metrics.json", metrics)
         tracker.log_metrics({f"cv_{metric.name}": cv_score, **{f"cv_{k}": v for k, v in reported.items()},
+                             **({f"cv_{metric.name}_seed_{s}": p["cv"] for s, p in per_seed.items()} if len(seeds) > 1 else {}),
                              "fold_std": metrics["fold_std"], "seconds": seconds})
         tracker.log_artifacts([*written, out / "history.csv", out / "config.yaml", out / "metrics.json"])
     return result
+
+
+def _with_seed(cfg: DictConfig, seed: int) -> DictConfig:
+    """A copy of `cfg` whose `seed` is `seed` (it seeds initialisation, data order and the checkpoint folder)."""
+    copy = cfg.copy()
+    with open_dict(copy):
+        copy.seed = seed
+    return copy

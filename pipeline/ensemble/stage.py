@@ -1,0 +1,124 @@
+"""Stage 3, ensemble: blend the members' out-of-fold predictions, apply the blend to test.
+
+Every method is scored twice: in-sample (fit on all out-of-fold rows, scored on the same rows,
+which flatters any method that learns) and nested (fit on all folds but one, scored on the
+held-out fold, for each fold in turn). `ensemble.method=auto` picks by the nested score. The
+ensemble's oof.parquet holds the nested held-out predictions, so its CV is the honest figure;
+test.parquet comes from the blend fit on every row.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from pipeline import io
+from pipeline.ensemble.members import candidate_folders, load_members
+from pipeline.ensemble.methods import METHODS, Blend, Problem, check_method, make_blend, usable_methods
+from pipeline.errors import PodiumError
+from pipeline.metrics import get_metric, report_scores, score_predictions
+from pipeline.predictions import Predictions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MethodScore:
+    method: str
+    in_sample: float  # fit and scored on the same rows
+    nested: float  # fit on the other folds, scored on each held-out fold
+    held_out: np.ndarray  # the nested predictions, row for row
+    blend: Blend  # fit on every row: what the test set gets
+
+
+@dataclass
+class EnsembleResult:
+    method: str  # the method used (auto's choice)
+    weights: dict[str, float]
+    member_scores: dict[str, float]
+    cv_score: float  # nested
+    in_sample: float
+    methods: list[MethodScore] = field(default_factory=list)
+    out_dir: Path | None = None
+
+
+def evaluate(name: str, problem: Problem, oofs: np.ndarray, target: np.ndarray, folds: np.ndarray) -> MethodScore:
+    """Fit `name` on all rows (in-sample score, test blend) and once per held-out fold (nested score)."""
+    metric, task = problem.metric, problem.task
+    full = make_blend(name, problem).fit(oofs, target)
+    held_out = np.zeros_like(oofs[0])
+    for fold in np.unique(folds):
+        rows = folds == fold
+        held_out[rows] = make_blend(name, problem).fit(oofs[:, ~rows], target[~rows]).apply(oofs[:, rows])
+    return MethodScore(name, score_predictions(metric, target, full.apply(oofs), task),
+                       score_predictions(metric, target, held_out, task), held_out, full)
+
+
+def methods_to_try(cfg: DictConfig, metric, task: str) -> list[str]:
+    """The configured method, or for `auto` every usable candidate method; refusals before any work."""
+    s = cfg.ensemble
+    requested = list(s.candidates) if s.method == "auto" else [s.method]
+    unknown = [m for m in requested if m not in METHODS]
+    if unknown:
+        key = "ensemble.candidates" if s.method == "auto" else "ensemble.method"
+        raise PodiumError(f"{key} names unknown method(s) {unknown}; valid methods are auto, {', '.join(METHODS)}.")
+    if s.method != "auto":
+        check_method(s.method, metric)
+        return requested
+    usable = usable_methods(requested, metric, task)
+    if not usable:
+        raise PodiumError(f"None of ensemble.candidates={requested} suits the metric {metric.name}. Add mean or hill_climb.")
+    return usable
+
+
+def ensemble(cfg: DictConfig) -> EnsembleResult:
+    """Blend the configured members and write the ensemble's predictions and scores to `out_dir`."""
+    comp, metric = cfg.competition, get_metric(cfg.competition.metric)
+    tried = methods_to_try(cfg, metric, comp.task)
+    members = load_members(cfg)
+    names = list(members)
+    first = members[names[0]]
+    oofs = np.stack([members[n].oof for n in names])
+    tests = np.stack([members[n].test for n in names])
+    member_scores = {n: score_predictions(metric, first.target, members[n].oof, comp.task) for n in names}
+
+    problem = Problem(metric, comp.task, cfg.ensemble)
+    scores: list[MethodScore] = []
+    for n, name in enumerate(tried, 1):
+        scores.append(evaluate(name, problem, oofs, first.target, first.folds))
+        log.info("ensemble %d/%d %s: in-sample %.4f, nested %.4f", n, len(tried), name, scores[-1].in_sample, scores[-1].nested)
+    chosen = scores[0]
+    for s in scores[1:]:  # ties keep the earlier (simpler) method
+        chosen = s if metric.better(s.nested, chosen.nested) else chosen
+    weights = chosen.blend.describe(names)
+    test = chosen.blend.apply(tests)
+    reported = report_scores(comp, first.target, chosen.held_out)
+
+    out = io.out_dir(cfg)
+    from pipeline.tracking import Tracker
+
+    tracker = Tracker(cfg)
+    with tracker.run("ensemble", params=True, stage="ensemble", model="ensemble"):
+        written = Predictions(first.oof_ids, first.folds, first.target, chosen.held_out, first.test_ids, test).save(out, comp)
+        root = io.root(cfg)
+        metrics = {"method": chosen.method, "requested": cfg.ensemble.method, "metric": metric.name,
+                   "cv": chosen.nested, "cv_in_sample": chosen.in_sample, "report": reported,
+                   "methods": {s.method: {"in_sample": s.in_sample, "nested": s.nested} for s in scores},
+                   "weights": weights, "members": member_scores,
+                   "sources": {n: str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
+                               for n, p in candidate_folders(cfg).items()},
+                   "rounds": getattr(chosen.blend, "history", [])}
+        io.write_config(out / "config.yaml", cfg)
+        io.write_json(out / "metrics.json", metrics)
+        tracker.log_metrics({f"cv_{metric.name}": chosen.nested, f"cv_in_sample_{metric.name}": chosen.in_sample,
+                             **{f"cv_{k}": v for k, v in reported.items()},
+                             **{f"nested_{s.method}": s.nested for s in scores},
+                             **{f"in_sample_{s.method}": s.in_sample for s in scores},
+                             **{f"weight_{n}": w for n, w in weights.items() if np.isfinite(w)},
+                             **{f"member_cv_{n}": s for n, s in member_scores.items()}})
+        tracker.log_artifacts([*written, out / "config.yaml", out / "metrics.json"])
+    return EnsembleResult(chosen.method, weights, member_scores, chosen.nested, chosen.in_sample, scores, out)
