@@ -55,7 +55,7 @@ def test_rank_mean_ignores_each_members_scale():
     assert abs(METRICS["roc_auc"](y, mean) - METRICS["roc_auc"](y, expected)) > 1e-3  # the scales matter there
 
 
-@pytest.mark.parametrize("solver", ["Powell", "SLSQP"])
+@pytest.mark.parametrize("solver", ["Powell", "Nelder-Mead", "SLSQP"])
 def test_weighted_recovers_the_weights_the_target_was_built_from(solver):
     a, b = rng.normal(size=3000), rng.normal(size=3000)
     y = 0.3 * a + 0.7 * b

@@ -98,8 +98,8 @@ class Weighted(Blend):
             found = minimize(loss, start, method="SLSQP", bounds=[(0, 1)] * n,
                              constraints=({"type": "eq", "fun": lambda w: w.sum() - 1},))
         else:  # derivative-free on unnormalised weights: copes with stepwise metrics (accuracy, AUC)
-            found = minimize(loss, start, method=solver, bounds=[(0, 1)] * n,
-                             options={"xtol": 1e-4, "ftol": 1e-9, "maxfev": 200 * n})
+            tolerances = {"xtol": 1e-4, "ftol": 1e-9} if solver == "Powell" else {"xatol": 1e-4, "fatol": 1e-9}
+            found = minimize(loss, start, method=solver, bounds=[(0, 1)] * n, options={**tolerances, "maxfev": 200 * n})
         w = np.clip(found.x, 0, None)
         # Never worse on the rows it was fit on than where it started.
         self.weights = w / w.sum() if w.sum() > EPS and loss(w) <= loss(start) else start
