@@ -63,7 +63,7 @@ def repo(tmp_path_factory) -> Path:
     """A fresh git + DVC repository holding the project's pipeline files, set to the smoke preset."""
     root = tmp_path_factory.mktemp("clone")
     for name in ("conf", "competitions", "pipeline"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "dvc.lock"))
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(REPO / name, root / name)
     (root / "params.yaml").write_text((REPO / "params.yaml").read_text().replace("trainer: cpu", "trainer: smoke"))
