@@ -52,8 +52,8 @@ def cmd_ensemble(args) -> None:
     r = ensemble(_compose(args))
     print(table(["member", "CV", "weight"], [[name, score, r.weights[name]] for name, score in r.member_scores.items()]))
     print()
-    rows = [[s.method, s.in_sample, s.nested, "<- chosen" if s.method == r.method else ""] for s in r.methods]
-    print(table(["method", "CV in-sample", "CV nested", ""], rows))
+    rows = [[s.method, s.in_sample, s.nested, "chosen" if s.method == r.method else ""] for s in r.methods]
+    print(table(["method", "CV in-sample", "CV nested", "auto"], rows))
 
 
 def cmd_submit(args) -> None:

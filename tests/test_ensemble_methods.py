@@ -73,7 +73,7 @@ def test_stack_learns_what_no_convex_blend_can():
     stack = evaluate("stack", problem("roc_auc", "binary"), oofs, y, folds)
     weighted = evaluate("weighted", problem("roc_auc", "binary"), oofs, y, folds)
     assert stack.nested > 0.95 > weighted.nested
-    assert stack.blend.model.coef_[0][1] < 0
+    assert stack.blend.model[-1].coef_[0][1] < 0  # the default: StandardScaler, then LogisticRegression
 
 
 def test_stack_takes_any_scikit_learn_estimator_and_names_a_bad_one():

@@ -117,8 +117,11 @@ class HillClimb(Blend):
 
 
 class Stack(Blend):
-    """A meta-model on the members' predictions: logistic regression (classification) or ridge
-    (regression) by default, any scikit-learn estimator by `ensemble.stack.estimator._target_`."""
+    """A meta-model on the members' predictions: standardised, then logistic regression (classification)
+    or ridge (regression) by default; any scikit-learn estimator by `ensemble.stack.estimator._target_`.
+
+    Its out-of-fold predictions come from cross-fitting over the folds (the nested estimate), so the
+    stack is never scored on rows it was fit on."""
 
     name = "stack"
 
@@ -146,7 +149,8 @@ class Stack(Blend):
 
     def describe(self, names):
         """Each member's share of the meta-model's absolute coefficients (when it has any)."""
-        coef = getattr(self.model, "coef_", None)
+        final = self.model[-1] if hasattr(self.model, "steps") else self.model  # a scikit-learn Pipeline's last step
+        coef = getattr(final, "coef_", None)
         if coef is None:
             return {n: float("nan") for n in names}
         per_member = np.abs(np.atleast_2d(coef)).sum(axis=0).reshape(len(names), -1).sum(axis=1)
@@ -159,13 +163,15 @@ def build_estimator(problem: Problem):
 
     spec = problem.settings.stack.estimator
     if spec is None:
-        if problem.task == "regression":
-            from sklearn.linear_model import Ridge
+        from sklearn.linear_model import LogisticRegression, Ridge
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
 
-            return Ridge(alpha=1.0)
-        from sklearn.linear_model import LogisticRegression
-
-        return LogisticRegression(C=problem.settings.stack.C, max_iter=1000)
+        # Standardised features: log-probabilities run to -34 where a member is sure, and unscaled they
+        # let the meta-model overfit (animals: nested accuracy 0.979 against 0.988 scaled) and fit 7x slower.
+        C = problem.settings.stack.C
+        final = Ridge(alpha=1.0 / C) if problem.task == "regression" else LogisticRegression(C=C, max_iter=1000)
+        return make_pipeline(StandardScaler(), final)
     try:
         return instantiate(OmegaConf.to_container(spec))
     except Exception as exc:  # a bad class path or argument: the user's config
