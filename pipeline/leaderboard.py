@@ -30,7 +30,7 @@ def leaderboard_rows(outputs: Path, root: Path) -> list[list]:
     for folder in sorted(p for p in outputs.iterdir() if p.is_dir()) if outputs.is_dir() else []:
         ensemble, submission = _read(folder / "ensemble" / "metrics.json"), _read(folder / "submission" / "metrics.json")
         weights = ensemble.get("weights", {})
-        sources = ensemble.get("sources") or {p.name: f"{p}" for p in sorted((folder / "models").glob("*"))}
+        sources = ensemble.get("sources") or {p.name: str(p) for p in sorted((folder / "models").glob("*"))}
         member_lb = {row["name"]: row["local_leaderboard"] for row in submission.get("board", [])}
         for name, path in sources.items():
             m = _read(root / path / "metrics.json")

@@ -40,9 +40,9 @@ def candidate_folders(cfg: DictConfig) -> dict[str, Path]:
     return folders
 
 
-def load_members(cfg: DictConfig) -> dict[str, Predictions]:
-    """Every candidate's predictions, checked to cover the same training and test ids and folds."""
-    members = {name: load_predictions(folder, cfg.competition) for name, folder in candidate_folders(cfg).items()}
+def load_members(folders: dict[str, Path], comp: DictConfig) -> dict[str, Predictions]:
+    """Every candidate's predictions (`candidate_folders`), checked to cover the same training and test ids and folds."""
+    members = {name: load_predictions(folder, comp) for name, folder in folders.items()}
     first_name, first = next(iter(members.items()))
     for name, member in members.items():
         for what, a, b in (("training", member.oof_ids, first.oof_ids), ("test", member.test_ids, first.test_ids)):

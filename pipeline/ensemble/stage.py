@@ -79,7 +79,8 @@ def ensemble(cfg: DictConfig) -> EnsembleResult:
     """Blend the configured members and write the ensemble's predictions and scores to `out_dir`."""
     comp, metric = cfg.competition, get_metric(cfg.competition.metric)
     tried = methods_to_try(cfg, metric, comp.task)
-    members = load_members(cfg)
+    folders = candidate_folders(cfg)
+    members = load_members(folders, comp)
     names = list(members)
     first = members[names[0]]
     oofs = np.stack([members[n].oof for n in names])
@@ -110,7 +111,7 @@ def ensemble(cfg: DictConfig) -> EnsembleResult:
                    "methods": {s.method: {"in_sample": s.in_sample, "nested": s.nested} for s in scores},
                    "weights": weights, "members": member_scores,
                    "sources": {n: str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
-                               for n, p in candidate_folders(cfg).items()},
+                               for n, p in folders.items()},
                    "rounds": getattr(chosen.blend, "history", [])}
         io.write_config(out / "config.yaml", cfg)
         io.write_json(out / "metrics.json", metrics)
