@@ -19,7 +19,7 @@ from torch import nn
 
 from pipeline.errors import PodiumError
 from pipeline.metrics import Metric, score_predictions
-from pipeline.training.tta import TTA
+from pipeline.training.tta import TTA, View
 
 
 class CompetitionModule(L.LightningModule):
@@ -36,12 +36,14 @@ class CompetitionModule(L.LightningModule):
         self.metric = metric
         self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    def forward(self, inputs, augment: bool = False) -> torch.Tensor:
+    def forward(self, inputs, augment: bool = False, view: View | None = None) -> torch.Tensor:
         if isinstance(inputs, dict):  # text
             return self.net(inputs["input_ids"], inputs["attention_mask"])
         x = inputs.float() / 255.0
         if augment and self.augment is not None:
             x = self.augment(x)
+        if view is not None:  # a test-time augmentation view
+            x = view.apply(x)
         return self.net(x)
 
     def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -85,8 +87,7 @@ class CompetitionModule(L.LightningModule):
         inputs, _ = batch
         if self.tta is None:
             return self.probabilities(self(inputs))
-        x = inputs.float() / 255.0
-        return self.tta.combine([self.probabilities(self.net(view.apply(x))) for view in self.tta.views], self.task)
+        return self.tta.combine([self.probabilities(self(inputs, view=view)) for view in self.tta.views], self.task)
 
     def configure_optimizers(self):
         opt_cfg = OmegaConf.to_container(self.model_cfg.optimizer)
