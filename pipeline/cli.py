@@ -45,6 +45,21 @@ def cmd_train(args) -> None:
     print(f"{r.model}: CV {r.metric} {r.cv_score:.4f} in {r.seconds:.0f} s -> {r.out_dir}")
 
 
+def cmd_tune(args) -> None:
+    from pipeline.report import table
+    from pipeline.tuning import tune
+
+    r = tune(args.overrides, workers=args.workers)
+    c = r.counts
+    running = f", {c['running']} running" if c["running"] else ""
+    print(f"study {r.study} ({r.storage}): {c['complete']} complete, {c['pruned']} pruned, {c['fail']} failed{running} "
+          f"in {r.seconds:.0f} s")
+    print(table(*r.top))
+    print(f"best {r.metric} {r.best_value:.4f} (trial {r.best_trial})"
+          + (f" -> {r.tuned_file} (training applies it; train.tuned=false ignores it)" if r.tuned_file else ""))
+    print(f"trials.csv and plots -> {r.out_dir}")
+
+
 def cmd_ensemble(args) -> None:
     from pipeline.ensemble import ensemble
     from pipeline.report import table
@@ -117,15 +132,35 @@ def cmd_ui(args) -> None:
         pass
 
 
+def cmd_dashboard(args) -> None:
+    import subprocess
+
+    from pipeline.tuning.storage import redact, storage_url
+
+    cfg = _compose(args)
+    url = storage_url(cfg)
+    if url.startswith("journal:///"):  # optuna-dashboard reads a journal file by its path
+        url = url[len("journal:///"):]
+    print(f"optuna-dashboard on http://127.0.0.1:{args.port} over {redact(url)} (Ctrl-C stops it)")
+    try:
+        # the console script installed beside this interpreter (a dependency of Podium)
+        command = str(Path(sys.executable).with_name("optuna-dashboard"))
+        subprocess.run([command, url, "--host", "127.0.0.1", "--port", str(args.port)], check=False)
+    except KeyboardInterrupt:
+        pass
+
+
 COMMANDS = {  # name -> (one-line help, handler)
     "prepare": ("validate the raw files, assign folds, decode images", cmd_prepare),
     "train": ("K-fold training of one model: out-of-fold and test predictions, CV score", cmd_train),
+    "tune": ("Optuna sweep of a model's search space (conf/tune/); training then applies the best parameters", cmd_tune),
     "ensemble": ("blend trained models (mean, rank, weighted, hill climbing, stacking), chosen by a nested CV estimate", cmd_ensemble),
     "submit": ("write the submission from the ensemble, validate it, score it locally", cmd_submit),
     "score": ("validate and score any submission file against a solution file", cmd_score),
     "leaderboard": ("every competition's models, ensemble and local leaderboard score in one table", cmd_leaderboard),
     "config": ("print the composed, validated config (nothing runs)", cmd_config),
     "ui": ("open the MLflow UI on the project's runs (127.0.0.1)", cmd_ui),
+    "dashboard": ("open optuna-dashboard on the project's studies (tune.storage, 127.0.0.1)", cmd_dashboard),
 }
 
 
@@ -147,8 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--solution", type=Path, help="the solution CSV (default: the competition's private solution)")
         if name == "leaderboard":
             p.add_argument("--out", type=Path, help="also write the table as Markdown to this file")
-        if name == "ui":
-            p.add_argument("--port", type=int, default=5000)
+        if name == "tune":
+            p.add_argument("--workers", type=int, metavar="N", help="worker processes sharing the study (tune.n_workers)")
+        if name in ("ui", "dashboard"):
+            p.add_argument("--port", type=int, default=5000 if name == "ui" else 8080)
         p.set_defaults(func=handler)
     return parser
 

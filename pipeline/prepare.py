@@ -111,14 +111,15 @@ class PreparedData:
 
 
 def load_prepared(cfg: DictConfig, scratch: Path) -> PreparedData:
-    """The pipeline's prepared data if it matches `cfg`; otherwise prepare afresh into `scratch`.
+    """The pipeline's prepared data if it matches `cfg`, else `scratch`'s if it does; otherwise prepare into `scratch`.
 
     An experiment with another fold count or row limit thus never trains on stale folds.
     """
-    folder = io.prepared_dir(cfg)
-    meta_path = folder / "meta.json"
-    if not meta_path.is_file() or json.loads(meta_path.read_text())["key"] != prepare_key(cfg):
-        log.info("no prepared data matching this config in %s: preparing into %s", folder, scratch)
+    key = prepare_key(cfg)
+    matches = lambda f: (f / "meta.json").is_file() and json.loads((f / "meta.json").read_text())["key"] == key  # noqa: E731
+    folder = next((f for f in (io.prepared_dir(cfg), Path(scratch)) if matches(f)), None)
+    if folder is None:
+        log.info("no prepared data matching this config in %s: preparing into %s", io.prepared_dir(cfg), scratch)
         folder = prepare(cfg, scratch).folder
     images = {}
     for split in ("train", "test"):

@@ -62,6 +62,7 @@ class Tracker:
     def __init__(self, cfg: DictConfig):
         self.cfg = cfg
         self.enabled = bool(cfg.tracking.enabled)
+        self.stopping: tuple[type[BaseException], ...] = ()  # exceptions that end a run as KILLED
         if not self.enabled:
             return
         os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # MLflow probes git; we tag the commit ourselves
@@ -91,25 +92,46 @@ class Tracker:
         }
 
     @contextmanager
-    def run(self, name: str, *, nested: bool = False, params: bool = False, **tags: str) -> Iterator[str | None]:
-        """A run named `name`; nested under the active one if `nested`. Yields its id."""
+    def run(self, name: str, *, nested: bool = False, params: bool = False, parent: str | None = None,
+            resume: str | None = None, **tags: str) -> Iterator[str | None]:
+        """A run named `name`, nested under the active run if `nested` or under run id `parent`;
+        `resume` reopens an existing run instead. Yields its id.
+
+        The run ends FINISHED, FAILED on an exception, or KILLED on Ctrl-C or one of
+        `self.stopping` (a pruned sweep trial: stopped on purpose, not broken).
+        """
         if not self.enabled:
             yield None
             return
-        with self.mlflow.start_run(run_name=name, experiment_id=self.experiment_id, nested=nested,
-                                   tags=self.tags(**tags)) as active:
+        if resume:
+            active = self.mlflow.start_run(run_id=resume)
+        else:
+            active = self.mlflow.start_run(run_name=name, experiment_id=self.experiment_id, nested=nested,
+                                           parent_run_id=parent, tags=self.tags(**tags))
+        try:
             if params:
-                flat = flatten(OmegaConf.to_container(portable_config(self.cfg)))
-                items = list(flat.items())
-                for start in range(0, len(items), 100):  # MLflow takes at most 100 params a call
-                    self.mlflow.log_params(dict(items[start:start + 100]))
+                self.log_params(flatten(OmegaConf.to_container(portable_config(self.cfg))))
             yield active.info.run_id
+        except BaseException as exc:
+            self.mlflow.end_run("KILLED" if isinstance(exc, (KeyboardInterrupt, *self.stopping)) else "FAILED")
+            raise
+        self.mlflow.end_run("FINISHED")
+
+    def log_params(self, params: dict[str, object]) -> None:
+        if self.enabled:
+            items = [(k, str(v)[:6000]) for k, v in params.items()]
+            for start in range(0, len(items), 100):  # MLflow takes at most 100 params a call
+                self.mlflow.log_params(dict(items[start:start + 100]))
+
+    def set_tags(self, **tags: object) -> None:
+        if self.enabled:
+            self.mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         if self.enabled:
             self.mlflow.log_metrics({k.replace("@", "_at_"): float(v) for k, v in metrics.items()}, step=step)
 
-    def log_artifacts(self, paths: list[Path]) -> None:
+    def log_artifacts(self, paths: list[Path], folder: str | None = None) -> None:
         if self.enabled:
             for path in paths:
-                self.mlflow.log_artifact(str(path))
+                self.mlflow.log_artifact(str(path), artifact_path=folder)

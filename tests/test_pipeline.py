@@ -69,6 +69,8 @@ def repo(tmp_path_factory) -> Path:
     (root / "params.yaml").write_text((REPO / "params.yaml").read_text().replace("trainer: cpu", "trainer: smoke"))
     text = root / "conf/competition/rotten-tomatoes.yaml"  # seconds, not minutes: a tiny Transformer
     text.write_text(text.read_text().replace("models: [lstm, transformer, tfidf]", "models: [lstm, transformer_tiny, tfidf]"))
+    tuned = root / "competitions/rotten-tomatoes/tuned"
+    shutil.copy(tuned / "transformer.yaml", tuned / "transformer_tiny.yaml")  # every trained model has its (empty) file
     run(["git", "init", "-q"], root)
     run(["git", "config", "user.email", "ci@podium.test"], root)
     run(["git", "config", "user.name", "CI"], root)
@@ -134,8 +136,23 @@ def test_model_config_change_reruns_that_model_ensemble_and_submission(repo):
     run(["git", "commit", "-q", "-m", "cnn dropout 0.3"], repo)
 
 
+def test_a_sweep_hands_its_best_parameters_to_the_next_repro(repo):
+    """`podium tune` writes the tuned file; `dvc repro` retrains exactly that model with its values."""
+    run([sys.executable, "-m", "pipeline", "tune", "competition=animals", "model=cnn", "trainer=smoke", "tune.n_trials=2",
+         "tune.folds=1", "~tune.search_space.model.optimizer", "~tune.search_space.augment"], repo)
+    tuned = yaml.safe_load((repo / "competitions/animals/tuned/cnn.yaml").read_text())["overrides"]
+    assert set(tuned) == {"model.dropout", "model.width", "model.hidden"}
+    assert_reran_only_cnn_chain(dvc(repo, "repro"))
+    saved = yaml.safe_load((repo / "outputs/animals/models/cnn/config.yaml").read_text())
+    assert (saved["model"]["dropout"], saved["model"]["width"], saved["model"]["hidden"]) == \
+        (tuned["model.dropout"], tuned["model.width"], tuned["model.hidden"])
+    assert saved["train"]["tuned_from"] == "competitions/animals/tuned/cnn.yaml"
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "tuned cnn"], repo)
+
+
 def test_exp_run_set_param_and_metrics_show(repo):
-    assert_reran_only_cnn_chain(dvc(repo, "exp", "run", "-S", "conf/model/cnn.yaml:hidden=64"))
+    assert_reran_only_cnn_chain(dvc(repo, "exp", "run", "-S", "conf/model/cnn.yaml:convs_per_block=1"))
     shown = json.loads(dvc(repo, "exp", "show", "--json"))
     text = json.dumps(shown)
     assert "outputs/animals/models/cnn/metrics.json" in text and "local_leaderboard" in text

@@ -36,13 +36,31 @@ def compose(overrides: Sequence[str] = (), root: Path | None = None) -> DictConf
     """Compose conf/config.yaml with Hydra `overrides`, resolve it and check it against the schema.
 
     Returns a typed, fully resolved config whose `paths.root` is the absolute project root.
+    The best parameters `podium tune` wrote for this competition and model (see
+    pipeline/config/tuned.py) are applied first unless `train.tuned=false`; `overrides` win.
     Raises PodiumError naming the offending key and its valid choices.
     """
+    root = root or find_root()
+    cfg = validate(_compose_raw(root, overrides))
+    tuned = _tuned_overrides(cfg, root, overrides)
+    if tuned:
+        try:
+            cfg = validate(_compose_raw(root, [*tuned, *overrides]))
+        except PodiumError as exc:
+            raise PodiumError(
+                f"The tuned parameters in {_tuned_path(cfg, root)} no longer fit the config: {exc} "
+                f"Rerun `podium tune`, edit or empty the file, or pass train.tuned=false."
+            ) from None
+        cfg.train.tuned_from = str(_tuned_path(cfg, root).relative_to(root))
+    cfg.paths.root = str(root)
+    return cfg
+
+
+def _compose_raw(root: Path, overrides: Sequence[str]) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
 
-    root = root or find_root()
     try:
         with initialize_config_dir(config_dir=str(root / "conf"), version_base="1.3"):
             raw = hydra_compose(config_name="config", overrides=list(overrides))
@@ -53,9 +71,24 @@ def compose(overrides: Sequence[str] = (), root: Path | None = None) -> DictConf
         raise PodiumError(_hydra_message(exc, root)) from None
     except OmegaConfBaseException as exc:
         raise PodiumError(_schema_message(exc)) from None
-    cfg = validate(raw)
-    cfg.paths.root = str(root)
-    return cfg
+    return raw
+
+
+def _tuned_path(cfg: DictConfig, root: Path) -> Path:
+    from pipeline.config.tuned import tuned_file
+
+    return tuned_file(root, cfg.paths.competitions, cfg.competition.name, cfg.model.name)
+
+
+def _tuned_overrides(cfg: DictConfig, root: Path, overrides: Sequence[str]) -> list[str]:
+    """The tuned file's overrides for this competition and model, less the keys the user set."""
+    from pipeline.config.tuned import config_groups, key_of, read_tuned, to_overrides
+
+    if not cfg.train.tuned:
+        return []
+    params = read_tuned(_tuned_path(cfg, root))
+    given = {key_of(o) for o in overrides}
+    return to_overrides({k: v for k, v in params.items() if k not in given}, config_groups(root / "conf"))
 
 
 def _default_model(raw: DictConfig, overrides: Sequence[str]) -> str | None:
@@ -150,6 +183,8 @@ def _check_choices(cfg: DictConfig) -> None:
     _choice(ens.hill_climb.init, schema.HILL_CLIMB_INITS, "ensemble.hill_climb.init", "conf/ensemble/auto.yaml")
     _choice(ens.weighted.solver, schema.WEIGHTED_SOLVERS, "ensemble.weighted.solver", "conf/ensemble/auto.yaml")
     _choice(cfg.tta.merge, schema.TTA_MERGES, "tta.merge", "conf/tta/")
+    _choice(cfg.tune.pruner.name, schema.PRUNERS, "tune.pruner.name", "conf/config.yaml")
+    _choice(cfg.tune.sampler.name, schema.SAMPLERS, "tune.sampler.name", "conf/config.yaml")
     metric = METRICS[comp.metric]
     if comp.direction != metric.direction:
         raise PodiumError(

@@ -21,6 +21,8 @@ HILL_CLIMB_INITS = ("empty", "best", "random")
 ENSEMBLE_SEEDS = ("average", "separate")
 WEIGHTED_SOLVERS = ("Powell", "Nelder-Mead", "SLSQP")
 TTA_MERGES = ("mean", "geometric_mean", "max")
+PRUNERS = ("median", "hyperband", "none")
+SAMPLERS = ("tpe", "random")
 
 
 @dataclass
@@ -170,6 +172,8 @@ class TTAConfig:
 @dataclass
 class TrainConfig:
     seeds: Optional[list[int]] = None
+    tuned: bool = True  # apply competitions/<competition>/tuned/<model>.yaml (written by `podium tune`)
+    tuned_from: Optional[str] = None  # set by compose(): the tuned file applied, for the record
 
 
 @dataclass
@@ -221,6 +225,39 @@ class EnsembleConfig:
 
 
 @dataclass
+class PrunerConfig:
+    name: str = "median"
+    n_startup_trials: int = 4
+    n_warmup_steps: int = 1
+    min_resource: int = 1
+    reduction_factor: int = 3
+
+
+@dataclass
+class SamplerConfig:
+    name: str = "tpe"
+    seed: int = 0
+    n_startup_trials: int = 8
+
+
+@dataclass
+class TuneConfig:
+    name: str = "default"
+    n_trials: int = 20
+    timeout: Optional[float] = None
+    n_workers: int = 1
+    folds: Optional[int] = None
+    storage: str = "sqlite:///optuna.db"
+    heartbeat_interval: int = 10
+    grace_period: int = 30
+    pruner: PrunerConfig = field(default_factory=PrunerConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    search_space: dict[str, Any] = field(default_factory=dict)
+    enqueue: list[dict[str, Any]] = field(default_factory=list)
+    write_best: bool = True
+
+
+@dataclass
 class TrackingConfig:
     enabled: bool = True
     uri: str = "sqlite:///mlflow.db"
@@ -241,6 +278,7 @@ class PathsConfig:
     outputs: str = "outputs"
     checkpoints: str = "checkpoints"
     submissions: str = "submissions"
+    competitions: str = "competitions"
     cache: str = "cache"
 
 
@@ -253,6 +291,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     data: DataConfig = field(default_factory=DataConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)

@@ -13,10 +13,12 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import lightning.pytorch as L
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, open_dict
 
@@ -59,6 +61,18 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+class FiniteLoss(L.Callback):
+    """Stop at the first non-finite training loss, with a message, instead of training on NaN."""
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None and not torch.isfinite(loss).all():
+            raise PodiumError(
+                f"The training loss became {float(loss)} at epoch {trainer.current_epoch}, batch {batch_idx}: "
+                f"the run diverged. Lower model.optimizer.lr or set model.gradient_clip_val."
+            )
+
+
 class EpochLogger(L.Callback):
     """Per-epoch metrics to MLflow's active (fold) run and to the run's history table."""
 
@@ -72,8 +86,12 @@ class EpochLogger(L.Callback):
         self.tracker.log_metrics({k.replace("/", "_"): v for k, v in metrics.items()}, step=trainer.current_epoch)
 
 
-def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker, history: list[dict]) -> tuple[np.ndarray, np.ndarray, int]:
-    """Train one fold; returns (validation predictions, test predictions, best epoch)."""
+def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker, history: list[dict],
+               callbacks: Sequence[L.Callback] = (), predict_test: bool = True) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """Train one fold; returns (validation predictions, test predictions or None, best epoch).
+
+    `callbacks` join the trainer's own (a sweep's pruning callback).
+    """
     comp, metric = cfg.competition, get_metric(cfg.competition.metric)
     L.seed_everything(cfg.seed + fold, workers=True, verbose=False)
     is_valid = data.train["fold"].to_numpy() == fold
@@ -83,7 +101,7 @@ def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker,
                                  mode="max" if metric.direction == "maximize" else "min", save_top_k=1,
                                  enable_version_counter=False)
     trainer_flags = {k: v for k, v in cfg.trainer.items() if v is not None}
-    trainer = L.Trainer(**trainer_flags, logger=False, callbacks=[checkpoint, EpochLogger(tracker, fold, history)],
+    trainer = L.Trainer(**trainer_flags, logger=False, callbacks=[checkpoint, EpochLogger(tracker, fold, history), FiniteLoss(), *callbacks],
                         enable_model_summary=False, num_sanity_val_steps=0)
     if trainer.world_size > 1:
         # Under DDP each rank predicts a padded shard; gathering them by id is not built yet, and
@@ -111,7 +129,7 @@ def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker,
     scores = [(h["val/score"], h["epoch"]) for h in history if h["fold"] == fold]
     pick = max if metric.direction == "maximize" else min
     best_epoch = pick(scores, key=lambda s: s[0])[1]  # first best epoch, as the checkpoint kept
-    return predict(inputs.valid), predict(inputs.test), best_epoch
+    return predict(inputs.valid), predict(inputs.test) if predict_test else None, best_epoch
 
 
 def fit_fold(cfg: DictConfig, data: PreparedData, fold: int) -> tuple[np.ndarray, np.ndarray, None]:
@@ -125,8 +143,14 @@ def fit_fold(cfg: DictConfig, data: PreparedData, fold: int) -> tuple[np.ndarray
     return valid_pred, test_pred, None
 
 
-def train_seed(cfg: DictConfig, data: PreparedData, tracker: Tracker, history: list[dict], label: str) -> tuple[np.ndarray, np.ndarray, list[float], list]:
-    """Every fold of one seed (`cfg.seed`): out-of-fold and fold-averaged test predictions, fold scores, best epochs."""
+def train_seed(cfg: DictConfig, data: PreparedData, tracker: Tracker, history: list[dict], label: str,
+               only_folds: Sequence[int] | None = None, callbacks: Callable[[int], list] | None = None,
+               predict_test: bool = True) -> tuple[np.ndarray, np.ndarray, list[float], list]:
+    """Every fold of one seed (`cfg.seed`): out-of-fold and fold-averaged test predictions, fold scores, best epochs.
+
+    A sweep trial trains `only_folds` (rows of other folds stay zero), adds `callbacks(k)` to the
+    k-th fold it trains, and skips the test predictions.
+    """
     comp, metric = cfg.competition, get_metric(cfg.competition.metric)
     family = family_module(cfg.model.family)
     folds = data.train["fold"].to_numpy()
@@ -135,13 +159,15 @@ def train_seed(cfg: DictConfig, data: PreparedData, tracker: Tracker, history: l
     oof = np.zeros((len(data.train), n_outputs(comp)))
     test = np.zeros((len(data.test), n_outputs(comp)))
     fold_scores, best_epochs = [], []
-    for fold in range(n_folds):
+    for index, fold in enumerate(only_folds if only_folds is not None else range(n_folds)):
         fold_started = time.perf_counter()
         with tracker.run(f"{label} fold {fold}", nested=True, model=cfg.model.name, fold=str(fold), seed=str(cfg.seed), stage="train_fold"):
             if hasattr(family, "fit_predict"):
                 valid_pred, test_pred, best_epoch = fit_fold(cfg, data, fold)
             else:
-                valid_pred, test_pred, best_epoch = train_fold(cfg, data, fold, tracker, history)
+                valid_pred, test_pred, best_epoch = train_fold(cfg, data, fold, tracker, history,
+                                                               callbacks(index) if callbacks else (), predict_test)
+            test_pred = test_pred if predict_test else np.zeros_like(test)
             if not (np.isfinite(valid_pred).all() and np.isfinite(test_pred).all()):
                 raise PodiumError(
                     f"{label} fold {fold} diverged: its predictions contain NaN or infinity, so no "
@@ -159,18 +185,25 @@ def train_seed(cfg: DictConfig, data: PreparedData, tracker: Tracker, history: l
     return oof, test, fold_scores, best_epochs
 
 
+def preflight(cfg: DictConfig) -> None:
+    """Refuse what would fail mid-training (a model of the wrong modality, a bad TTA view, ...) before any work."""
+    check_model_fits(cfg)
+    family = family_module(cfg.model.family)
+    if hasattr(family, "check"):  # family-specific refusals (a missing model folder, ...)
+        family.check(cfg.model, io.root(cfg))
+    build_tta(cfg.tta, cfg.competition.modality, cfg.competition.task)
+    _quiet_lightning()
+
+
 def train(cfg: DictConfig) -> TrainResult:
     """Train the configured model on every fold (once per seed); write its predictions and scores to `out_dir`.
 
     With several `train.seeds`, the model's predictions are the mean over seeds, and each seed's
     own predictions are kept in `seeds/seed_<s>/` (the ensemble can use them as separate members).
     """
-    check_model_fits(cfg)
-    family = family_module(cfg.model.family)
-    if hasattr(family, "check"):  # family-specific refusals (a missing model folder, ...) before any work
-        family.check(cfg.model, io.root(cfg))
-    build_tta(cfg.tta, cfg.competition.modality, cfg.competition.task)  # a bad view fails before training
-    _quiet_lightning()
+    preflight(cfg)
+    if cfg.train.tuned_from:
+        log.info("with the tuned parameters of %s", cfg.train.tuned_from)
     started = time.perf_counter()
     comp, metric = cfg.competition, get_metric(cfg.competition.metric)
     seeds = list(cfg.train.seeds) if cfg.train.seeds else [cfg.seed]

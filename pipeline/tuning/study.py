@@ -1,0 +1,209 @@
+"""The study: created or resumed by name, checked against its objective, run by N workers."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline import io
+from pipeline.config import compose
+from pipeline.config.tuned import config_groups, key_of, to_overrides
+from pipeline.errors import PodiumError
+from pipeline.tuning.space import SearchSpace, parse_space
+from pipeline.tuning.storage import has_heartbeat, open_storage, redact, storage_url
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a worker needs to join the study, built and checked once before any trial."""
+
+    root: Path
+    overrides: list[str]  # the command line's, with train.tuned=false first
+    study_name: str
+    space: SearchSpace
+    folds: list[int]
+    objective: str  # hash of what trials are scored on; a resumed study must match it
+
+
+def study_name(cfg: DictConfig) -> str:
+    return f"{cfg.competition.name}-{cfg.model.name}-{cfg.tune.name}"
+
+
+def make_plan(cfg: DictConfig, overrides: Sequence[str]) -> Plan:
+    """Parse and probe the search space, fix the folds and hash the objective."""
+    root = Path(cfg.paths.root)
+    where = f"conf/tune/{cfg.model.name}.yaml"
+    space = parse_space(OmegaConf.to_container(cfg.tune.search_space), where)
+    given = {key_of(o) for o in overrides}
+    both = [p.key for p in space.params if p.key in given]
+    if both:
+        raise PodiumError(f"{', '.join(both)} is both searched ({where}) and fixed on the command line. Drop the "
+                          f"override, or remove the parameter from the space with ~tune.search_space.{both[0]}.")
+    _probe(cfg, space, overrides, where)
+    n_folds = cfg.competition.cv.n_splits
+    k = cfg.tune.folds or n_folds
+    if not 1 <= k <= n_folds:
+        raise PodiumError(f"tune.folds={cfg.tune.folds}: choose 1 to {n_folds} folds (competition.cv.n_splits), or null for all.")
+    return Plan(root, list(overrides), study_name(cfg), space, list(range(k)), _objective_hash(cfg))
+
+
+def _probe(cfg: DictConfig, space: SearchSpace, overrides: Sequence[str], where: str) -> None:
+    """Compose the config at each end of every range and with every choice, so an unknown key or
+    a value of the wrong type fails now, naming the parameter, not in the middle of the sweep."""
+    root = Path(cfg.paths.root)
+    groups = config_groups(root / "conf")
+    for param in space.params:
+        if not param.when and param.key not in groups and OmegaConf.select(cfg, param.key, default=_ABSENT) is _ABSENT:
+            raise PodiumError(f"Invalid search space in {where}: `{param.key}` is not a key of the composed config "
+                              f"(`podium config model={cfg.model.name}` prints them all) nor a config group.")
+    first = {p.key: p.extremes()[0] for p in space.params}
+    variants = [first, {p.key: p.extremes()[-1] for p in space.params}]
+    variants += [{**first, p.key: v} for p in space.params for v in p.extremes()[1:-1]]
+    for values in variants:
+        params: dict[str, Any] = {}
+        for p in space.params:
+            if p.active(params):
+                params[p.key] = values[p.key]
+        try:
+            compose([*overrides, *to_overrides(params, groups)], root=root)
+        except PodiumError as exc:
+            raise PodiumError(f"Invalid search space in {where}: the config does not compose with {params}: {exc}") from None
+
+
+_ABSENT = object()
+
+
+def _objective_hash(cfg: DictConfig) -> str:
+    """What every trial is scored on: the config less sweep bookkeeping, plus the space and folds."""
+    plain = OmegaConf.to_container(io.portable_config(cfg))
+    for key in ("out_dir", "tracking", "paths"):
+        plain.pop(key, None)
+    plain["tune"] = {"search_space": plain["tune"]["search_space"], "folds": plain["tune"]["folds"]}
+    plain["trainer"].pop("enable_progress_bar", None)
+    plain["data"].pop("num_workers", None)
+    plain["train"] = {}
+    return hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(plain)).encode()).hexdigest()[:12]
+
+
+def quiet_optuna() -> None:
+    """Podium prints a line per trial: Optuna's own (with tracebacks for failed trials) would repeat them."""
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    # heartbeats, TPE's `group` and the matplotlib plots are flagged experimental, once per use
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def make_sampler(cfg: DictConfig, worker: int):
+    import optuna
+
+    seed = cfg.tune.sampler.seed + worker  # workers must not sample the same sequence
+    if cfg.tune.sampler.name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    # multivariate + group: models parameters jointly and handles conditional ones;
+    # constant_liar: parallel workers avoid proposing what another is already running
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=cfg.tune.sampler.n_startup_trials,
+                                      multivariate=True, group=True, constant_liar=True)
+
+
+def make_pruner(cfg: DictConfig):
+    import optuna
+
+    p = cfg.tune.pruner
+    if p.name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps)
+    if p.name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=p.min_resource, max_resource="auto", reduction_factor=p.reduction_factor)
+    return optuna.pruners.NopPruner()
+
+
+def open_study(cfg: DictConfig, plan: Plan, worker: int = 0):
+    """Create the study, or load it if it exists; refuse one built for another objective."""
+    import optuna
+
+    from pipeline.metrics import get_metric
+
+    storage = open_storage(cfg)
+    direction = get_metric(cfg.competition.metric).direction
+    study = optuna.create_study(study_name=plan.study_name, storage=storage, direction=direction, load_if_exists=True,
+                                sampler=make_sampler(cfg, worker), pruner=make_pruner(cfg))
+    recorded = study.user_attrs.get("objective")
+    if recorded is None:
+        study.set_user_attr("objective", plan.objective)
+        study.set_user_attr("overrides", plan.overrides)
+        study.set_user_attr("search_space", plan.space.describe())
+    elif recorded != plan.objective:
+        raise PodiumError(
+            f"Study {plan.study_name} in {redact(storage_url(cfg))} was run with another objective (config, search "
+            f"space or folds; its command line: {study.user_attrs.get('overrides')}), so its trials are not "
+            f"comparable with this command's. Start a new study with tune.name=<name>, or repeat its settings."
+        )
+    if study.direction.name.lower() != direction:
+        raise PodiumError(f"Study {plan.study_name} is to {study.direction.name.lower()} but {cfg.competition.metric} is to "
+                          f"{direction}. Use another tune.name.")
+    return study
+
+
+def finished_count(study) -> int:
+    """Trials that count toward tune.n_trials: complete, pruned, failed by the objective, and
+    running (on storages with heartbeats, where a killed worker's trial cannot stay running)."""
+    from optuna.trial import TrialState
+
+    live = has_heartbeat(study._storage)
+    return sum(1 for t in study.get_trials(deepcopy=False)
+               if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+               or (t.state == TrialState.FAIL and "fail_reason" in t.user_attrs)
+               or (live and t.state == TrialState.RUNNING))
+
+
+def scratch_dir(cfg: DictConfig, plan: Plan) -> Path:
+    """The study's working folder: trials' checkpoints, and its prepared data when the pipeline's do not match."""
+    return io.root(cfg) / cfg.paths.checkpoints / "tune" / plan.study_name
+
+
+def run_worker(root: Path, plan: Plan, worker: int, n_workers: int, parent_run: str | None) -> None:
+    """One worker: run trials until the study holds tune.n_trials (or tune.timeout passes)."""
+    import optuna
+
+    from pipeline.prepare import load_prepared
+    from pipeline.tracking import Tracker
+    from pipeline.training.train import preflight
+    from pipeline.tuning.objective import TrialContext, run_trial
+    from pipeline.tuning.progress import report_trial
+
+    quiet_optuna()
+    cfg = compose(plan.overrides, root=root)
+    if n_workers > 1:  # share the cores instead of oversubscribing them
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // n_workers))
+    preflight(cfg)
+    study = open_study(cfg, plan, worker)
+    if has_heartbeat(study._storage):  # a killed sweep's trials: failed now, retried first
+        optuna.storages.fail_stale_trials(study)
+    scratch = scratch_dir(cfg, plan)
+    data = load_prepared(cfg, scratch=scratch / "prepared")
+    tracker = Tracker(cfg)
+    tracker.stopping = (optuna.TrialPruned,)  # a pruned trial's runs end KILLED, not FAILED
+    ctx = TrialContext(root, plan.overrides, config_groups(root / "conf"), plan.space, data, plan.folds,
+                       cfg.model.name, plan.study_name, tracker, parent_run, scratch)
+    target = cfg.tune.n_trials
+
+    def stop_when_done(study, _trial):
+        if finished_count(study) >= target:
+            study.stop()
+
+    if finished_count(study) >= target:
+        return
+    study.optimize(lambda trial: run_trial(trial, ctx), timeout=cfg.tune.timeout, catch=(Exception,),
+                   callbacks=[report_trial(cfg.competition.metric), stop_when_done])
