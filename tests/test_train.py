@@ -155,6 +155,6 @@ def test_a_diverging_model_is_refused_and_writes_nothing(make_cfg):
     cfg = make_cfg("data.limit_train_rows=300", "competition.cv.n_splits=2", "trainer.max_epochs=1", "model.batch_size=32",
                    "model.optimizer.lr=1e12", "model.scheduler=null", "trainer.precision=32-true", "train.seeds=[0]",
                    "trainer.enable_progress_bar=false", "tracking=none", "out_dir=runs/diverged")
-    with pytest.raises(PodiumError, match=r"cnn fold 0 diverged: its predictions contain NaN"):
+    with pytest.raises(PodiumError, match=r"cnn fold 0: the training loss became nan at epoch 0, batch \d+: the run diverged"):
         train(cfg)
     assert not (Path(cfg.paths.root) / "runs/diverged/oof.parquet").exists()

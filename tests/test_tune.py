@@ -55,7 +55,7 @@ def trials(project: Path, *overrides: str) -> list[optuna.trial.FrozenTrial]:
 
 
 def test_sweep_prunes_fails_and_hands_the_best_parameters_to_training(tune_project):
-    result = tune([*SMOKE, "tune.n_trials=3", "tune.pruner.n_startup_trials=1",
+    result = tune([*SMOKE, "tune.n_trials=3", "tune.pruner.n_startup_trials=1", "tune.pruner.warmup=0.34",
                    f"tune.enqueue=[{GOOD},{DIVERGING},{HOPELESS}]"], root=tune_project)
 
     good, diverged, hopeless = trials(tune_project)

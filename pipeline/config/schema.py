@@ -228,7 +228,7 @@ class EnsembleConfig:
 class PrunerConfig:
     name: str = "median"
     n_startup_trials: int = 4
-    n_warmup_steps: int = 1
+    warmup: float = 0.25
     min_resource: int = 1
     reduction_factor: int = 3
 

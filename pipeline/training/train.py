@@ -64,11 +64,14 @@ def _quiet_lightning() -> None:
 class FiniteLoss(L.Callback):
     """Stop at the first non-finite training loss, with a message, instead of training on NaN."""
 
+    def __init__(self, label: str):
+        self.label = label  # "cnn fold 0"
+
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is not None and not torch.isfinite(loss).all():
             raise PodiumError(
-                f"The training loss became {float(loss)} at epoch {trainer.current_epoch}, batch {batch_idx}: "
+                f"{self.label}: the training loss became {float(loss)} at epoch {trainer.current_epoch}, batch {batch_idx}: "
                 f"the run diverged. Lower model.optimizer.lr or set model.gradient_clip_val."
             )
 
@@ -101,7 +104,8 @@ def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker,
                                  mode="max" if metric.direction == "maximize" else "min", save_top_k=1,
                                  enable_version_counter=False)
     trainer_flags = {k: v for k, v in cfg.trainer.items() if v is not None}
-    trainer = L.Trainer(**trainer_flags, logger=False, callbacks=[checkpoint, EpochLogger(tracker, fold, history), FiniteLoss(), *callbacks],
+    own = [checkpoint, EpochLogger(tracker, fold, history), FiniteLoss(f"{cfg.model.name} fold {fold}")]
+    trainer = L.Trainer(**trainer_flags, logger=False, callbacks=[*own, *callbacks],
                         enable_model_summary=False, num_sanity_val_steps=0)
     if trainer.world_size > 1:
         # Under DDP each rank predicts a padded shard; gathering them by id is not built yet, and

@@ -46,11 +46,17 @@ class FoldSteps:
     k * max_epochs + e, so later folds continue the learning curve instead of re-reporting
     fold 0's steps (which Optuna would ignore)."""
 
-    def __init__(self, trial: optuna.Trial, offset: int):
-        self._trial, self._offset = trial, offset
+    def __init__(self, trial: optuna.Trial, offset: int, final: int, reported: list[int]):
+        self._trial, self._offset, self._final = trial, offset, final
+        self._reported = reported  # every step reported in this trial, shared across its folds
 
     def report(self, value: float, step: int) -> None:
-        self._trial.report(value, self._offset + step)
+        self._reported.append(self._offset + step)
+        self._trial.report(value, self._reported[-1])
+
+    def should_prune(self) -> bool:
+        # Stopping at the last epoch of the last fold saves nothing and would discard a finished result.
+        return self._reported[-1] < self._final and self._trial.should_prune()
 
     def __getattr__(self, name):
         return getattr(self._trial, name)
@@ -64,6 +70,7 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
     """
     scratch = ctx.scratch / f"trial_{trial.number}"
     tracker = ctx.tracker
+    reported: list[int] = []
     try:
         with tracker.run(f"trial {trial.number}", nested=True, parent=ctx.parent_run, stage="tune_trial",
                          model=ctx.model, study=ctx.study_name, trial=str(trial.number)):
@@ -71,10 +78,9 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
                 params = ctx.space.sample(trial)
                 tracker.log_params(params)
                 cfg = compose([*ctx.overrides, *to_overrides(params, ctx.groups), f"paths.checkpoints={scratch}"], root=ctx.root)
-                value = _evaluate(trial, cfg, ctx)
+                value = _evaluate(trial, cfg, ctx, reported)
             except optuna.TrialPruned:
-                steps = trial.storage.get_trial(trial._trial_id).intermediate_values
-                tracker.set_tags(state="PRUNED", pruned_step=max(steps) if steps else -1)
+                tracker.set_tags(state="PRUNED", pruned_step=reported[-1])
                 raise
             except Exception as exc:
                 reason = str(exc) if isinstance(exc, PodiumError) else f"{type(exc).__name__}: {exc}"
@@ -88,10 +94,11 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _evaluate(trial: optuna.Trial, cfg, ctx: TrialContext) -> float:
+def _evaluate(trial: optuna.Trial, cfg, ctx: TrialContext, reported: list[int]) -> float:
     metric, comp = get_metric(cfg.competition.metric), cfg.competition
     epochs = int(cfg.trainer.max_epochs)
-    pruning = lambda k: [PyTorchLightningPruningCallback(FoldSteps(trial, k * epochs), monitor="val/score")]  # noqa: E731
+    final = len(ctx.folds) * epochs - 1
+    pruning = lambda k: [PyTorchLightningPruningCallback(FoldSteps(trial, k * epochs, final, reported), monitor="val/score")]  # noqa: E731
     tracker = ctx.tracker
     oof, _, fold_scores, _ = train_seed(cfg, ctx.data, tracker, [], f"trial {trial.number}", only_folds=ctx.folds,
                                         callbacks=pruning, predict_test=False)

@@ -49,7 +49,7 @@ def make_plan(cfg: DictConfig, overrides: Sequence[str]) -> Plan:
                           f"override, or remove the parameter from the space with ~tune.search_space.{both[0]}.")
     _probe(cfg, space, overrides, where)
     n_folds = cfg.competition.cv.n_splits
-    k = cfg.tune.folds or n_folds
+    k = n_folds if cfg.tune.folds is None else cfg.tune.folds
     if not 1 <= k <= n_folds:
         raise PodiumError(f"tune.folds={cfg.tune.folds}: choose 1 to {n_folds} folds (competition.cv.n_splits), or null for all.")
     return Plan(root, list(overrides), study_name(cfg), space, list(range(k)), _objective_hash(cfg))
@@ -121,7 +121,10 @@ def make_pruner(cfg: DictConfig):
 
     p = cfg.tune.pruner
     if p.name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps)
+        # Early epochs under a one-cycle schedule rank trials poorly (the learning rate is still
+        # rising): every trial gets `warmup` of its first fold's epochs before it can be stopped.
+        warmup = round(p.warmup * cfg.trainer.max_epochs)
+        return optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials, n_warmup_steps=warmup)
     if p.name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=p.min_resource, max_resource="auto", reduction_factor=p.reduction_factor)
     return optuna.pruners.NopPruner()
