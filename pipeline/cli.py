@@ -135,7 +135,8 @@ def cmd_ui(args) -> None:
 def cmd_dashboard(args) -> None:
     import subprocess
 
-    from pipeline.tuning.storage import redact, storage_url
+    from pipeline.io import redact
+    from pipeline.tuning.storage import storage_url
 
     cfg = _compose(args)
     url = storage_url(cfg)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -65,9 +66,23 @@ def write_config(path: Path, cfg: DictConfig) -> None:
 
 
 def portable_config(cfg: DictConfig) -> DictConfig:
-    plain = OmegaConf.to_container(cfg, resolve=True)
+    """The resolved config as it is saved and logged: no machine-specific root, no passwords in URLs."""
+    plain = _redact_all(OmegaConf.to_container(cfg, resolve=True))
     plain["paths"].pop("root", None)
     return OmegaConf.create(plain)
+
+
+def redact(text: str) -> str:
+    """A URL without its password, for logs, tags and files: postgresql://me:***@host/db."""
+    return re.sub(r"(://[^:/@\s]+):[^@\s]*@", r"\1:***@", text)
+
+
+def _redact_all(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _redact_all(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_redact_all(v) for v in node]
+    return redact(node) if isinstance(node, str) else node
 
 
 @contextmanager

@@ -110,7 +110,10 @@ class Tracker:
                                            parent_run_id=parent, tags=self.tags(**tags))
         try:
             if params:
-                self.log_params(flatten(OmegaConf.to_container(portable_config(self.cfg))))
+                config = OmegaConf.to_container(portable_config(self.cfg))
+                if tags.get("stage") != "tune":  # sweep settings say nothing about a training run
+                    config.pop("tune", None)
+                self.log_params(flatten(config))
             yield active.info.run_id
         except BaseException as exc:
             self.mlflow.end_run("KILLED" if isinstance(exc, (KeyboardInterrupt, *self.stopping)) else "FAILED")

@@ -17,6 +17,7 @@ import mlflow
 import optuna
 import pytest
 import yaml
+from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from pipeline.config import compose
@@ -197,3 +198,18 @@ def test_dashboard_serves_the_projects_studies_on_loopback(project):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_storage_passwords_never_reach_messages_saved_configs_or_params(tune_project):
+    secret = "postgresql://podium:s3cret-pw@db.example.org/optuna"
+    cfg = compose([*SMOKE, f"tune.storage={secret}"], root=tune_project)
+    from pipeline.io import portable_config
+    from pipeline.tracking import flatten
+
+    saved = OmegaConf.to_yaml(portable_config(cfg))
+    assert "s3cret-pw" not in saved and "postgresql://podium:***@db.example.org/optuna" in saved
+    assert not [v for v in flatten(OmegaConf.to_container(portable_config(cfg))).values() if "s3cret" in v]
+    with pytest.raises(PodiumError) as caught:  # no PostgreSQL driver or server here: refused, URL masked
+        tune([*SMOKE, "tune.n_trials=1", f"tune.storage={secret}"], root=tune_project)
+    assert "Cannot open the study storage postgresql://podium:***@db.example.org/optuna" in str(caught.value)
+    assert "s3cret" not in str(caught.value)

@@ -31,7 +31,7 @@ from pipeline.tracking import Tracker
 from pipeline.training.train import preflight
 from pipeline.tuning.plots import write_plots
 from pipeline.tuning.progress import counts, top_trials
-from pipeline.tuning.storage import redact, storage_url
+from pipeline.tuning.storage import storage_url
 from pipeline.prepare import load_prepared
 from pipeline.tuning.study import Plan, make_plan, open_study, quiet_optuna, run_worker, scratch_dir
 
@@ -68,7 +68,7 @@ def tune(overrides: Sequence[str] = (), root: Path | None = None, workers: int |
     study = open_study(cfg, plan)
     load_prepared(cfg, scratch=scratch_dir(cfg, plan) / "prepared")  # once, before workers start reading it
     _enqueue(study, cfg, plan)
-    storage = redact(storage_url(cfg))
+    storage = io.redact(storage_url(cfg))
     log.info("study %s in %s: %d trials on record; search space: %s", plan.study_name, storage, len(study.trials),
              ", ".join(p.key for p in plan.space.params))
 
@@ -170,7 +170,7 @@ def _summarize(cfg, plan: Plan, study, storage: str, out: Path, started: float) 
                   f"({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC).\n"
                   f"`podium train` and `dvc repro` apply `overrides` by default; train.tuned=false ignores them,\n"
                   f"and an override on the command line wins. Empty the mapping ({{}}) to train untuned.")
-        record = {"study": plan.study_name, "storage": redact(cfg.tune.storage), "trial": best.number,
+        record = {"study": plan.study_name, "storage": io.redact(cfg.tune.storage), "trial": best.number,
                   "metric": cfg.competition.metric, "value": round(float(best.value), 6), "scored_on": folds}
         write_tuned(path, best.params, header, record)
         io.write_text(out / "best_params.yaml", path.read_text())

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from pipeline.errors import PodiumError
+from pipeline.io import redact
 
 JOURNAL = "journal:///"
 
@@ -19,11 +19,6 @@ def storage_url(cfg: DictConfig) -> str:
         if url.startswith(prefix) and not url[len(prefix):].startswith("/"):
             return prefix + str(Path(cfg.paths.root) / url[len(prefix):])
     return url
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for logs, tags and messages: postgresql://me:***@host/db."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 def open_storage(cfg: DictConfig):

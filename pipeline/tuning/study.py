@@ -16,7 +16,7 @@ from pipeline.config import compose
 from pipeline.config.tuned import config_groups, key_of, to_overrides
 from pipeline.errors import PodiumError
 from pipeline.tuning.space import SearchSpace, parse_space
-from pipeline.tuning.storage import has_heartbeat, open_storage, redact, storage_url
+from pipeline.tuning.storage import has_heartbeat, open_storage, storage_url
 
 log = logging.getLogger(__name__)
 
@@ -143,11 +143,11 @@ def open_study(cfg: DictConfig, plan: Plan, worker: int = 0):
     recorded = study.user_attrs.get("objective")
     if recorded is None:
         study.set_user_attr("objective", plan.objective)
-        study.set_user_attr("overrides", plan.overrides)
+        study.set_user_attr("overrides", [io.redact(o) for o in plan.overrides])
         study.set_user_attr("search_space", plan.space.describe())
     elif recorded != plan.objective:
         raise PodiumError(
-            f"Study {plan.study_name} in {redact(storage_url(cfg))} was run with another objective (config, search "
+            f"Study {plan.study_name} in {io.redact(storage_url(cfg))} was run with another objective (config, search "
             f"space or folds; its command line: {study.user_attrs.get('overrides')}), so its trials are not "
             f"comparable with this command's. Start a new study with tune.name=<name>, or repeat its settings."
         )
@@ -185,7 +185,9 @@ def run_worker(root: Path, plan: Plan, worker: int, n_workers: int, parent_run: 
     from pipeline.tuning.progress import report_trial
 
     quiet_optuna()
-    cfg = compose(plan.overrides, root=root)
+    # Progress bars of several workers would overwrite each other's lines: their trial lines say enough.
+    overrides = [*plan.overrides, *(["trainer.enable_progress_bar=false"] if n_workers > 1 else [])]
+    cfg = compose(overrides, root=root)
     if n_workers > 1:  # share the cores instead of oversubscribing them
         import torch
 
@@ -198,7 +200,7 @@ def run_worker(root: Path, plan: Plan, worker: int, n_workers: int, parent_run: 
     data = load_prepared(cfg, scratch=scratch / "prepared")
     tracker = Tracker(cfg)
     tracker.stopping = (optuna.TrialPruned,)  # a pruned trial's runs end KILLED, not FAILED
-    ctx = TrialContext(root, plan.overrides, config_groups(root / "conf"), plan.space, data, plan.folds,
+    ctx = TrialContext(root, overrides, config_groups(root / "conf"), plan.space, data, plan.folds,
                        cfg.model.name, plan.study_name, tracker, parent_run, scratch)
     target = cfg.tune.n_trials
 
