@@ -73,7 +73,7 @@ def test_sweep_prunes_fails_and_hands_the_best_parameters_to_training(tune_proje
     assert (cfg.model.optimizer.lr, cfg.model.hidden, cfg.train.tuned_from) == (0.002, 128, "competitions/animals/tuned/cnn.yaml")
     assert cfg.model.scheduler.max_lr == 0.002  # interpolations follow the tuned value
     assert compose(["trainer=smoke", "model.optimizer.lr=0.01"], root=tune_project).model.optimizer.lr == 0.01  # the command line wins
-    assert compose(["trainer=smoke", "train.tuned=false"], root=tune_project).model.hidden == 128 - 0  # cnn.yaml's own
+    assert compose(["trainer=smoke", "train.tuned=false"], root=tune_project).model.optimizer.lr == 3e-3  # cnn.yaml's own
     trained = train(cfg)
     saved = yaml.safe_load((trained.out_dir / "config.yaml").read_text())
     assert saved["model"]["optimizer"]["lr"] == 0.002 and saved["train"]["tuned_from"].endswith("cnn.yaml")
@@ -101,6 +101,16 @@ def test_two_workers_share_one_sqlite_study_without_losing_or_repeating_trials(t
     client = mlflow.MlflowClient(tracking_uri(compose(SMOKE, root=tune_project)))
     runs = client.search_runs([client.get_experiment_by_name("animals").experiment_id], "tags.stage = 'tune_trial'")
     assert sorted(r.data.tags["trial"] for r in runs) == ["0", "1", "2", "3"]
+
+
+def test_hyperband_and_no_pruner_both_finish_their_trials(tune_project):
+    overrides = [*SMOKE, "tracking=none", "tune.n_trials=3", f"tune.enqueue=[{GOOD},{HOPELESS}]"]
+    tune([*overrides, "tune.name=hyperband", "tune.pruner.name=hyperband"], root=tune_project)
+    states = [t.state for t in trials(tune_project, "tune.name=hyperband")]
+    assert len(states) == 3 and states[0] == TrialState.COMPLETE and set(states) <= {TrialState.COMPLETE, TrialState.PRUNED}
+    tune([*overrides, "tune.name=unpruned", "tune.pruner.name=none"], root=tune_project)
+    unpruned = trials(tune_project, "tune.name=unpruned")
+    assert [(t.state, len(t.intermediate_values)) for t in unpruned] == [(TrialState.COMPLETE, 3)] * 3
 
 
 def test_a_killed_sweep_resumes_keeping_finished_trials_and_retrying_the_killed_one(tune_project):
@@ -140,7 +150,7 @@ def test_a_killed_sweep_resumes_keeping_finished_trials_and_retrying_the_killed_
 def _states(project: Path) -> list[TrialState]:
     try:
         return [t.state for t in trials(project)]
-    except (KeyError, Exception):  # the study does not exist yet (or the database is being created)
+    except Exception:  # no study yet (KeyError), or the sweep is still creating the database
         return []
 
 

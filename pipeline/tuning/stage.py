@@ -11,6 +11,7 @@ which training applies by default (pipeline/config/tuned.py).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing
 import sys
@@ -73,7 +74,8 @@ def tune(overrides: Sequence[str] = (), root: Path | None = None, workers: int |
              ", ".join(p.key for p in plan.space.params))
 
     tracker = Tracker(cfg)
-    run_key = f"mlflow_run:{cfg.tracking.uri}"
+    # the study's MLflow run, per tracking store (hashed: a server URI may carry a password)
+    run_key = f"mlflow_run:{hashlib.sha256(cfg.tracking.uri.encode()).hexdigest()[:12]}"
     existing = study.user_attrs.get(run_key) if tracker.enabled else None
     if existing and not _run_exists(tracker, existing):
         existing = None
