@@ -28,12 +28,12 @@ from pipeline.config import compose
 from pipeline.config.compose import find_root
 from pipeline.config.tuned import tuned_file, write_tuned
 from pipeline.errors import PodiumError
+from pipeline.prepare import load_prepared
 from pipeline.tracking import Tracker
 from pipeline.training.train import preflight
 from pipeline.tuning.plots import write_plots
 from pipeline.tuning.progress import counts, top_trials
 from pipeline.tuning.storage import storage_url
-from pipeline.prepare import load_prepared
 from pipeline.tuning.study import Plan, make_plan, open_study, quiet_optuna, run_worker, scratch_dir
 
 log = logging.getLogger(__name__)

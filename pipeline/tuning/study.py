@@ -55,6 +55,9 @@ def make_plan(cfg: DictConfig, overrides: Sequence[str]) -> Plan:
     return Plan(root, list(overrides), study_name(cfg), space, list(range(k)), _objective_hash(cfg))
 
 
+_ABSENT = object()  # OmegaConf.select's default: the key is not in the config
+
+
 def _probe(cfg: DictConfig, space: SearchSpace, overrides: Sequence[str], where: str) -> None:
     """Compose the config at each end of every range and with every choice, so an unknown key or
     a value of the wrong type fails now, naming the parameter, not in the middle of the sweep."""
@@ -77,8 +80,6 @@ def _probe(cfg: DictConfig, space: SearchSpace, overrides: Sequence[str], where:
         except PodiumError as exc:
             raise PodiumError(f"Invalid search space in {where}: the config does not compose with {params}: {exc}") from None
 
-
-_ABSENT = object()
 
 
 def _objective_hash(cfg: DictConfig) -> str:
