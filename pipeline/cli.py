@@ -123,9 +123,9 @@ def cmd_ui(args) -> None:
 
     cfg = _compose(args)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    command = [sys.executable, "-m", "mlflow", "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(args.port),
+    command = [sys.executable, "-m", "mlflow", "server", "--workers", "1", "--host", args.host, "--port", str(args.port),
                "--backend-store-uri", tracking_uri(cfg)]
-    print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C stops it)")
+    print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C stops it)")
     try:
         subprocess.run(command, env=env, check=False)
     except KeyboardInterrupt:
@@ -135,18 +135,18 @@ def cmd_ui(args) -> None:
 def cmd_dashboard(args) -> None:
     import subprocess
 
-    from pipeline.io import redact
+    from pipeline.secrets import redact
     from pipeline.tuning.storage import storage_url
 
     cfg = _compose(args)
     url = storage_url(cfg)
     if url.startswith("journal:///"):  # optuna-dashboard reads a journal file by its path
         url = url[len("journal:///"):]
-    print(f"optuna-dashboard on http://127.0.0.1:{args.port} over {redact(url)} (Ctrl-C stops it)")
+    print(f"optuna-dashboard on http://{args.host}:{args.port} over {redact(url)} (Ctrl-C stops it)")
     try:
         # the console script installed beside this interpreter (a dependency of Podium)
         command = str(Path(sys.executable).with_name("optuna-dashboard"))
-        subprocess.run([command, url, "--host", "127.0.0.1", "--port", str(args.port)], check=False)
+        subprocess.run([command, url, "--host", args.host, "--port", str(args.port)], check=False)
     except KeyboardInterrupt:
         pass
 
@@ -174,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"podium {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of any error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (help_text, handler) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -187,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--workers", type=int, metavar="N", help="worker processes sharing the study (tune.n_workers)")
         if name in ("ui", "dashboard"):
             p.add_argument("--port", type=int, default=5000 if name == "ui" else 8080)
+            p.add_argument("--host", default="127.0.0.1",
+                           help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
         p.set_defaults(func=handler)
     return parser
 
@@ -194,13 +197,38 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="podium: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_redact_record)
     log.setLevel(logging.WARNING if args.quiet else logging.INFO)
     try:
         args.func(args)
     except PodiumError as exc:
-        print(f"podium {args.command}: error: {exc}", file=sys.stderr)
+        _report(args, f"error: {exc}")
         return 2
     except KeyboardInterrupt:
-        print(f"podium {args.command}: interrupted; outputs already written are complete, rerun to continue.", file=sys.stderr)
+        _report(args, "interrupted. Files already written are complete, and training keeps its finished folds and "
+                      "the last epoch's checkpoint: rerun the same command (or `dvc repro`) to resume.")
         return 130
+    except Exception as exc:  # a bug, not bad input: say so, and where to find the details
+        _report(args, f"unexpected error: {type(exc).__name__}: {exc}\nThis is a bug in Podium or a library it uses, "
+                      f"not a problem with your input. Rerun with --debug for the traceback and report it.")
+        return 1
     return 0
+
+
+def _report(args, message: str) -> None:
+    """One paragraph on stderr, secrets masked; with --debug, the traceback first."""
+    from pipeline.secrets import redact
+
+    if args.debug:
+        import traceback
+
+        traceback.print_exc()
+    print(redact(f"podium {args.command}: {message}"), file=sys.stderr)
+
+
+def _redact_record(record: logging.LogRecord) -> bool:
+    from pipeline.secrets import redact
+
+    record.msg, record.args = redact(record.getMessage()), None
+    return True

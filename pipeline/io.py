@@ -1,14 +1,15 @@
 """Atomic file writes and the project's standard locations.
 
 Every output is written to a temporary file beside its target and renamed into place, so a
-crash or Ctrl-C never leaves a half-written file where a later stage would read it.
+crash, a kill or Ctrl-C never leaves a half-written file where a later stage would read it.
+A temporary file a killed process left behind is removed by the next write of that target.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
-import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -19,13 +20,40 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.secrets import redact
+
+
+def _temp_prefix(target: Path) -> str:
+    # The writer's process id is in the name, so a later writer can tell an abandoned temporary
+    # file (its process was killed) from one being written right now.
+    return f".{target.name}.{os.getpid()}."
+
+
+def _remove_abandoned(target: Path) -> None:
+    """Delete temporaries of `target` left by writers that were killed mid-write."""
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        pid = leftover.name[len(target.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
 
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success rename it onto `target`."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    _remove_abandoned(target)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -72,11 +100,6 @@ def portable_config(cfg: DictConfig) -> DictConfig:
     return OmegaConf.create(plain)
 
 
-def redact(text: str) -> str:
-    """A URL without its password, for logs, tags and files: postgresql://me:***@host/db."""
-    return re.sub(r"(://[^:/@\s]+):[^@\s]*@", r"\1:***@", text)
-
-
 def _redact_all(node: Any) -> Any:
     if isinstance(node, dict):
         return {k: _redact_all(v) for k, v in node.items()}
@@ -90,7 +113,8 @@ def staging_dir(target: Path) -> Iterator[Path]:
     """Build a whole output folder in a temporary sibling and swap it in when complete."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    _remove_abandoned(target)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent))
     try:
         yield tmp
         if target.exists():

@@ -18,6 +18,7 @@ from pipeline import io
 from pipeline.data.raw import read_table
 from pipeline.errors import PodiumError
 from pipeline.predictions import load_predictions
+from pipeline.provenance import provenance
 from pipeline.submission import build_submission, check_submission, score_submission
 
 log = logging.getLogger(__name__)
@@ -69,11 +70,14 @@ def submit(cfg: DictConfig, source: Path | None = None) -> SubmitResult:
     out = io.out_dir(cfg)
     io.write_config(out / "config.yaml", cfg)
     io.write_json(out / "metrics.json", metrics)
+    record = provenance(io.root(cfg), {"predictions": source / "test.parquet", "sample submission": folder / comp.files.sample_submission})
+    io.write_json(out / "provenance.json", record)
 
     from pipeline.tracking import Tracker
 
     tracker = Tracker(cfg)
     with tracker.run("submission", stage="submit", model="submission"):
+        tracker.log_provenance(record)
         scores = {f"cv_{comp.metric}": cv_score, f"leaderboard_{comp.metric}": leaderboard,
                   f"cv_in_sample_{comp.metric}": source_metrics.get("cv_in_sample"),
                   **{f"member_leaderboard_{row['name']}": row["local_leaderboard"] for row in board[:-1]},

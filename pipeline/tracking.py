@@ -2,7 +2,7 @@
 
 A thin layer over MLflow's fluent API that (1) points it at the configured store, with run
 artifacts under the project's `mlartifacts/` for local SQLite stores, (2) tags every run with
-competition, model, git commit and config hash, and (3) does nothing when tracking is off.
+competition, model, git commit (and whether the tree was dirty) and config hash, and (3) does nothing when tracking is off.
 """
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import subprocess
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.io import portable_config, root
+from pipeline.secrets import redact
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +32,33 @@ def tracking_uri(cfg: DictConfig) -> str:
     return uri
 
 
-def git_commit(folder: Path) -> str:
+@contextmanager
+def _first_use_lock(uri: str) -> Iterator[None]:
+    """An exclusive lock beside a local SQLite store (mlflow.db.lock) while it is opened."""
+    prefix = "sqlite:///"
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; concurrent first use stays the user's care
+        fcntl = None
+    if not uri.startswith(prefix) or fcntl is None:
+        yield
+        return
+    lock_path = Path(uri[len(prefix):] + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def config_hash(cfg: DictConfig) -> str:
-    """Hash of the resolved config, less where outputs go: equal hashes mean equal settings."""
+    """Hash of the resolved config, less where outputs go and whether to resume: equal hashes mean
+    equal settings (and a shared checkpoint folder)."""
     plain = OmegaConf.to_container(portable_config(cfg))
     plain.pop("out_dir", None)
+    plain.get("train", {}).pop("resume", None)
     return hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(plain)).encode()).hexdigest()[:12]
 
 
@@ -66,27 +82,39 @@ class Tracker:
         if not self.enabled:
             return
         os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # MLflow probes git; we tag the commit ourselves
+        # With a tracking server MLflow prints two links per run (a flood with nested fold runs),
+        # and the links carry any password in the tracking URI.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         for name in ("alembic", "mlflow.store.db.utils"):
             logging.getLogger(name).setLevel(logging.WARNING)
         import mlflow
 
         self.mlflow = mlflow
-        mlflow.set_tracking_uri(tracking_uri(cfg))
+        uri = tracking_uri(cfg)
+        mlflow.set_tracking_uri(uri)
         name = cfg.tracking.experiment
-        experiment = mlflow.get_experiment_by_name(name)
-        if experiment is None:
-            location = None
-            if tracking_uri(cfg).startswith("sqlite:"):
-                location = (root(cfg) / cfg.tracking.artifacts).as_uri()
-            experiment_id = mlflow.create_experiment(name, artifact_location=location)
-        else:
-            experiment_id = experiment.experiment_id
+        # Processes starting together on a new SQLite store would each create its tables (and the
+        # experiment): all but one fail. One at a time, the first creates, the others find them.
+        with _first_use_lock(uri):
+            experiment = mlflow.get_experiment_by_name(name)
+            if experiment is None:
+                location = (root(cfg) / cfg.tracking.artifacts).as_uri() if uri.startswith("sqlite:") else None
+                experiment_id = mlflow.create_experiment(name, artifact_location=location)
+            else:
+                experiment_id = experiment.experiment_id
         self.experiment_id = experiment_id
+
+    @cached_property
+    def git(self) -> dict[str, object]:
+        from pipeline.provenance import git_state
+
+        return git_state(root(self.cfg))
 
     def tags(self, **extra: str) -> dict[str, str]:
         return {
             "competition": self.cfg.competition.name,
-            "git_commit": git_commit(root(self.cfg)),
+            "git_commit": self.git["commit"],
+            "git_dirty": str(self.git["dirty"]),
             "config_hash": config_hash(self.cfg),
             **extra,
         }
@@ -106,8 +134,8 @@ class Tracker:
         if resume:
             active = self.mlflow.start_run(run_id=resume)
         else:
-            active = self.mlflow.start_run(run_name=name, experiment_id=self.experiment_id, nested=nested,
-                                           parent_run_id=parent, tags=self.tags(**tags))
+            active = self.mlflow.start_run(run_name=name, experiment_id=self.experiment_id, nested=nested, parent_run_id=parent,
+                                           tags={k: redact(str(v)) for k, v in self.tags(**tags).items()})
         try:
             if params:
                 config = OmegaConf.to_container(portable_config(self.cfg))
@@ -122,17 +150,22 @@ class Tracker:
 
     def log_params(self, params: dict[str, object]) -> None:
         if self.enabled:
-            items = [(k, str(v)[:6000]) for k, v in params.items()]
+            items = [(k, redact(str(v))[:6000]) for k, v in params.items()]
             for start in range(0, len(items), 100):  # MLflow takes at most 100 params a call
                 self.mlflow.log_params(dict(items[start:start + 100]))
 
     def set_tags(self, **tags: object) -> None:
         if self.enabled:
-            self.mlflow.set_tags({k: str(v) for k, v in tags.items()})
+            self.mlflow.set_tags({k: redact(str(v)) for k, v in tags.items()})
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         if self.enabled:
             self.mlflow.log_metrics({k.replace("@", "_at_"): float(v) for k, v in metrics.items()}, step=step)
+
+    def log_provenance(self, record: dict) -> None:
+        """The run's provenance record (pipeline/provenance.py) as an artifact, provenance.json."""
+        if self.enabled:
+            self.mlflow.log_dict(record, "provenance.json")
 
     def log_artifacts(self, paths: list[Path], folder: str | None = None) -> None:
         if self.enabled:

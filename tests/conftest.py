@@ -66,3 +66,44 @@ def text_project(tmp_path, rt_data) -> Path:
 @pytest.fixture
 def make_text_cfg(text_project):
     return config_maker(text_project, "competition=rotten-tomatoes")
+
+
+# -- servers started by tests -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_http(url: str, server: subprocess.Popen, timeout: float = 90) -> bytes:
+    """The body of `url` once the server answers; fails if the server exits or stays silent."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"the server exited: {server.communicate()[0]}"
+        try:
+            return urllib.request.urlopen(url, timeout=2).read()
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"no answer from {url} in {timeout} s")
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local IPv4/IPv6 addresses on which something listens on `port` (from /proc/net)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+LOOPBACK = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1 and ::1 as /proc/net writes them

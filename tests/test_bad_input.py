@@ -1,30 +1,53 @@
-"""Bad raw files get a one-paragraph error naming the file, the field and the fix; nothing is written."""
+"""The bad-input catalogue: every case through the real command line, on the real demo projects.
 
+Each case breaks one thing (a raw file, an override, a submission) and runs the `podium` command a
+user would run. Each must end with exit code 2 and one paragraph on stderr that names the file or
+key and the fix, with no traceback, and must leave the project exactly as it was (nothing written,
+no temporary files). docs/bad-input.md is this catalogue as a table; a test keeps the two in step:
+    python tests/test_bad_input.py > docs/bad-input.md
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.errors import PodiumError
-from pipeline.io import prepared_dir
-from pipeline.prepare import prepare
+from pipeline import cli
+
+REPO = Path(__file__).resolve().parents[1]
 
 
-def raw(project):
-    return project / "data" / "animals" / "raw"
+@dataclass
+class Case:
+    area: str  # raw data | config | submission
+    what: str
+    command: list[str]  # podium arguments, after the competition is chosen
+    expect: str  # a regular expression the message must match
+    competition: str = "animals"
+    breaks: Callable[[Path], None] | None = None  # edits the project (its root) before the command
 
 
-def edit_csv(path, change):
-    frame = pd.read_csv(path, dtype={"id": str})
-    change(frame).to_csv(path, index=False)
+# -- how cases break things ----------------------------------------------------------------------------
 
 
-def drop_first_image(folder):
-    first = pd.read_csv(folder / "train.csv", dtype={"id": str})["id"][0]
-    (folder / "images" / f"{first}.png").unlink()
+def raw(root: Path, competition: str = "animals") -> Path:
+    return root / "data" / competition / "raw"
 
 
-def corrupt_first_image(folder):
-    first = pd.read_csv(folder / "train.csv", dtype={"id": str})["id"][0]
-    (folder / "images" / f"{first}.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
+def edit_csv(file: str, change, competition: str = "animals"):
+    def breaks(root):
+        path = raw(root, competition) / file
+        change(pd.read_csv(path, dtype={"id": str})).to_csv(path, index=False)
+
+    return breaks
 
 
 def set_cell(column, value, row=3):
@@ -36,55 +59,172 @@ def set_cell(column, value, row=3):
     return change
 
 
-CASES = {
-    "missing train.csv": (lambda f: (f / "train.csv").unlink(), r"Missing training file: .*train\.csv does not exist"),
-    "missing id column": (lambda f: edit_csv(f / "train.csv", lambda d: d.rename(columns={"id": "ident"})),
-                          r"train\.csv has no column 'id' \(it has: ident, label\)"),
-    "missing target column": (lambda f: edit_csv(f / "train.csv", lambda d: d.drop(columns=["label"])),
-                              r"train\.csv has no column 'label'"),
-    "NaN label": (lambda f: edit_csv(f / "train.csv", set_cell("label", None)),
-                  r"train\.csv: target column 'label' is empty \(NaN\) on 1 row\(s\), first on line\(s\) \[5\]"),
-    "unknown label": (lambda f: edit_csv(f / "train.csv", set_cell("label", "unicorn")),
-                      r"label\(s\) \['unicorn'\] that are not among the competition's classes"),
-    "duplicate ids": (lambda f: edit_csv(f / "train.csv", lambda d: pd.concat([d, d.head(2)])),
-                      r"train\.csv: column 'id' has 2 duplicated id\(s\)"),
-    "test id absent from sample": (lambda f: edit_csv(f / "sample_submission.csv", lambda d: d.iloc[1:]),
-                                   r"1 test id\(s\) are absent from .*sample_submission\.csv"),
-    "sample with wrong columns": (lambda f: edit_csv(f / "sample_submission.csv", lambda d: d.rename(columns={"label": "animal"})),
-                                  r"sample_submission\.csv has columns \['id', 'animal'\] but .* expects \['id', 'label'\]"),
-    "missing image": (drop_first_image, r"1 image\(s\) missing from .*images, e\.g\. \['\d+\.png'\]"),
-    "corrupt image": (corrupt_first_image, r"Corrupt or unreadable image .*\.png"),
-}
+def first_image(root: Path) -> Path:
+    first = pd.read_csv(raw(root) / "train.csv", dtype={"id": str})["id"][0]
+    return raw(root) / "images" / f"{first}.png"
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_bad_input_is_refused_and_nothing_is_written(project, make_cfg, case):
-    breaks, expected = CASES[case]
-    breaks(raw(project))
-    cfg = make_cfg("tracking=none")
-    with pytest.raises(PodiumError, match=expected):
-        prepare(cfg)
-    out = prepared_dir(cfg)
-    assert not out.exists()
-    assert not out.parent.exists() or not any(out.parent.iterdir())  # no temporary leftovers either
+def write_image(size):
+    def breaks(root):
+        from PIL import Image
+
+        Image.fromarray(np.zeros(size[::-1], dtype=np.uint8)).save(first_image(root))
+
+    return breaks
 
 
-def test_missing_raw_folder_says_where_files_go(project, make_cfg):
-    import shutil
+def write_bytes(file: str, data: bytes, competition: str = "animals"):
+    return lambda root: (raw(root, competition) / file).write_bytes(data)
 
-    shutil.rmtree(raw(project))
-    with pytest.raises(PodiumError, match=r"Put the competition's files in .*data/animals/raw/"):
-        prepare(make_cfg("tracking=none"))
+
+def submission(change, competition: str = "animals"):
+    """A submission file bad.csv: the solution (a perfect submission) changed by `change`."""
+
+    def breaks(root):
+        solution = pd.read_csv(root / "data" / competition / "private" / "solution.csv", dtype={"id": str})
+        change(solution).to_csv(root / "bad.csv", index=False)
+
+    return breaks
+
+
+SCORE = ["score", "--submission", "bad.csv"]
+TEXT = "rotten-tomatoes"
+
+CASES = [
+    # raw data: `podium prepare`
+    Case("raw data", "raw folder missing", ["prepare"], r"Put the competition's files in .*data/animals/raw/",
+         breaks=lambda r: shutil.rmtree(raw(r))),
+    Case("raw data", "train.csv missing", ["prepare"], r"Missing training file: .*train\.csv does not exist",
+         breaks=lambda r: (raw(r) / "train.csv").unlink()),
+    Case("raw data", "train.csv empty (0 bytes)", ["prepare"], r"training file .*train\.csv is empty\. It needs a header row",
+         breaks=write_bytes("train.csv", b"")),
+    Case("raw data", "id column missing", ["prepare"], r"train\.csv has no column 'id' \(it has: ident, label\)",
+         breaks=edit_csv("train.csv", lambda d: d.rename(columns={"id": "ident"}))),
+    Case("raw data", "target column missing", ["prepare"], r"train\.csv has no column 'label'",
+         breaks=edit_csv("train.csv", lambda d: d.drop(columns=["label"]))),
+    Case("raw data", "NaN label", ["prepare"], r"train\.csv: target column 'label' is empty \(NaN\) on 1 row\(s\), first on line\(s\) \[5\]",
+         breaks=edit_csv("train.csv", set_cell("label", None))),
+    Case("raw data", "label outside the competition's classes", ["prepare"], r"label\(s\) \['unicorn'\] that are not among the competition's classes",
+         breaks=edit_csv("train.csv", set_cell("label", "unicorn"))),
+    Case("raw data", "duplicate ids", ["prepare"], r"train\.csv: column 'id' has 2 duplicated id\(s\)",
+         breaks=edit_csv("train.csv", lambda d: pd.concat([d, d.head(2)]))),
+    Case("raw data", "empty id", ["prepare"], r"test\.csv: column 'id' is empty on line\(s\) \[5\]",
+         breaks=edit_csv("test.csv", set_cell("id", None))),
+    Case("raw data", "id escaping the image folder", ["prepare"], r"train\.csv: column 'id' has 1 id\(s\) that would name files outside .*images, e\.g\. \['\.\./\.\./x'\]",
+         breaks=edit_csv("train.csv", set_cell("id", "../../x"))),
+    Case("raw data", "test id absent from the sample submission", ["prepare"], r"1 test id\(s\) are absent from .*sample_submission\.csv",
+         breaks=edit_csv("sample_submission.csv", lambda d: d.iloc[1:])),
+    Case("raw data", "sample submission with wrong columns", ["prepare"], r"sample_submission\.csv has columns \['id', 'animal'\] but .* expects \['id', 'label'\]",
+         breaks=edit_csv("sample_submission.csv", lambda d: d.rename(columns={"label": "animal"}))),
+    Case("raw data", "image missing", ["prepare"], r"1 image\(s\) missing from .*images, e\.g\. \['\d+\.png'\]",
+         breaks=lambda r: first_image(r).unlink()),
+    Case("raw data", "corrupt image", ["prepare"], r"Corrupt or unreadable image .*\.png",
+         breaks=lambda r: first_image(r).write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")),
+    Case("raw data", "image of the wrong size", ["prepare"], r"Image .*\.png is 32x20 pixels but competition\.image is 28x28\. .*competition\.image\.resize=true",
+         breaks=write_image((32, 20))),
+    Case("raw data", "text column empty", ["prepare"], r"train\.csv: text column 'text' is empty or not text on 1 row\(s\), first on line\(s\) \[6\]",
+         TEXT, edit_csv("train.csv", set_cell("text", None, row=4), TEXT)),
+    Case("raw data", "text of blanks only", ["prepare"], r"test\.csv: text column 'text' is empty or not text on 1 row",
+         TEXT, edit_csv("test.csv", set_cell("text", "   ", row=4), TEXT)),
+    Case("raw data", "numbers where text belongs (wrong dtype)", ["prepare"], r"text column 'text' holds int64 values, not text",
+         TEXT, edit_csv("train.csv", lambda d: d.assign(text=range(len(d))), TEXT)),
+    Case("raw data", "text column missing", ["prepare"], r"test\.csv has no column 'text'",
+         TEXT, edit_csv("test.csv", lambda d: d.drop(columns=["text"]), TEXT)),
+    Case("raw data", "file not UTF-8", ["prepare"], r"training file .*train\.csv is not UTF-8 text .* Save it as UTF-8",
+         TEXT, lambda r: (raw(r, TEXT) / "train.csv").write_bytes((raw(r, TEXT) / "train.csv").read_bytes() + "caf\xe9,x,1\n".encode("latin-1"))),
+    # configuration: any command; `podium train` shown
+    Case("config", "unknown key", ["train", "model.widht=64"], r"Could not override 'model\.widht'"),
+    Case("config", "unknown option of a group", ["train", "model=resnet"], r"'model/resnet' does not exist\. Valid choices for 'model': cnn, efficientnet"),
+    Case("config", "wrong type", ["train", "trainer.max_epochs=many"], r"`trainer\.max_epochs`: Value 'many' of type 'str' could not be converted to Integer"),
+    Case("config", "one fold (n_splits=1)", ["train", "competition.cv.n_splits=1"], r"competition\.cv\.n_splits must be at least 2 \(got 1\)"),
+    Case("config", "negative learning rate", ["train", "model.optimizer.lr=-0.1"], r"model\.optimizer\.lr=-0\.1 is out of range; it must be a positive learning rate"),
+    Case("config", "unknown precision", ["train", "trainer.precision=8-bit"], r"trainer\.precision=8-bit is out of range; it must be one of 32-true, bf16-mixed"),
+    Case("config", "image model on a text competition", ["train", "model=cnn"],
+         r"model=cnn \(cnn\) reads image inputs but competition=rotten-tomatoes is a text competition\. Choose a text model: lstm, tfidf, transformer",
+         TEXT),
+    Case("config", "unknown LSTM pooling", ["train", "model=lstm", "model.pooling=attention"], r"model\.pooling is 'attention'; valid values are last, max, mean", TEXT),
+    Case("config", "pretrained model folder missing", ["train", "model=transformer", "model.pretrained=./weights/no-such-model"],
+         r"model\.pretrained='\./weights/no-such-model': the folder .*weights/no-such-model does not exist", TEXT),
+    Case("config", "max_length beyond the model's limit", ["train", "model=transformer", "model.max_length=1024"],
+         r"model\.max_length=1024 exceeds .*\(512 tokens.*Set model\.max_length=512 or less", TEXT),
+    # submissions: `podium score --submission bad.csv` (and `podium submit` runs the same checks)
+    Case("submission", "submission file missing", SCORE, r"Missing submission: .*bad\.csv does not exist"),
+    Case("submission", "wrong ids", SCORE, r"ids differ from the sample: missing \['\d+'\], unexpected \['nope'\]",
+         breaks=submission(lambda d: d.assign(id=["nope", *d["id"][1:]]))),
+    Case("submission", "wrong order", SCORE, r"ids are not in the sample submission's order",
+         breaks=submission(lambda d: d.iloc[[1, 0, *range(2, len(d))]])),
+    Case("submission", "column missing", SCORE, r"columns are \['id'\], expected \['id', 'label'\]",
+         breaks=submission(lambda d: d.drop(columns=["label"]))),
+    Case("submission", "empty (NaN) label", SCORE, r"1 empty label",
+         breaks=submission(set_cell("label", None))),
+    Case("submission", "probability out of range", SCORE, r"probabilities outside \[0, 1\]",
+         TEXT, submission(lambda d: d.assign(label=1.5), TEXT)),
+]
+
+
+def case_id(case: Case) -> str:
+    return f"{case.area}: {case.what}"
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_bad_input_is_refused_with_one_paragraph_and_nothing_written(case, request, monkeypatch, capsys):
+    root = request.getfixturevalue("project" if case.competition == "animals" else "text_project")
+    if case.breaks:
+        case.breaks(root)
+    before = snapshot(root)
+    monkeypatch.chdir(root)
+    code = cli.main([*case.command, f"competition={case.competition}", "tracking.uri=sqlite:///mlflow.db", "out_dir=runs/bad"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err and "\n\n" not in err.strip(), err
+    assert err.startswith(f"podium {case.command[0]}: error: ") and re.search(case.expect, err), err
+    assert snapshot(root) == before, "the failed command wrote or changed files"
+
+
+def test_debug_shows_the_traceback(project, monkeypatch, capsys):
+    monkeypatch.chdir(project)
+    assert cli.main(["--debug", "train", "competition.cv.n_splits=1"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "PodiumError" in err and err.rstrip().endswith("or override it.")
 
 
 def test_good_input_prepares_folds_and_images(project, make_cfg):
-    cfg = make_cfg("tracking=none", "data.limit_train_rows=500")
-    result = prepare(cfg)
+    from pipeline.prepare import prepare
+
+    result = prepare(make_cfg("tracking=none", "data.limit_train_rows=500"))
     train = pd.read_parquet(result.folder / "train.parquet")
     assert len(train) == 500 and train["id"].is_unique and set(train["fold"]) == set(range(5))
-    import numpy as np
-
     images = np.load(result.folder / "train_images.npy")
     assert images.shape == (500, 1, 28, 28) and images.dtype == np.uint8
     assert (result.folder / "config.yaml").is_file() and "root" not in (result.folder / "config.yaml").read_text()
     assert not list(result.folder.parent.glob(".*"))  # no temporary folders left behind
+
+
+def markdown() -> str:
+    lines = ["# Bad input: what Podium refuses, and what it says",
+             "",
+             "Each row is a case of `tests/test_bad_input.py`, run through the real command line on the demo",
+             "projects: exit code 2, one paragraph naming the file or key and the fix, no traceback (`podium",
+             "--debug ...` shows it), and nothing written. Regenerate: `python tests/test_bad_input.py > docs/bad-input.md`.",
+             "",
+             f"{len(CASES)} cases.",
+             "",
+             "| area | input | command | the message says (pattern) |",
+             "| --- | --- | --- | --- |"]
+    for case in CASES:
+        command = " ".join(["podium", *case.command, f"competition={case.competition}"])
+        lines.append(f"| {case.area} | {case.what} | `{command}` | `{case.expect.replace('|', '/')}` |")
+    return "\n".join(lines) + "\n"
+
+
+def test_docs_table_lists_every_case():
+    assert len(CASES) >= 25
+    assert (REPO / "docs" / "bad-input.md").read_text() == markdown(), "regenerate: python tests/test_bad_input.py > docs/bad-input.md"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown())

@@ -66,10 +66,15 @@ def test_dynamic_padding_and_length_buckets():
     assert batch["attention_mask"].tolist() == [[1, 0, 0], [1, 1, 1]] and target.tolist() == [2, 0]
 
     sampler = LengthBucketSampler(data.lengths, batch_size=2, seed=0, drop_last=False, bucket_batches=5)
-    epoch_1, epoch_2 = list(sampler), list(sampler)
+    epoch_1 = list(sampler)
+    sampler.sampler.set_epoch(1)  # as Lightning does before each epoch
+    epoch_2 = list(sampler)
     assert sorted(i for b in epoch_1 for i in b) == list(range(10)) and len(epoch_1) == len(sampler)
     assert epoch_1 != epoch_2, "a new order each epoch"
     assert list(LengthBucketSampler(data.lengths, 2, seed=0, drop_last=False, bucket_batches=5)) == epoch_1, "seeded"
+    resumed = LengthBucketSampler(data.lengths, 2, seed=0, drop_last=False, bucket_batches=5)
+    resumed.sampler.set_epoch(1)
+    assert list(resumed) == epoch_2, "a run resumed at epoch 1 sees epoch 1's order"
     spread = np.mean([np.ptp(lengths[b]) for b in epoch_1])
     assert spread <= 1.0, "batches hold rows of similar length"
 

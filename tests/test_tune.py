@@ -20,6 +20,7 @@ import yaml
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
+from conftest import LOOPBACK, free_port, listening_addresses, wait_for_http
 from pipeline.config import compose
 from pipeline.errors import PodiumError
 from pipeline.tracking import tracking_uri
@@ -181,30 +182,20 @@ def test_resuming_with_another_objective_is_refused(tune_project):
 
 
 def test_dashboard_serves_the_projects_studies_on_loopback(project):
-    """`podium dashboard`: optuna-dashboard over tune.storage, on 127.0.0.1, stopped afterwards."""
+    """`podium dashboard`: optuna-dashboard over tune.storage, on 127.0.0.1 only, stopped afterwards."""
     import json
-    import socket
-    import urllib.request
 
     cfg = compose(["tracking=none"], root=project)
     study = optuna.create_study(study_name="animals-cnn-default", storage=storage_url(cfg), direction="maximize")
     study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "pipeline", "dashboard", "--port", str(port)],
                               env={**os.environ, "PODIUM_ROOT": str(project)}, start_new_session=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline, answer = time.monotonic() + 60, None
-        while answer is None and time.monotonic() < deadline:
-            assert server.poll() is None, server.stdout.read().decode()
-            try:
-                answer = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2).read())
-            except OSError:
-                time.sleep(0.3)
-        assert answer is not None, "the dashboard never answered"
+        answer = json.loads(wait_for_http(f"http://127.0.0.1:{port}/api/studies", server))
         assert [s["study_name"] for s in answer["study_summaries"]] == ["animals-cnn-default"]
+        assert listening_addresses(port) and listening_addresses(port) <= LOOPBACK
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

@@ -2,7 +2,7 @@
 
     python competitions/animals/build.py            # writes data/animals/raw/ and data/animals/private/
 
-Steps: read the packaged arrays with an unpickler that allows numpy only, drop exact duplicate
+Steps: read the packaged arrays with an unpickler that allows numpy arrays only, drop exact duplicate
 images (284), shuffle, split 80/20 into train and test stratified by class with a fixed seed,
 and write Kaggle's layout: train.csv (id, label), test.csv (id), sample_submission.csv (id, label),
 images/<id>.png; the test labels go to private/solution.csv only.
@@ -25,18 +25,25 @@ CLASSES = ["bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", 
 SEED = 2024
 
 
-class NumpyOnlyUnpickler(pickle.Unpickler):
-    """Refuses any global outside numpy: the package's files are pickles."""
+# The package's files are pickles of plain arrays: these are the only globals an array needs.
+# Anything else (even inside numpy, which has functions that run code) is refused.
+ARRAY_GLOBALS = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+                 ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+                 ("numpy._core.multiarray", "scalar")}
+
+
+class ArrayOnlyUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays and nothing else."""
 
     def find_class(self, module: str, name: str):
-        if module.split(".")[0] == "numpy":
+        if (module, name) in ARRAY_GLOBALS:
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data file")
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data file: only numpy arrays are expected")
 
 
 def load_arrays() -> tuple[np.ndarray, np.ndarray]:
     folder = files("animal_mnist") / "data" / "Animal_MNIST"
-    images, labels = (NumpyOnlyUnpickler(io.BytesIO(gzip.decompress((folder / name).read_bytes()))).load()
+    images, labels = (ArrayOnlyUnpickler(io.BytesIO(gzip.decompress((folder / name).read_bytes()))).load()
                       for name in ("animal_data_version_3.gz", "animal_label_version_3.gz"))
     return np.asarray(images, dtype=np.uint8), np.asarray(labels).astype(np.int64).ravel()
 

@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.config import schema
+from pipeline.config.checks import check_choices, check_missing, check_ranges
 from pipeline.errors import PodiumError
 
 ROOT_ENV = "PODIUM_ROOT"
@@ -132,88 +133,14 @@ def validate(raw: DictConfig) -> DictConfig:
         cfg.model = model
         OmegaConf.set_struct(cfg, True)
         OmegaConf.resolve(cfg)
-        _check_missing(cfg)
+        check_missing(cfg)
         if cfg.train.seeds is None and cfg.model.name in cfg.competition.seeds:  # the competition's recipe
             cfg.train.seeds = cfg.competition.seeds[cfg.model.name]
     except OmegaConfBaseException as exc:
         raise PodiumError(_schema_message(exc)) from None
-    _check_choices(cfg)
+    check_choices(cfg)
+    check_ranges(cfg)
     return cfg
-
-
-def _check_missing(cfg: DictConfig) -> None:
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
-        raise PodiumError(
-            f"Invalid configuration: required value(s) {', '.join(missing)} not set. "
-            f"Set them in the config file of their group under conf/, or on the command line (key=value)."
-        )
-
-
-def _choice(value: object, valid: Sequence[str], key: str, where: str) -> None:
-    if value not in valid:
-        raise PodiumError(
-            f"Invalid configuration: {key} is {value!r}; valid values are {', '.join(map(str, valid))}. "
-            f"Fix it in {where} or override it ({key}=...)."
-        )
-
-
-def _check_choices(cfg: DictConfig) -> None:
-    from pipeline.metrics import METRICS
-
-    comp = cfg.competition
-    where = f"conf/competition/{comp.name}.yaml"
-    _choice(comp.task, schema.TASKS, "competition.task", where)
-    _choice(comp.modality, schema.MODALITIES, "competition.modality", where)
-    _choice(comp.metric, sorted(METRICS), "competition.metric", where)
-    for name in comp.report_metrics:
-        _choice(name, sorted(METRICS), "competition.report_metrics", where)
-    model_where = f"conf/model/{cfg.model.name}.yaml"
-    if cfg.model.family == "lstm":
-        _choice(cfg.model.pooling, schema.LSTM_POOLING, "model.pooling", model_where)
-    if cfg.model.family == "transformer":
-        _choice(cfg.model.init, schema.TRANSFORMER_INIT, "model.init", model_where)
-    _choice(comp.cv.scheme, schema.CV_SCHEMES, "competition.cv.scheme", where)
-    _choice(comp.submission.format, schema.SUBMISSION_FORMATS, "competition.submission.format", where)
-    ens = cfg.ensemble
-    _choice(ens.method, schema.ENSEMBLE_METHODS, "ensemble.method", "conf/ensemble/")
-    for name in ens.candidates:
-        _choice(name, schema.ENSEMBLE_METHODS[1:], "ensemble.candidates", "conf/ensemble/auto.yaml")
-    _choice(ens.seeds, schema.ENSEMBLE_SEEDS, "ensemble.seeds", "conf/ensemble/auto.yaml")
-    _choice(ens.hill_climb.init, schema.HILL_CLIMB_INITS, "ensemble.hill_climb.init", "conf/ensemble/auto.yaml")
-    _choice(ens.weighted.solver, schema.WEIGHTED_SOLVERS, "ensemble.weighted.solver", "conf/ensemble/auto.yaml")
-    _choice(cfg.tta.merge, schema.TTA_MERGES, "tta.merge", "conf/tta/")
-    _choice(cfg.tune.pruner.name, schema.PRUNERS, "tune.pruner.name", "conf/config.yaml")
-    _choice(cfg.tune.sampler.name, schema.SAMPLERS, "tune.sampler.name", "conf/config.yaml")
-    metric = METRICS[comp.metric]
-    if comp.direction != metric.direction:
-        raise PodiumError(
-            f"Invalid configuration: competition.direction is {comp.direction!r} but metric "
-            f"{comp.metric} is to {metric.direction}. Fix `direction:` in {where}."
-        )
-    if metric.task not in ("any", comp.task) and not (metric.task == "classification" and comp.task != "regression"):
-        raise PodiumError(
-            f"Invalid configuration: metric {comp.metric} does not apply to a {comp.task} task. "
-            f"Choose another `metric:` in {where}."
-        )
-    if comp.task != "regression":
-        if len(comp.classes) < 2 or len(set(comp.classes)) != len(comp.classes):
-            raise PodiumError(
-                f"Invalid configuration: competition.classes must list at least two distinct class "
-                f"names for a {comp.task} task (got {list(comp.classes)}). Fix `classes:` in {where}."
-            )
-        if comp.task == "binary" and len(comp.classes) != 2:
-            raise PodiumError(
-                f"Invalid configuration: a binary task has exactly two classes, {where} lists "
-                f"{len(comp.classes)}. Use task: multiclass, or list two classes (negative first)."
-            )
-    if comp.cv.n_splits < 2:
-        raise PodiumError(f"Invalid configuration: competition.cv.n_splits must be at least 2 (got {comp.cv.n_splits}).")
-    if comp.cv.scheme in ("stratified_group", "group") and not comp.cv.group_column:
-        raise PodiumError(
-            f"Invalid configuration: cv scheme {comp.cv.scheme} needs competition.cv.group_column, "
-            f"the train.csv column holding the groups. Set it in {where}."
-        )
 
 
 def _hydra_message(exc: Exception, root: Path) -> str:

@@ -48,6 +48,7 @@ class ImageConfig:
     height: int = 28
     width: int = 28
     channels: int = 1
+    resize: bool = False  # resize images of another size (false: refuse them, naming the file)
 
 
 @dataclass
@@ -133,6 +134,7 @@ class TransformerConfig(TextModelBase):
     layerwise_lr_decay: float = 1.0
     freeze_embeddings: bool = False
     freeze_layers: int = 0
+    trust_remote_code: bool = False  # run Python code shipped with a model folder or hub repo (never by default)
 
 
 @dataclass
@@ -174,6 +176,7 @@ class TrainConfig:
     seeds: Optional[list[int]] = None
     tuned: bool = True  # apply competitions/<competition>/tuned/<model>.yaml (written by `podium tune`)
     tuned_from: Optional[str] = None  # set by compose(): the tuned file applied, for the record
+    resume: bool = True  # continue an interrupted run of the same config from its checkpoints
 
 
 @dataclass

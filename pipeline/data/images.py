@@ -12,7 +12,7 @@ from pipeline.errors import PodiumError
 
 
 def decode_images(ids: Sequence[str], folder: Path, suffix: str, image: DictConfig) -> np.ndarray:
-    """Read `<folder>/<id><suffix>` for each id, as grey or RGB, resized to the configured size."""
+    """Read `<folder>/<id><suffix>` for each id, as grey or RGB, at the configured size (resized if `image.resize`)."""
     from PIL import Image, UnidentifiedImageError
 
     if not folder.is_dir():
@@ -36,10 +36,16 @@ def decode_images(ids: Sequence[str], folder: Path, suffix: str, image: DictConf
         try:
             with Image.open(path) as img:
                 img = img.convert(mode)
-                if img.size != size:
+                if img.size != size and image.resize:
                     img = img.resize(size, Image.BILINEAR)
                 pixels = np.asarray(img)
         except (UnidentifiedImageError, OSError, SyntaxError) as exc:
             raise PodiumError(f"Corrupt or unreadable image {path}: {exc}. Replace the file or remove its row.") from None
+        if pixels.shape[:2] != (image.height, image.width):
+            raise PodiumError(
+                f"Image {path} is {pixels.shape[1]}x{pixels.shape[0]} pixels but competition.image is "
+                f"{image.width}x{image.height}. Replace it with an image of that size, or set "
+                f"competition.image.resize=true to resize every image when it is decoded."
+            )
         out[n] = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
     return out

@@ -6,6 +6,7 @@ written before all of them pass.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,14 @@ def read_table(path: Path, id_column: str, what: str) -> pd.DataFrame:
         )
     try:
         frame = pd.read_csv(path, dtype={id_column: str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except pd.errors.EmptyDataError:
+        raise PodiumError(f"The {what} {path} is empty. It needs a header row (the column names) and one row per id.") from None
+    except UnicodeDecodeError as exc:
+        raise PodiumError(
+            f"The {what} {path} is not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at position {exc.start}). "
+            f"Save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed.csv`."
+        ) from None
+    except pd.errors.ParserError as exc:
         raise PodiumError(f"Cannot read {what} {path}: {exc}. Is it a valid CSV file?") from None
     require_columns(frame, [id_column], path)
     return frame
@@ -61,6 +69,19 @@ def check_ids(frame: pd.DataFrame, id_column: str, path: Path) -> None:
         raise PodiumError(
             f"{path}: column {id_column!r} has {len(dup)} duplicated id(s), e.g. {list(dup[:5])}. "
             f"Ids must be unique; remove or rename the duplicate rows."
+        )
+
+
+def check_file_ids(frame: pd.DataFrame, id_column: str, path: Path, folder: Path, suffix: str) -> None:
+    """Ids that name files (images/<id><suffix>) must stay inside `folder`: no '../', no absolute paths."""
+    inside = os.path.normpath(folder) + os.sep
+    bad = [i for i in frame[id_column]
+           if "\\" in i or "\0" in i or not os.path.normpath(os.path.join(folder, f"{i}{suffix}")).startswith(inside)]
+    if bad:
+        raise PodiumError(
+            f"{path}: column {id_column!r} has {len(bad)} id(s) that would name files outside {folder}, "
+            f"e.g. {bad[:3]}. Ids name the image files inside that folder: remove the '..' parts, leading "
+            f"'/' and backslashes from them."
         )
 
 
@@ -132,6 +153,9 @@ def load_raw(cfg: DictConfig) -> RawData:
     require_columns(train, needed + ([text_column] if text_column else []), train_path)
     for frame, path in ((train, train_path), (test, test_path), (sample, sample_path)):
         check_ids(frame, comp.id_column, path)
+    if comp.modality == "image":
+        for frame, path in ((train, train_path), (test, test_path)):
+            check_file_ids(frame, comp.id_column, path, folder / files.images, files.image_suffix)
     if text_column:
         require_columns(test, [text_column], test_path)
         check_texts(train, text_column, train_path)

@@ -100,6 +100,7 @@ def ensemble(cfg: DictConfig) -> EnsembleResult:
     reported = report_scores(comp, first.target, chosen.held_out)
 
     out = io.out_dir(cfg)
+    from pipeline.provenance import provenance
     from pipeline.tracking import Tracker
 
     tracker = Tracker(cfg)
@@ -115,6 +116,9 @@ def ensemble(cfg: DictConfig) -> EnsembleResult:
                    "rounds": getattr(chosen.blend, "history", [])}
         io.write_config(out / "config.yaml", cfg)
         io.write_json(out / "metrics.json", metrics)
+        record = provenance(root, {f"member {n}": p for n, p in folders.items()})
+        io.write_json(out / "provenance.json", record)
+        tracker.log_provenance(record)
         tracker.log_metrics({f"cv_{metric.name}": chosen.nested, f"cv_in_sample_{metric.name}": chosen.in_sample,
                              **{f"cv_{k}": v for k, v in reported.items()},
                              **{f"nested_{s.method}": s.nested for s in scores},

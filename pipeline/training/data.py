@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 class ImageArrayDataset(Dataset):
@@ -21,16 +21,35 @@ class ImageArrayDataset(Dataset):
         return self.images[index], self.targets[index]
 
 
+class SeededShuffle(Sampler[int]):
+    """Every row once per epoch, in an order that depends on (seed, epoch) only.
+
+    Lightning calls `set_epoch` before each epoch (as it does for DistributedSampler), so a run
+    resumed at epoch e sees the order the uninterrupted run saw; a generator that advances with
+    each epoch would restart from epoch 0's order instead.
+    """
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.n).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
 def make_loader(dataset: Dataset, batch_size: int, *, train: bool, num_workers: int, seed: int, collate_fn=None) -> DataLoader:
     """Shuffled loader that drops a ragged last batch (BatchNorm needs >1 row) when training."""
-    generator = torch.Generator().manual_seed(seed) if train else None
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=train,
+        sampler=SeededShuffle(len(dataset), seed) if train else None,
         drop_last=train and len(dataset) > batch_size,
         num_workers=num_workers,
         persistent_workers=num_workers > 0,
-        generator=generator,
         collate_fn=collate_fn,
     )

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from pipeline.training.data import SeededShuffle
+
 log = logging.getLogger(__name__)
 
 TOKENIZATION_VERSION = "1"  # bump when the tokenize function below changes what it writes
@@ -105,19 +107,18 @@ class PadCollator:
 class LengthBucketSampler(Sampler[list[int]]):
     """Training batches of similar lengths, so little padding is computed, still in random order.
 
-    Each epoch: shuffle, cut into chunks of `batch_size * bucket_batches` rows, sort each chunk by
-    length, cut it into batches, shuffle the batches. Seeded, so runs repeat exactly.
+    Each epoch: shuffle (`self.sampler`, seeded by epoch), cut into chunks of
+    `batch_size * bucket_batches` rows, sort each chunk by length, cut it into batches, shuffle
+    the batches. Lightning sets the epoch on `self.sampler`, so runs (and resumed runs) repeat exactly.
     """
 
     def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, drop_last: bool, bucket_batches: int = 50):
         self.lengths, self.batch_size, self.seed, self.drop_last = lengths, batch_size, seed, drop_last
         self.chunk = batch_size * bucket_batches
-        self.epoch = 0
+        self.sampler = SeededShuffle(len(lengths), seed)
 
     def __iter__(self):
-        rng = np.random.default_rng([self.seed, self.epoch])
-        self.epoch += 1
-        order = rng.permutation(len(self.lengths))
+        order = np.fromiter(self.sampler, dtype=np.int64, count=len(self.lengths))
         batches = []
         for start in range(0, len(order), self.chunk):
             chunk = order[start:start + self.chunk]
@@ -125,7 +126,7 @@ class LengthBucketSampler(Sampler[list[int]]):
             batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
         if self.drop_last:
             batches = [b for b in batches if len(b) == self.batch_size]
-        for k in rng.permutation(len(batches)):
+        for k in np.random.default_rng([self.seed, self.sampler.epoch, 1]).permutation(len(batches)):
             yield batches[k].tolist()
 
     def __len__(self) -> int:

@@ -2,13 +2,16 @@
 
 For each fold: train on the other folds, keep the checkpoint with the best validation score,
 predict the fold's rows (out-of-fold) and the test set. The test prediction is the mean of the
-folds' models. Writes oof.parquet, test.parquet, metrics.json, history.csv and config.yaml.
+folds' models. Writes oof.parquet, test.parquet, metrics.json, history.csv, config.yaml and provenance.json.
+
+An interrupted run (Ctrl-C, a kill, a crash) resumes when the same config runs again: folds it
+finished are kept and the fold it was in continues from its last epoch's checkpoint
+(pipeline/training/checkpoints.py); the predictions equal an uninterrupted run's.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -18,13 +21,14 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 import lightning.pytorch as L
-import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, open_dict
 
 from pipeline import io
 from pipeline.models import family_module
 from pipeline.training.augment import build_augment
+from pipeline.training.callbacks import EpochLogger, FiniteLoss, Reseed
+from pipeline.training.checkpoints import AtomicCheckpointIO, FoldResult, FoldState
 from pipeline.training.inputs import fold_inputs
 from pipeline.training.module import CompetitionModule
 from pipeline.training.tta import build_tta
@@ -33,6 +37,7 @@ from pipeline.errors import PodiumError
 from pipeline.metrics import get_metric, report_scores, score_predictions
 from pipeline.predictions import Predictions, n_outputs
 from pipeline.prepare import PreparedData, load_prepared
+from pipeline.provenance import provenance
 from pipeline.tracking import Tracker, config_hash
 
 log = logging.getLogger(__name__)
@@ -57,55 +62,35 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
     # Podium's own SortedBatchSampler returns every index once (tests check that predictions are complete).
     warnings.filterwarnings("ignore", ".*custom batch sampler `SortedBatchSampler` for prediction.*")
+    # A resumed fold's folder holds its earlier checkpoints, on purpose.
+    warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-class FiniteLoss(L.Callback):
-    """Stop at the first non-finite training loss, with a message, instead of training on NaN."""
-
-    def __init__(self, label: str):
-        self.label = label  # "cnn fold 0"
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None and not torch.isfinite(loss).all():
-            raise PodiumError(
-                f"{self.label}: the training loss became {float(loss)} at epoch {trainer.current_epoch}, batch {batch_idx}: "
-                f"the run diverged. Lower model.optimizer.lr or set model.gradient_clip_val."
-            )
-
-
-class EpochLogger(L.Callback):
-    """Per-epoch metrics to MLflow's active (fold) run and to the run's history table."""
-
-    def __init__(self, tracker: Tracker, fold: int, history: list[dict]):
-        self.tracker, self.fold, self.history = tracker, fold, history
-
-    # Lightning validates inside the training epoch, so at its end the epoch's metrics are all in.
-    def on_train_epoch_end(self, trainer, module):
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        self.history.append({"fold": self.fold, "epoch": trainer.current_epoch, **metrics})
-        self.tracker.log_metrics({k.replace("/", "_"): v for k, v in metrics.items()}, step=trainer.current_epoch)
+def fold_state(cfg: DictConfig, fold: int) -> FoldState:
+    """The fold's checkpoint folder: one per config (by hash), so experiments never share checkpoints."""
+    comp = cfg.competition
+    return FoldState(io.root(cfg) / cfg.paths.checkpoints / comp.name / cfg.model.name / config_hash(cfg) / f"fold_{fold}")
 
 
 def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker, history: list[dict],
-               callbacks: Sequence[L.Callback] = (), predict_test: bool = True) -> tuple[np.ndarray, np.ndarray | None, int]:
-    """Train one fold; returns (validation predictions, test predictions or None, best epoch).
+               callbacks: Sequence[L.Callback] = (), predict_test: bool = True) -> FoldResult:
+    """Train one fold (resuming an interrupted one when `train.resume`); its validation and test predictions.
 
     `callbacks` join the trainer's own (a sweep's pruning callback).
     """
     comp, metric = cfg.competition, get_metric(cfg.competition.metric)
+    label = f"{cfg.model.name} fold {fold}"
     L.seed_everything(cfg.seed + fold, workers=True, verbose=False)
     is_valid = data.train["fold"].to_numpy() == fold
-    # One folder per config (by hash): experiments never share checkpoints; stale ones are cleared.
-    fold_dir = io.root(cfg) / cfg.paths.checkpoints / comp.name / cfg.model.name / config_hash(cfg) / f"fold_{fold}"
-    checkpoint = ModelCheckpoint(dirpath=fold_dir, filename="best", monitor="val/score",
+    state = fold_state(cfg, fold)
+    checkpoint = ModelCheckpoint(dirpath=state.folder, filename="best", monitor="val/score",
                                  mode="max" if metric.direction == "maximize" else "min", save_top_k=1,
-                                 enable_version_counter=False)
+                                 save_last=True, enable_version_counter=False)
     trainer_flags = {k: v for k, v in cfg.trainer.items() if v is not None}
-    own = [checkpoint, EpochLogger(tracker, fold, history), FiniteLoss(f"{cfg.model.name} fold {fold}")]
-    trainer = L.Trainer(**trainer_flags, logger=False, callbacks=[*own, *callbacks],
+    own = [checkpoint, EpochLogger(tracker, fold, history, state.save_history), FiniteLoss(label), Reseed(cfg.seed + fold)]
+    trainer = L.Trainer(**trainer_flags, logger=False, callbacks=[*own, *callbacks], plugins=[AtomicCheckpointIO()],
                         enable_model_summary=False, num_sanity_val_steps=0)
     if trainer.world_size > 1:
         # Under DDP each rank predicts a padded shard; gathering them by id is not built yet, and
@@ -115,17 +100,30 @@ def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker,
             f"devices={cfg.trainer.devices}) is not supported yet: out-of-fold predictions would not be "
             f"gathered by id. Use one device (trainer.devices=1)."
         )
-    shutil.rmtree(fold_dir, ignore_errors=True)  # only once the run is going ahead
+    resume_at = state.resumable_epoch() if cfg.train.resume else None
+    if resume_at is None:
+        state.clear()  # only once the run is going ahead
+    else:
+        log.info("%s: resuming at epoch %d from %s", label, resume_at, state.last)
+        for row in state.history(before_epoch=resume_at):  # the epochs the interrupted run finished
+            history.append(row)
+            tracker.log_metrics({k.replace("/", "_"): v for k, v in row.items() if "/" in k}, step=row["epoch"])
     inputs = fold_inputs(cfg, data, is_valid)
     augment = build_augment(cfg.augment) if comp.modality == "image" else None
     tta = build_tta(cfg.tta, comp.modality, comp.task)
     module = CompetitionModule(inputs.net, cfg.model, comp.task, metric, augment, tta)
-    trainer.fit(module, inputs.train_loader(cfg, seed=cfg.seed + fold), inputs.eval_loader(inputs.valid, cfg)[0])
-    inputs.save_tokenizer(fold_dir)
+    try:
+        trainer.fit(module, inputs.train_loader(cfg, seed=cfg.seed + fold), inputs.eval_loader(inputs.valid, cfg)[0],
+                    ckpt_path=state.last if resume_at is not None else None)
+    except SystemExit:
+        if trainer.interrupted:  # Lightning turns Ctrl-C into sys.exit(1); keep it a Ctrl-C
+            raise KeyboardInterrupt from None
+        raise
+    inputs.save_tokenizer(state.folder)
 
     def predict(dataset):
         loader, order = inputs.eval_loader(dataset, cfg)
-        batches = trainer.predict(module, loader, ckpt_path=checkpoint.best_model_path, weights_only=False)
+        batches = trainer.predict(module, loader, ckpt_path=checkpoint.best_model_path)
         out = np.empty((len(dataset), batches[0].shape[1]))
         out[order] = np.concatenate([b.numpy() for b in batches])
         return out
@@ -133,10 +131,12 @@ def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker,
     scores = [(h["val/score"], h["epoch"]) for h in history if h["fold"] == fold]
     pick = max if metric.direction == "maximize" else min
     best_epoch = pick(scores, key=lambda s: s[0])[1]  # first best epoch, as the checkpoint kept
-    return predict(inputs.valid), predict(inputs.test) if predict_test else None, best_epoch
+    result = FoldResult(predict(inputs.valid), predict(inputs.test) if predict_test else None, best_epoch)
+    state.save_result(result)
+    return result
 
 
-def fit_fold(cfg: DictConfig, data: PreparedData, fold: int) -> tuple[np.ndarray, np.ndarray, None]:
+def fit_fold(cfg: DictConfig, data: PreparedData, fold: int) -> FoldResult:
     """One fold of a family that is not a network (`fit_predict`, e.g. TF-IDF + logistic regression)."""
     column = cfg.competition.text.column
     is_valid = data.train["fold"].to_numpy() == fold
@@ -144,7 +144,7 @@ def fit_fold(cfg: DictConfig, data: PreparedData, fold: int) -> tuple[np.ndarray
     valid_pred, test_pred = family_module(cfg.model.family).fit_predict(
         cfg.model, cfg.competition.task, list(texts[~is_valid]), target[~is_valid],
         [list(texts[is_valid]), data.test[column].tolist()], seed=cfg.seed + fold)
-    return valid_pred, test_pred, None
+    return FoldResult(valid_pred, test_pred, None)
 
 
 def train_seed(cfg: DictConfig, data: PreparedData, tracker: Tracker, history: list[dict], label: str,
@@ -166,12 +166,18 @@ def train_seed(cfg: DictConfig, data: PreparedData, tracker: Tracker, history: l
     for index, fold in enumerate(only_folds if only_folds is not None else range(n_folds)):
         fold_started = time.perf_counter()
         with tracker.run(f"{label} fold {fold}", nested=True, model=cfg.model.name, fold=str(fold), seed=str(cfg.seed), stage="train_fold"):
-            if hasattr(family, "fit_predict"):
-                valid_pred, test_pred, best_epoch = fit_fold(cfg, data, fold)
+            kept = fold_state(cfg, fold).finished() if cfg.train.resume and not hasattr(family, "fit_predict") else None
+            if kept is not None:  # finished by an interrupted run of this config
+                log.info("%s fold %d: finished by an earlier run, kept (%s)", label, fold, fold_state(cfg, fold).folder)
+                history += fold_state(cfg, fold).history(before_epoch=cfg.trainer.max_epochs)
+                tracker.set_tags(resumed="kept")
+                result = kept
+            elif hasattr(family, "fit_predict"):
+                result = fit_fold(cfg, data, fold)
             else:
-                valid_pred, test_pred, best_epoch = train_fold(cfg, data, fold, tracker, history,
-                                                               callbacks(index) if callbacks else (), predict_test)
-            test_pred = test_pred if predict_test else np.zeros_like(test)
+                result = train_fold(cfg, data, fold, tracker, history, callbacks(index) if callbacks else (), predict_test)
+            valid_pred, best_epoch = result.valid, result.best_epoch
+            test_pred = result.test if predict_test else np.zeros_like(test)
             if not (np.isfinite(valid_pred).all() and np.isfinite(test_pred).all()):
                 raise PodiumError(
                     f"{label} fold {fold} diverged: its predictions contain NaN or infinity, so no "
@@ -256,10 +262,17 @@ def train(cfg: DictConfig) -> TrainResult:
         io.write_csv(out / "history.csv", pd.DataFrame(history))
         io.write_config(out / "config.yaml", cfg)
         io.write_json(out / "metrics.json", metrics)
+        record = provenance(io.root(cfg), {"raw": io.raw_dir(cfg), "prepared": data.folder})
+        io.write_json(out / "provenance.json", record)
+        tracker.log_provenance(record)
         tracker.log_metrics({f"cv_{metric.name}": cv_score, **{f"cv_{k}": v for k, v in reported.items()},
                              **({f"cv_{metric.name}_seed_{s}": p["cv"] for s, p in per_seed.items()} if len(seeds) > 1 else {}),
                              "fold_std": metrics["fold_std"], "seconds": seconds})
         tracker.log_artifacts([*written, out / "history.csv", out / "config.yaml", out / "metrics.json"])
+    if not hasattr(family_module(cfg.model.family), "fit_predict"):
+        for seed in seeds:  # complete: nothing left to resume; the next run of this config trains afresh
+            for fold in range(int(folds.max()) + 1):
+                fold_state(_with_seed(cfg, seed), fold).finish()
     return result
 
 

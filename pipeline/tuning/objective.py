@@ -77,7 +77,7 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
             try:
                 params = ctx.space.sample(trial)
                 tracker.log_params(params)
-                cfg = compose([*ctx.overrides, *to_overrides(params, ctx.groups), f"paths.checkpoints={scratch}"], root=ctx.root)
+                cfg = compose([*ctx.overrides, *to_overrides(params, ctx.groups), f"paths.checkpoints={scratch}", "train.resume=false"], root=ctx.root)
                 value = _evaluate(trial, cfg, ctx, reported)
             except optuna.TrialPruned:
                 tracker.set_tags(state="PRUNED", pruned_step=reported[-1])

@@ -7,7 +7,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from pipeline.errors import PodiumError
-from pipeline.io import redact
+from pipeline.secrets import redact
 
 JOURNAL = "journal:///"
 

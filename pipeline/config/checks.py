@@ -1,0 +1,117 @@
+"""Checks on a composed config's values: required keys set, names among their choices, numbers in range.
+
+Each failure is a PodiumError naming the key, the file it comes from and the valid values.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.config import schema
+from pipeline.errors import PodiumError
+
+# What Lightning's Trainer(precision=...) accepts.
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true", "32", "16", "bf16", "64")
+
+
+def check_missing(cfg: DictConfig) -> None:
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise PodiumError(
+            f"Invalid configuration: required value(s) {', '.join(missing)} not set. "
+            f"Set them in the config file of their group under conf/, or on the command line (key=value)."
+        )
+
+
+def _choice(value: object, valid: Sequence[str], key: str, where: str) -> None:
+    if value not in valid:
+        raise PodiumError(
+            f"Invalid configuration: {key} is {value!r}; valid values are {', '.join(map(str, valid))}. "
+            f"Fix it in {where} or override it ({key}=...)."
+        )
+
+
+def check_choices(cfg: DictConfig) -> None:
+    from pipeline.metrics import METRICS
+
+    comp = cfg.competition
+    where = f"conf/competition/{comp.name}.yaml"
+    _choice(comp.task, schema.TASKS, "competition.task", where)
+    _choice(comp.modality, schema.MODALITIES, "competition.modality", where)
+    _choice(comp.metric, sorted(METRICS), "competition.metric", where)
+    for name in comp.report_metrics:
+        _choice(name, sorted(METRICS), "competition.report_metrics", where)
+    model_where = f"conf/model/{cfg.model.name}.yaml"
+    if cfg.model.family == "lstm":
+        _choice(cfg.model.pooling, schema.LSTM_POOLING, "model.pooling", model_where)
+    if cfg.model.family == "transformer":
+        _choice(cfg.model.init, schema.TRANSFORMER_INIT, "model.init", model_where)
+    _choice(comp.cv.scheme, schema.CV_SCHEMES, "competition.cv.scheme", where)
+    _choice(comp.submission.format, schema.SUBMISSION_FORMATS, "competition.submission.format", where)
+    ens = cfg.ensemble
+    _choice(ens.method, schema.ENSEMBLE_METHODS, "ensemble.method", "conf/ensemble/")
+    for name in ens.candidates:
+        _choice(name, schema.ENSEMBLE_METHODS[1:], "ensemble.candidates", "conf/ensemble/auto.yaml")
+    _choice(ens.seeds, schema.ENSEMBLE_SEEDS, "ensemble.seeds", "conf/ensemble/auto.yaml")
+    _choice(ens.hill_climb.init, schema.HILL_CLIMB_INITS, "ensemble.hill_climb.init", "conf/ensemble/auto.yaml")
+    _choice(ens.weighted.solver, schema.WEIGHTED_SOLVERS, "ensemble.weighted.solver", "conf/ensemble/auto.yaml")
+    _choice(cfg.tta.merge, schema.TTA_MERGES, "tta.merge", "conf/tta/")
+    _choice(cfg.tune.pruner.name, schema.PRUNERS, "tune.pruner.name", "conf/config.yaml")
+    _choice(cfg.tune.sampler.name, schema.SAMPLERS, "tune.sampler.name", "conf/config.yaml")
+    metric = METRICS[comp.metric]
+    if comp.direction != metric.direction:
+        raise PodiumError(
+            f"Invalid configuration: competition.direction is {comp.direction!r} but metric "
+            f"{comp.metric} is to {metric.direction}. Fix `direction:` in {where}."
+        )
+    if metric.task not in ("any", comp.task) and not (metric.task == "classification" and comp.task != "regression"):
+        raise PodiumError(
+            f"Invalid configuration: metric {comp.metric} does not apply to a {comp.task} task. "
+            f"Choose another `metric:` in {where}."
+        )
+    if comp.task != "regression":
+        if len(comp.classes) < 2 or len(set(comp.classes)) != len(comp.classes):
+            raise PodiumError(
+                f"Invalid configuration: competition.classes must list at least two distinct class "
+                f"names for a {comp.task} task (got {list(comp.classes)}). Fix `classes:` in {where}."
+            )
+        if comp.task == "binary" and len(comp.classes) != 2:
+            raise PodiumError(
+                f"Invalid configuration: a binary task has exactly two classes, {where} lists "
+                f"{len(comp.classes)}. Use task: multiclass, or list two classes (negative first)."
+            )
+    if comp.cv.n_splits < 2:
+        raise PodiumError(
+            f"Invalid configuration: competition.cv.n_splits must be at least 2 (got {comp.cv.n_splits}): "
+            f"K-fold training needs other folds to train on. Fix `cv.n_splits` in {where} or override it."
+        )
+    if comp.cv.scheme in ("stratified_group", "group") and not comp.cv.group_column:
+        raise PodiumError(
+            f"Invalid configuration: cv scheme {comp.cv.scheme} needs competition.cv.group_column, "
+            f"the train.csv column holding the groups. Set it in {where}."
+        )
+
+
+def check_ranges(cfg: DictConfig) -> None:
+    """Numbers that would fail (or silently misbehave) deep inside training."""
+    model, where = cfg.model, f"conf/model/{cfg.model.name}.yaml"
+    optimizer = model.get("optimizer") or {}
+    if "lr" in optimizer and not optimizer.lr > 0:
+        _out_of_range("model.optimizer.lr", optimizer.lr, "a positive learning rate, e.g. 3e-4", where)
+    if "batch_size" in model and model.batch_size < 1:
+        _out_of_range("model.batch_size", model.batch_size, "at least 1", where)
+    if "dropout" in model and not 0 <= model.dropout < 1:
+        _out_of_range("model.dropout", model.dropout, "a probability in [0, 1)", where)
+    if cfg.trainer.max_epochs is not None and cfg.trainer.max_epochs < 1:
+        _out_of_range("trainer.max_epochs", cfg.trainer.max_epochs, "at least 1", "conf/trainer/ or the model's max_epochs")
+    if str(cfg.trainer.precision) not in PRECISIONS:
+        _out_of_range("trainer.precision", cfg.trainer.precision, f"one of {', '.join(PRECISIONS[:6])}", "conf/trainer/")
+    if cfg.data.limit_train_rows is not None and cfg.data.limit_train_rows < 2 * cfg.competition.cv.n_splits:
+        _out_of_range("data.limit_train_rows", cfg.data.limit_train_rows,
+                      f"at least 2 rows per fold ({2 * cfg.competition.cv.n_splits}), or null for all rows", "conf/config.yaml")
+
+
+def _out_of_range(key: str, value: object, wanted: str, where: str) -> None:
+    raise PodiumError(f"Invalid configuration: {key}={value} is out of range; it must be {wanted}. Fix it in {where} or override it ({key}=...).")

@@ -1,0 +1,64 @@
+"""Podium's Lightning callbacks: divergence check, per-epoch records, and per-batch reseeding."""
+
+from __future__ import annotations
+
+import random
+from typing import Callable
+
+import lightning.pytorch as L
+import numpy as np
+import torch
+
+from pipeline.errors import PodiumError
+from pipeline.tracking import Tracker
+
+
+class FiniteLoss(L.Callback):
+    """Stop at the first non-finite training loss, with a message, instead of training on NaN."""
+
+    def __init__(self, label: str):
+        self.label = label  # "cnn fold 0"
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None and not torch.isfinite(loss).all():
+            raise PodiumError(
+                f"{self.label}: the training loss became {float(loss)} at epoch {trainer.current_epoch}, batch {batch_idx}: "
+                f"the run diverged. Lower model.optimizer.lr or set model.gradient_clip_val."
+            )
+
+
+class EpochLogger(L.Callback):
+    """Per-epoch metrics to MLflow's active (fold) run, to the run's history table and, through
+    `on_epoch`, to the fold's saved state (so a resumed fold keeps its earlier epochs)."""
+
+    def __init__(self, tracker: Tracker, fold: int, history: list[dict], on_epoch: Callable[[list[dict]], None] | None = None):
+        self.tracker, self.fold, self.history, self.on_epoch = tracker, fold, history, on_epoch
+
+    # Lightning validates inside the training epoch, so at its end the epoch's metrics are all in.
+    def on_train_epoch_end(self, trainer, module):
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        self.history.append({"fold": self.fold, "epoch": trainer.current_epoch, **metrics})
+        self.tracker.log_metrics({k.replace("/", "_"): v for k, v in metrics.items()}, step=trainer.current_epoch)
+        if self.on_epoch:
+            self.on_epoch([row for row in self.history if row["fold"] == self.fold])
+
+
+class Reseed(L.Callback):
+    """Seed the global random generators (dropout, augmentation) from (seed, epoch, batch) before
+    every training batch.
+
+    The randomness of a batch then depends on where it is in training, not on what ran before
+    in the process, so a fold resumed from its epoch-e checkpoint draws what the uninterrupted
+    run drew, and its predictions come out identical. The data order is seeded the same way, by
+    epoch (`SeededShuffle`).
+    """
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        state = np.random.SeedSequence([self.seed, trainer.current_epoch, batch_idx]).generate_state(2)
+        torch.manual_seed(int(state[0]))
+        np.random.seed(int(state[1]))
+        random.seed(int(state[1]))

@@ -1,0 +1,101 @@
+"""A stage killed while it writes a file leaves the previous complete file or none, never half of one,
+and the next run clears the abandoned temporary file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import cli
+from pipeline.predictions import Predictions
+
+# Runs a podium command in which writing the temporary file of `target` stops halfway: the file is
+# truncated to half its size and the process SIGKILLs itself, as a kill (or power cut) mid-write would.
+DIE_MID_WRITE = """
+import os, signal, sys
+import pandas as pd
+target = sys.argv[1]
+
+def dying(real):
+    def write(self, path, *args, **kwargs):
+        out = real(self, path, *args, **kwargs)
+        if os.path.basename(str(path)).startswith("." + target + "."):
+            os.truncate(path, os.path.getsize(path) // 2)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return out
+    return write
+
+pd.DataFrame.to_parquet = dying(pd.DataFrame.to_parquet)
+pd.DataFrame.to_csv = dying(pd.DataFrame.to_csv)
+from pipeline.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+ARGS = ["tracking.uri=sqlite:///mlflow.db"]
+ENSEMBLE = ["ensemble", "ensemble.members=[good,weak]", "out_dir=outputs/animals/ensemble", *ARGS]
+SUBMIT = ["submit", "out_dir=outputs/animals/submission", *ARGS]
+
+
+@pytest.fixture
+def members(project, make_cfg):
+    """Two models' predictions on the real ids, so the ensemble and the submission can run."""
+    comp = make_cfg().competition
+    train = pd.read_csv(project / "data/animals/raw/train.csv", dtype={"id": str})
+    test_ids = pd.read_csv(project / "data/animals/raw/test.csv", dtype={"id": str})["id"].to_numpy()
+    target = train["label"].map({c: i for i, c in enumerate(comp.classes)}).to_numpy()
+    rng = np.random.default_rng(0)
+    for name, noise in (("good", 1.0), ("weak", 2.0)):
+        def probs(rows, signal=None):
+            logits = rng.normal(scale=noise, size=(rows, 10)) + (0 if signal is None else 2 * np.eye(10)[signal])
+            e = np.exp(logits)
+            return e / e.sum(1, keepdims=True)
+
+        Predictions(train["id"].to_numpy(), np.arange(len(train)) % 5, target, probs(len(train), target), test_ids,
+                    probs(len(test_ids))).save(project / "outputs/animals/models" / name, comp)
+    return project
+
+
+def die_writing(root: Path, target: str, args: list[str]) -> None:
+    run = subprocess.run([sys.executable, "-c", DIE_MID_WRITE, target, *args], cwd=root, capture_output=True, text=True)
+    assert run.returncode == -9, run.stderr  # killed, as planned, in the middle of writing `target`
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob(".*.tmp"))
+
+
+def test_ensemble_killed_mid_write_keeps_the_previous_files_whole(members, monkeypatch):
+    monkeypatch.chdir(members)
+    folder = members / "outputs/animals/ensemble"
+    assert cli.main(ENSEMBLE) == 0
+    before = {name: (folder / name).read_bytes() for name in ("oof.parquet", "metrics.json")}
+
+    die_writing(members, "test.parquet", ENSEMBLE)
+    assert len(leftovers(folder)) == 1  # the half-written temporary, under a hidden name
+    pd.read_parquet(folder / "test.parquet")  # the previous file, whole
+    assert (folder / "metrics.json").read_bytes() == before["metrics.json"]  # written after: untouched
+
+    assert cli.main(ENSEMBLE) == 0
+    assert leftovers(folder) == [], "the next run removes what the killed one abandoned"
+    assert (folder / "oof.parquet").read_bytes() == before["oof.parquet"]
+
+
+def test_submission_killed_mid_write_leaves_no_partial_file(members, monkeypatch):
+    monkeypatch.chdir(members)
+    assert cli.main(ENSEMBLE) == 0
+    submission = members / "submissions/animals/submission.csv"
+
+    die_writing(members, "submission.csv", SUBMIT)  # first ever write: afterwards, no file at all
+    assert not submission.exists() and len(leftovers(submission.parent)) == 1
+
+    assert cli.main(SUBMIT) == 0
+    complete = submission.read_bytes()
+    assert leftovers(submission.parent) == [] and len(pd.read_csv(submission)) == 1944
+
+    die_writing(members, "submission.csv", SUBMIT)  # a rewrite: the previous file stays, byte for byte
+    assert submission.read_bytes() == complete
