@@ -14,8 +14,10 @@ SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNO
 
 def secret_values() -> list[str]:
     """Values of the environment's secret-named variables (6 characters or more), longest first."""
-    found = {v for k, v in os.environ.items() if SECRET_NAME.search(k) and len(v) >= 6}
-    return sorted(found, key=len, reverse=True)
+    # Names first, then each value with .get: iterating os.environ.items() raises KeyError when another
+    # thread (MLflow's telemetry) removes a variable meanwhile; iterating the names is atomic.
+    values = (os.environ.get(name) for name in os.environ if SECRET_NAME.search(name))
+    return sorted({v for v in values if v and len(v) >= 6}, key=len, reverse=True)
 
 
 def redact(text: str) -> str:

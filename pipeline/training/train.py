@@ -75,13 +75,14 @@ def fold_state(cfg: DictConfig, fold: int) -> FoldState:
 
 
 def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker, history: list[dict],
-               callbacks: Sequence[L.Callback] = (), predict_test: bool = True) -> FoldResult:
+               callbacks: Sequence[L.Callback] = (), predict_test: bool = True, label: str | None = None) -> FoldResult:
     """Train one fold (resuming an interrupted one when `train.resume`); its validation and test predictions.
 
-    `callbacks` join the trainer's own (a sweep's pruning callback).
+    `callbacks` join the trainer's own (a sweep's pruning callback); `label` names the fold in
+    messages ("cnn seed 1 fold 2"; default "<model> fold <k>").
     """
     comp, metric = cfg.competition, get_metric(cfg.competition.metric)
-    label = f"{cfg.model.name} fold {fold}"
+    label = label or f"{cfg.model.name} fold {fold}"
     L.seed_everything(cfg.seed + fold, workers=True, verbose=False)
     is_valid = data.train["fold"].to_numpy() == fold
     state = fold_state(cfg, fold)
@@ -105,9 +106,7 @@ def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker,
         state.clear()  # only once the run is going ahead
     else:
         log.info("%s: resuming at epoch %d from %s", label, resume_at, state.last)
-        for row in state.history(before_epoch=resume_at):  # the epochs the interrupted run finished
-            history.append(row)
-            tracker.log_metrics({k.replace("/", "_"): v for k, v in row.items() if "/" in k}, step=row["epoch"])
+        _restore_history(state.history(before_epoch=resume_at), history, tracker)  # the epochs already trained
     inputs = fold_inputs(cfg, data, is_valid)
     augment = build_augment(cfg.augment) if comp.modality == "image" else None
     tta = build_tta(cfg.tta, comp.modality, comp.task)
@@ -134,6 +133,13 @@ def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker,
     result = FoldResult(predict(inputs.valid), predict(inputs.test) if predict_test else None, best_epoch)
     state.save_result(result)
     return result
+
+
+def _restore_history(rows: list[dict], history: list[dict], tracker: Tracker) -> None:
+    """Epochs an interrupted run trained: into the history table and the (new) fold run's curves."""
+    for row in rows:
+        history.append(row)
+        tracker.log_metrics({k.replace("/", "_"): v for k, v in row.items() if "/" in k}, step=row["epoch"])
 
 
 def fit_fold(cfg: DictConfig, data: PreparedData, fold: int) -> FoldResult:
@@ -169,13 +175,14 @@ def train_seed(cfg: DictConfig, data: PreparedData, tracker: Tracker, history: l
             kept = fold_state(cfg, fold).finished() if cfg.train.resume and not hasattr(family, "fit_predict") else None
             if kept is not None:  # finished by an interrupted run of this config
                 log.info("%s fold %d: finished by an earlier run, kept (%s)", label, fold, fold_state(cfg, fold).folder)
-                history += fold_state(cfg, fold).history(before_epoch=cfg.trainer.max_epochs)
+                _restore_history(fold_state(cfg, fold).history(before_epoch=cfg.trainer.max_epochs), history, tracker)
                 tracker.set_tags(resumed="kept")
                 result = kept
             elif hasattr(family, "fit_predict"):
                 result = fit_fold(cfg, data, fold)
             else:
-                result = train_fold(cfg, data, fold, tracker, history, callbacks(index) if callbacks else (), predict_test)
+                result = train_fold(cfg, data, fold, tracker, history, callbacks(index) if callbacks else (), predict_test,
+                                    label=f"{label} fold {fold}")
             valid_pred, best_epoch = result.valid, result.best_epoch
             test_pred = result.test if predict_test else np.zeros_like(test)
             if not (np.isfinite(valid_pred).all() and np.isfinite(test_pred).all()):
@@ -190,7 +197,8 @@ def train_seed(cfg: DictConfig, data: PreparedData, tracker: Tracker, history: l
             tracker.log_metrics({f"fold_{metric.name}": score, **({"best_epoch": best_epoch} if best_epoch is not None else {})})
         fold_scores.append(score)
         best_epochs.append(best_epoch)
-        log.info("%s fold %d/%d: %s %.4f (best epoch %s) in %.0f s", label, fold + 1, n_folds, metric.name, score,
+        log.info("%s fold %d (%d of %d): %s %.4f (best epoch %s) in %.0f s", label, fold, index + 1,
+                 len(only_folds) if only_folds is not None else n_folds, metric.name, score,
                  best_epoch if best_epoch is not None else "-", time.perf_counter() - fold_started)
     return oof, test, fold_scores, best_epochs
 
