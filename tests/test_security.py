@@ -64,3 +64,27 @@ def test_model_folder_code_is_not_run_unless_allowed(text_project, make_text_cfg
     net = transformer.build(cfg.model, tokenizer, 1, text_project)
     assert type(net.model).__module__.startswith("transformers.models.bert")
     assert not marker.exists()
+
+
+def test_masking_survives_another_thread_changing_the_environment(monkeypatch):
+    """MLflow's telemetry thread sets and removes a variable while Podium masks log lines."""
+    import threading
+
+    from pipeline.secrets import redact
+
+    monkeypatch.setenv("KAGGLE_KEY", SECRETS["KAGGLE_KEY"])
+    stop = threading.Event()
+
+    def churn():
+        while not stop.is_set():
+            os.environ["_PODIUM_TEST_CHURN"] = "x"
+            os.environ.pop("_PODIUM_TEST_CHURN", None)
+
+    thread = threading.Thread(target=churn)
+    thread.start()
+    try:
+        masked = [redact(f"key {SECRETS['KAGGLE_KEY']}") for _ in range(20000)]
+    finally:
+        stop.set()
+        thread.join()
+    assert set(masked) == {"key ***"}
