@@ -172,10 +172,11 @@ def train_seed(cfg: DictConfig, data: PreparedData, tracker: Tracker, history: l
     for index, fold in enumerate(only_folds if only_folds is not None else range(n_folds)):
         fold_started = time.perf_counter()
         with tracker.run(f"{label} fold {fold}", nested=True, model=cfg.model.name, fold=str(fold), seed=str(cfg.seed), stage="train_fold"):
-            kept = fold_state(cfg, fold).finished() if cfg.train.resume and not hasattr(family, "fit_predict") else None
+            state = fold_state(cfg, fold)
+            kept = state.finished() if cfg.train.resume and not hasattr(family, "fit_predict") else None
             if kept is not None:  # finished by an interrupted run of this config
-                log.info("%s fold %d: finished by an earlier run, kept (%s)", label, fold, fold_state(cfg, fold).folder)
-                _restore_history(fold_state(cfg, fold).history(before_epoch=cfg.trainer.max_epochs), history, tracker)
+                log.info("%s fold %d: finished by an earlier run, kept (%s)", label, fold, state.folder)
+                _restore_history(state.history(before_epoch=cfg.trainer.max_epochs), history, tracker)
                 tracker.set_tags(resumed="kept")
                 result = kept
             elif hasattr(family, "fit_predict"):
