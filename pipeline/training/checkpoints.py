@@ -61,10 +61,6 @@ class FoldState:
     def last(self) -> Path:
         return self.folder / "last.ckpt"
 
-    @property
-    def best(self) -> Path:
-        return self.folder / "best.ckpt"
-
     def finished(self) -> FoldResult | None:
         """The fold's predictions if an earlier run of this config finished the fold."""
         path = self.folder / "result.npz"
