@@ -64,22 +64,25 @@ def cmd_ensemble(args) -> None:
     from pipeline.ensemble import ensemble
     from pipeline.report import table
 
-    r = ensemble(_compose(args))
-    print(table(["member", "CV", "weight"], [[name, score, r.weights[name]] for name, score in r.member_scores.items()]))
-    print()
+    from pipeline.report import board_table
+
+    cfg = _compose(args)
+    r = ensemble(cfg)
     rows = [[s.method, s.in_sample, s.nested, "chosen" if s.method == r.method else ""] for s in r.methods]
-    print(table(["method", "CV in-sample", "CV nested", "auto"], rows))
+    print(table(["method", "CV in-sample", "CV nested", "chosen"], rows))
+    print()
+    print(board_table(r.board, cfg.competition.metric))
+    print(f"ensemble: {r.method}, nested CV {r.cv_score:.4f} -> {r.out_dir}")
 
 
 def cmd_submit(args) -> None:
     from pipeline.submit import submit
 
-    r = submit(_compose(args))
-    if r.board:
-        from pipeline.report import table
+    from pipeline.report import board_table
 
-        print(table(["", "CV (nested for the blend)", "CV in-sample", "local LB"],
-                    [[b["name"], b["cv"], b["cv_in_sample"], b["local_leaderboard"]] for b in r.board]))
+    cfg = _compose(args)
+    r = submit(cfg)
+    print(board_table(r.board, cfg.competition.metric))
     lb = f", local leaderboard {r.leaderboard_score:.4f}" if r.leaderboard_score is not None else ""
     cv = f"CV {r.cv_score:.4f}" if r.cv_score is not None else "CV unknown"
     print(f"valid submission, {r.rows} rows -> {r.path} ({cv}{lb})")
@@ -91,6 +94,19 @@ def cmd_score(args) -> None:
     cfg = _compose(args)
     score = score_file(cfg, args.submission, args.solution)
     print(f"{cfg.competition.metric}: {score:.5f}")
+
+
+def cmd_new(args) -> None:
+    from pipeline.config.compose import find_root
+    from pipeline.scaffold import new_competition
+
+    root = find_root()
+    made = new_competition(root, args.name, args.modality, args.task)
+    print(f"new {args.task} {args.modality} competition {made.name}:")
+    for path in made.written:
+        print(f"  {path.relative_to(root)}")
+    print(f"next: fill in the ??? keys of conf/competition/{made.name}.yaml, put Kaggle's files in data/{made.name}/raw/, "
+          f"check with `podium config competition={made.name}`, run `dvc repro competitions/{made.name}/dvc.yaml`.")
 
 
 def cmd_config(args) -> None:
@@ -160,6 +176,7 @@ COMMANDS = {  # name -> (one-line help, handler)
     "score": ("validate and score any submission file against a solution file", cmd_score),
     "leaderboard": ("every competition's models, ensemble and local leaderboard score in one table", cmd_leaderboard),
     "config": ("print the composed, validated config (nothing runs)", cmd_config),
+    "new": ("scaffold a competition: a commented config, its DVC pipeline and the data/<name>/raw/ layout", cmd_new),
     "ui": ("open the MLflow UI on the project's runs (127.0.0.1)", cmd_ui),
     "dashboard": ("open optuna-dashboard on the project's studies (tune.storage, 127.0.0.1)", cmd_dashboard),
 }
@@ -178,6 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (help_text, handler) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == "new":
+            p.add_argument("name", help="the competition's name: lower-case letters, digits, '-' and '_'")
+            p.add_argument("--modality", choices=["image", "text"], default="image", help="default: image")
+            p.add_argument("--task", choices=["binary", "multiclass", "regression"], default="multiclass",
+                           help="default: multiclass")
+            p.set_defaults(func=handler)
+            continue
         p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="Hydra overrides of conf/config.yaml")
         if name == "score":
             p.add_argument("--submission", type=Path, required=True, help="the submission CSV to score")
@@ -194,14 +218,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LONG_WORK = {"prepare", "train", "tune", "ensemble", "submit"}  # commands that draw progress bars on a terminal
+
+
 def main(argv: list[str] | None = None) -> int:
+    from pipeline import progress
+
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="podium: %(message)s")
+    # The handler writes to the current sys.stderr, so log lines land above the progress bars.
+    logging.basicConfig(level=logging.WARNING, format="podium: %(message)s", handlers=[progress.log_handler()])
     for handler in logging.getLogger().handlers:
         handler.addFilter(_redact_record)
     log.setLevel(logging.WARNING if args.quiet else logging.INFO)
     try:
-        args.func(args)
+        with progress.display(enabled=args.command in LONG_WORK and not args.quiet):
+            args.func(args)
     except PodiumError as exc:
         _report(args, f"error: {exc}")
         return 2

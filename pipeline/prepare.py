@@ -75,7 +75,8 @@ def prepare(cfg: DictConfig, folder: Path | None = None) -> PrepareResult:
         image_folder = raw.folder / comp.files.images
         for split, frame in (("train", train), ("test", raw.test)):
             log.info("decoding %d %s images from %s", len(frame), split, image_folder)
-            images[split] = decode_images(frame[comp.id_column].tolist(), image_folder, comp.files.image_suffix, comp.image)
+            images[split] = decode_images(frame[comp.id_column].tolist(), image_folder, comp.files.image_suffix, comp.image,
+                                          what=f"{split} images")
 
     meta = {
         "key": prepare_key(cfg),

@@ -57,9 +57,7 @@ def submit(cfg: DictConfig, source: Path | None = None) -> SubmitResult:
     cv_path = source / "metrics.json"
     source_metrics = json.loads(cv_path.read_text()) if cv_path.is_file() else {}
     cv_score, cv_report = source_metrics.get("cv"), source_metrics.get("report", {})
-    board = member_board(cfg, source_metrics, sample, solution)
-    board.append({"name": f"submission ({source_metrics.get('method', source.name)})", "cv": cv_score,
-                  "cv_in_sample": source_metrics.get("cv_in_sample"), "local_leaderboard": leaderboard})
+    board = score_board(cfg, source, source_metrics, sample, solution, leaderboard)
 
     io.write_csv(target, sub)
     metrics = {"metric": comp.metric, "cv": cv_score, "local_leaderboard": leaderboard,
@@ -87,21 +85,26 @@ def submit(cfg: DictConfig, source: Path | None = None) -> SubmitResult:
     return SubmitResult(target, len(sub), cv_score, leaderboard, board)
 
 
-def member_board(cfg: DictConfig, source_metrics: dict, sample, solution) -> list[dict]:
-    """Each blended member's CV beside the local leaderboard score its own submission would get.
+def score_board(cfg: DictConfig, source: Path, source_metrics: dict, sample, solution, leaderboard: float | None) -> list[dict]:
+    """The ensemble's board (each member's fold scores, CV, weight and time; the blend last) with the
+    local leaderboard score beside each line: what the member's own submission would get.
 
     Only reported, never used to choose anything: choosing by the leaderboard would overfit it.
     """
     comp, root = cfg.competition, io.root(cfg)
-    rows = []
-    for name, folder in source_metrics.get("sources", {}).items():
-        score = None
-        if solution is not None and (root / folder / "test.parquet").is_file():
-            preds = load_predictions(root / folder, comp)
-            score = score_submission(build_submission(preds.test_ids, preds.test, sample, comp), solution, comp)
-        rows.append({"name": name, "cv": source_metrics.get("members", {}).get(name), "cv_in_sample": None,
-                     "local_leaderboard": score})
-    return rows
+    board = [dict(row) for row in source_metrics.get("board", [])]
+    if not board:  # a single model's folder as the source: its own line
+        board = [{"name": source.name, "folds": list(source_metrics.get("folds", {}).values()), "cv": source_metrics.get("cv"),
+                  "weight": None, "seconds": source_metrics.get("seconds")}]
+    sources = source_metrics.get("sources", {})
+    for row in board[:-1]:
+        folder = root / sources[row["name"]] if row["name"] in sources else None
+        row["local_leaderboard"] = None
+        if solution is not None and folder is not None and (folder / "test.parquet").is_file():
+            preds = load_predictions(folder, comp)
+            row["local_leaderboard"] = score_submission(build_submission(preds.test_ids, preds.test, sample, comp), solution, comp)
+    board[-1]["local_leaderboard"] = leaderboard
+    return board
 
 
 def score_file(cfg: DictConfig, submission: Path, solution: Path | None = None) -> float:

@@ -5,6 +5,7 @@ probability submission: every stage runs on it unchanged.
 """
 
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,6 +15,8 @@ from pipeline.ensemble import ensemble
 from pipeline.prepare import prepare
 from pipeline.submit import submit
 from pipeline.training.train import train
+
+REPO = Path(__file__).resolve().parents[1]
 
 YAML = """
 defaults:
@@ -68,3 +71,43 @@ def test_binary_probability_competition_from_files_and_yaml(pets):
     frame = pd.read_csv(sub.path)
     assert list(frame.columns) == ["image_id", "species"] and frame["species"].between(0, 1).all()
     assert sub.leaderboard_score > 0.6
+
+
+def test_podium_new_scaffolds_a_commented_competition_that_prepares(pets, monkeypatch, capsys):
+    """`podium new` writes the config (every key commented, the unknowns `???`), the pipeline and the layout."""
+    import subprocess
+    import sys
+
+    from pipeline.cli import main
+
+    monkeypatch.setenv("PODIUM_ROOT", str(pets))
+    (pets / "conf" / "competition" / "pets.yaml").unlink()  # the fixture's hand-written file: scaffold it instead
+    assert main(["new", "pets", "--task", "binary"]) == 0
+    config = pets / "conf" / "competition" / "pets.yaml"
+    text = config.read_text()
+    keys = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith(("#", "- "))]
+    assert all("  # " in line for line in keys if not line.endswith(":")), "every value carries a comment"
+    for path in ("competitions/pets/dvc.yaml", "competitions/pets/tuned/cnn.yaml", "data/pets/raw/LAYOUT.md"):
+        assert (pets / path).is_file(), path
+
+    assert main(["config", "competition=pets"]) == 2  # the unknowns are named, all at once
+    error = capsys.readouterr().err
+    assert all(k in error for k in ("competition.classes", "competition.image.height", "competition.target_column"))
+    assert main(["new", "pets"]) == 2 and "already exists" in capsys.readouterr().err
+
+    for old, new in (("id_column: id ", "id_column: image_id "), ("target_column: ???", "target_column: species"),
+                     ("classes: ???", "classes: [cat, dog]"), ("height: ???", "height: 28"), ("width: ???", "width: 28"),
+                     ("channels: 3", "channels: 1"), ("models: [cnn, efficientnet]", "models: [cnn]"),
+                     ("n_splits: 5", "n_splits: 2")):
+        text = text.replace(old, new)
+    config.write_text(text)
+    assert main(["prepare", "competition=pets", "tracking=none"]) == 0
+    assert "prepared" in capsys.readouterr().out and (pets / "outputs/pets/prepared").is_dir()
+
+    shutil.copy(REPO / "params.yaml", pets / "params.yaml")  # the trainer preset the stages read
+    subprocess.run(["git", "init", "-q"], cwd=pets, check=True)
+    dvc = [str(Path(sys.executable).with_name("dvc"))]
+    subprocess.run([*dvc, "init", "-q"], cwd=pets, check=True)
+    stages = subprocess.run([*dvc, "stage", "list", "--name-only", "competitions/pets/dvc.yaml"], cwd=pets,
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert stages == [f"competitions/pets/dvc.yaml:{s}" for s in ("prepare", "train@cnn", "ensemble", "submit")]

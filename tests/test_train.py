@@ -79,7 +79,7 @@ def test_ensemble_and_submission_from_trained_members(cnn_run, make_cfg):
     sample = pd.read_csv(cfg.paths.root + "/data/animals/raw/sample_submission.csv", dtype={"id": str})
     assert frame["id"].tolist() == sample["id"].tolist() and set(frame["label"]) <= set(cfg.competition.classes)
     assert 0.5 < sub.leaderboard_score <= 1 and sub.cv_score == pytest.approx(result.cv_score)
-    assert [row["name"] for row in sub.board] == ["cnn", "cnn_plain", f"submission ({result.method})"]
+    assert [row["name"] for row in sub.board] == ["cnn", "cnn_plain", f"ensemble ({result.method}, nested)"]
     assert all(0.5 < row["local_leaderboard"] <= 1 for row in sub.board)  # each member scored beside its CV
     assert sub.board[0]["cv"] == pytest.approx(cnn.cv_score)
     client = mlflow.MlflowClient(tracking_uri(cfg))

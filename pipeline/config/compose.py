@@ -115,6 +115,7 @@ def validate(raw: DictConfig) -> DictConfig:
     default when a model's YAML leaves the key out.
     """
     try:
+        check_missing(raw)  # every `???` at once (resolving below stops at the first one an interpolation meets)
         plain = OmegaConf.to_container(raw, resolve=False)
         model_raw = plain.pop("model", None) or {}
         cfg = OmegaConf.merge(OmegaConf.structured(schema.Config), plain)

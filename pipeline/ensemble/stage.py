@@ -9,7 +9,9 @@ test.parquet comes from the blend fit on every row.
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +46,7 @@ class EnsembleResult:
     in_sample: float
     methods: list[MethodScore] = field(default_factory=list)
     out_dir: Path | None = None
+    board: list[dict] = field(default_factory=list)  # each member's fold scores, CV, weight and time; the ensemble last
 
 
 def evaluate(name: str, problem: Problem, oofs: np.ndarray, target: np.ndarray, folds: np.ndarray) -> MethodScore:
@@ -77,6 +80,7 @@ def methods_to_try(cfg: DictConfig, metric, task: str) -> list[str]:
 
 def ensemble(cfg: DictConfig) -> EnsembleResult:
     """Blend the configured members and write the ensemble's predictions and scores to `out_dir`."""
+    started = time.perf_counter()
     comp, metric = cfg.competition, get_metric(cfg.competition.metric)
     tried = methods_to_try(cfg, metric, comp.task)
     folders = candidate_folders(cfg)
@@ -98,6 +102,10 @@ def ensemble(cfg: DictConfig) -> EnsembleResult:
     weights = chosen.blend.describe(names)
     test = chosen.blend.apply(tests)
     reported = report_scores(comp, first.target, chosen.held_out)
+    board = [board_row(name, members[name], metric, comp.task, weights.get(name), _seconds(folders[name])) for name in names]
+    board.append(board_row(f"ensemble ({chosen.method}, nested)", Predictions(
+        first.oof_ids, first.folds, first.target, chosen.held_out, first.test_ids, test), metric, comp.task, None,
+        time.perf_counter() - started))
 
     out = io.out_dir(cfg)
     from pipeline.provenance import provenance
@@ -113,7 +121,7 @@ def ensemble(cfg: DictConfig) -> EnsembleResult:
                    "weights": weights, "members": member_scores,
                    "sources": {n: str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
                                for n, p in folders.items()},
-                   "rounds": getattr(chosen.blend, "history", [])}
+                   "rounds": getattr(chosen.blend, "history", []), "board": board}
         io.write_config(out / "config.yaml", cfg)
         io.write_json(out / "metrics.json", metrics)
         record = provenance(root, {f"member {n}": p for n, p in folders.items()})
@@ -126,4 +134,31 @@ def ensemble(cfg: DictConfig) -> EnsembleResult:
                              **{f"weight_{n}": w for n, w in weights.items() if np.isfinite(w)},
                              **{f"member_cv_{n}": s for n, s in member_scores.items()}})
         tracker.log_artifacts([*written, out / "config.yaml", out / "metrics.json"])
-    return EnsembleResult(chosen.method, weights, member_scores, chosen.nested, chosen.in_sample, scores, out)
+        tracker.log_artifacts(ensemble_plots(out / "plots", {n: members[n].oof for n in names}, weights, chosen.method), folder="plots")
+    return EnsembleResult(chosen.method, weights, member_scores, chosen.nested, chosen.in_sample, scores, out, board)
+
+
+def board_row(name: str, preds: Predictions, metric, task: str, weight: float | None, seconds: float | None) -> dict:
+    """One line of the leaderboard table: the score of each fold's out-of-fold rows, the CV, weight and time."""
+    folds = [score_predictions(metric, preds.target[preds.folds == k], preds.oof[preds.folds == k], task)
+             for k in np.unique(preds.folds)]
+    return {"name": name, "folds": folds, "cv": score_predictions(metric, preds.target, preds.oof, task),
+            "weight": weight if weight is None or np.isfinite(weight) else None,
+            "seconds": None if seconds is None else round(seconds, 1)}
+
+
+def _seconds(folder: Path) -> float | None:
+    """The training time a member's metrics.json records (None for a folder without one)."""
+    path = folder / "metrics.json"
+    return json.loads(path.read_text()).get("seconds") if path.is_file() else None
+
+
+def ensemble_plots(folder: Path, oofs: dict[str, np.ndarray], weights: dict[str, float], method: str) -> list[Path]:
+    """The members' out-of-fold correlation heat-map and the blend's weights (when the method has weights)."""
+    from pipeline.plots import ensemble_weights, member_correlation
+
+    written = [member_correlation(oofs, "members' out-of-fold correlation", folder / "member_correlation.png")]
+    bars = ensemble_weights(weights, f"{method} blend: weight per member", folder / "weights.png")
+    if bars is None:  # no weights (stacking): no stale file from an earlier blend either
+        (folder / "weights.png").unlink(missing_ok=True)
+    return written + ([bars] if bars else [])

@@ -12,12 +12,14 @@ import hashlib
 import json
 import logging
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from pipeline import progress
 from pipeline.training.data import SeededShuffle
 
 log = logging.getLogger(__name__)
@@ -52,19 +54,35 @@ def tokenize(texts: list[str], tokenizer, max_length: int, cache_dir: Path) -> t
     started = time.perf_counter()
     cache_file.parent.mkdir(parents=True, exist_ok=True)
 
-    def encode(batch):
-        return {"input_ids": tokenizer(batch["text"], truncation=True, max_length=max_length)["input_ids"]}
+    with progress.bar("tokenizing", total=len(texts)) as tokenizing:
+        def encode(batch):
+            tokenizing.advance(len(batch["text"]))
+            return {"input_ids": tokenizer(batch["text"], truncation=True, max_length=max_length)["input_ids"]}
 
-    tokens = HFDataset.from_dict({"text": texts}).map(
-        encode, batched=True, batch_size=1000, remove_columns=["text"], cache_file_name=str(cache_file),
-        load_from_cache_file=True, desc="tokenizing",
-    )
+        with _datasets_bars_off():  # its own bar would draw through ours
+            tokens = HFDataset.from_dict({"text": texts}).map(
+                encode, batched=True, batch_size=1000, remove_columns=["text"], cache_file_name=str(cache_file),
+                load_from_cache_file=True,
+            )
     column = tokens.data.column("input_ids").combine_chunks()
     ids = column.values.to_numpy(zero_copy_only=False).astype(np.int64)
     offsets = column.offsets.to_numpy().astype(np.int64)
     log.info("%s %d texts in %.2f s (%s)", "read tokens of" if hit else "tokenized", len(texts),
              time.perf_counter() - started, cache_file)
     return ids, offsets
+
+
+@contextmanager
+def _datasets_bars_off():
+    import datasets
+
+    was_on = not datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_on:
+            datasets.enable_progress_bars()
 
 
 class TokenDataset(Dataset):

@@ -2,7 +2,8 @@
 
 For each fold: train on the other folds, keep the checkpoint with the best validation score,
 predict the fold's rows (out-of-fold) and the test set. The test prediction is the mean of the
-folds' models. Writes oof.parquet, test.parquet, metrics.json, history.csv, config.yaml and provenance.json.
+folds' models. Writes oof.parquet, test.parquet, metrics.json, history.csv, config.yaml,
+provenance.json and plots/ (learning curves, confusion matrix, per-class scores or residuals).
 
 An interrupted run (Ctrl-C, a kill, a crash) resumes when the same config runs again: folds it
 finished are kept and the fold it was in continues from its last epoch's checkpoint
@@ -24,7 +25,7 @@ import lightning.pytorch as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, open_dict
 
-from pipeline import io
+from pipeline import io, progress
 from pipeline.models import family_module
 from pipeline.training.augment import build_augment
 from pipeline.training.callbacks import EpochLogger, FiniteLoss, Reseed
@@ -36,6 +37,7 @@ from pipeline.config.compose import check_model_fits
 from pipeline.errors import PodiumError
 from pipeline.metrics import get_metric, report_scores, score_predictions
 from pipeline.predictions import Predictions, n_outputs
+from pipeline.plots import model_plots
 from pipeline.prepare import PreparedData, load_prepared
 from pipeline.provenance import provenance
 from pipeline.tracking import Tracker, config_hash
@@ -90,7 +92,8 @@ def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker,
                                  mode="max" if metric.direction == "maximize" else "min", save_top_k=1,
                                  save_last=True, enable_version_counter=False)
     trainer_flags = {k: v for k, v in cfg.trainer.items() if v is not None}
-    own = [checkpoint, EpochLogger(tracker, fold, history, state.save_history), FiniteLoss(label), Reseed(cfg.seed + fold)]
+    own = [checkpoint, EpochLogger(tracker, fold, history, state.save_history), FiniteLoss(label), Reseed(cfg.seed + fold),
+           *([progress.epoch_bar(label)] if cfg.trainer.enable_progress_bar else [])]
     trainer = L.Trainer(**trainer_flags, logger=False, callbacks=[*own, *callbacks], plugins=[AtomicCheckpointIO()],
                         enable_model_summary=False, num_sanity_val_steps=0)
     if trainer.world_size > 1:
@@ -198,6 +201,7 @@ def train_seed(cfg: DictConfig, data: PreparedData, tracker: Tracker, history: l
             tracker.log_metrics({f"fold_{metric.name}": score, **({"best_epoch": best_epoch} if best_epoch is not None else {})})
         fold_scores.append(score)
         best_epochs.append(best_epoch)
+        progress.advance("folds")
         log.info("%s fold %d (%d of %d): %s %.4f (best epoch %s) in %.0f s", label, fold, index + 1,
                  len(only_folds) if only_folds is not None else n_folds, metric.name, score,
                  best_epoch if best_epoch is not None else "-", time.perf_counter() - fold_started)
@@ -237,11 +241,14 @@ def train(cfg: DictConfig) -> TrainResult:
     per_seed: dict[int, dict] = {}
     written: list[Path] = []
 
-    with tracker.run(f"{cfg.model.name}", params=True, model=cfg.model.name, stage="train") as run_id:
+    n_folds = int(folds.max()) + 1
+    with (tracker.run(f"{cfg.model.name}", params=True, model=cfg.model.name, stage="train") as run_id,
+          progress.bar(f"{cfg.model.name}: folds", total=len(seeds) * n_folds, name="folds")):
         for seed in seeds:
             seed_cfg = _with_seed(cfg, seed)
             label = cfg.model.name if len(seeds) == 1 else f"{cfg.model.name} seed {seed}"
             seed_history: list[dict] = []
+            seed_started = time.perf_counter()
             oof, test, fold_scores, best_epochs = train_seed(seed_cfg, data, tracker, seed_history, label)
             history += [{"seed": seed, **row} for row in seed_history]
             cv = score_predictions(metric, target, oof, comp.task)
@@ -251,7 +258,8 @@ def train(cfg: DictConfig) -> TrainResult:
             seed_dir = out / "seeds" / f"seed_{seed}"
             written += Predictions(ids, folds, target, oof, test_ids, test).save(seed_dir, comp)
             io.write_json(seed_dir / "metrics.json", {"model": cfg.model.name, "seed": seed, "metric": metric.name, "cv": cv,
-                                                      "folds": {str(k): s for k, s in enumerate(fold_scores)}})
+                                                      "folds": {str(k): s for k, s in enumerate(fold_scores)},
+                                                      "seconds": round(time.perf_counter() - seed_started, 1)})
 
         # The model's own predictions: the mean over seeds (one seed: that seed's).
         oof = np.mean([p["oof"] for p in per_seed.values()], axis=0)
@@ -269,6 +277,7 @@ def train(cfg: DictConfig) -> TrainResult:
                    "report": reported, "seeds": {str(s): p["cv"] for s, p in per_seed.items()},
                    "best_epochs": best_epochs, "seconds": round(seconds, 1)}
         io.write_csv(out / "history.csv", pd.DataFrame(history))
+        plots = model_plots(out / "plots", pd.DataFrame(history), target, oof, comp, metric.name, cfg.model.name)
         io.write_config(out / "config.yaml", cfg)
         io.write_json(out / "metrics.json", metrics)
         record = provenance(io.root(cfg), {"raw": io.raw_dir(cfg), "prepared": data.folder})
@@ -278,6 +287,7 @@ def train(cfg: DictConfig) -> TrainResult:
                              **({f"cv_{metric.name}_seed_{s}": p["cv"] for s, p in per_seed.items()} if len(seeds) > 1 else {}),
                              "fold_std": metrics["fold_std"], "seconds": seconds})
         tracker.log_artifacts([*written, out / "history.csv", out / "config.yaml", out / "metrics.json"])
+        tracker.log_artifacts(plots, folder="plots")
     if not hasattr(family_module(cfg.model.family), "fit_predict"):
         for seed in seeds:  # complete: nothing left to resume; the next run of this config trains afresh
             for fold in range(int(folds.max()) + 1):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from pipeline.progress import advance
+
 log = logging.getLogger("pipeline.tuning")
 
 
@@ -18,6 +20,7 @@ def report_trial(metric: str):
     """An Optuna callback logging each finished trial in one line."""
 
     def report(study, trial) -> None:
+        advance("trials")  # the sweep's progress bar, when one is drawn
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
         retry = trial.system_attrs.get("failed_trial")
         again = f" (retry of killed trial {retry})" if retry is not None else ""

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline import io
+from pipeline import io, progress
 from pipeline.config import compose
 from pipeline.config.tuned import config_groups, key_of, to_overrides
 from pipeline.errors import PodiumError
@@ -209,7 +209,10 @@ def run_worker(root: Path, plan: Plan, worker: int, n_workers: int, parent_run: 
         if finished_count(study) >= target:
             study.stop()
 
-    if finished_count(study) >= target:
+    done = finished_count(study)
+    if done >= target:
         return
-    study.optimize(lambda trial: run_trial(trial, ctx), timeout=cfg.tune.timeout, catch=(Exception,),
-                   callbacks=[report_trial(cfg.competition.metric), stop_when_done])
+    with progress.bar(f"{plan.study_name}: trials", total=target, name="trials") as trials:
+        trials.update(completed=done)  # a resumed study starts where it stopped
+        study.optimize(lambda trial: run_trial(trial, ctx), timeout=cfg.tune.timeout, catch=(Exception,),
+                       callbacks=[report_trial(cfg.competition.metric), stop_when_done])

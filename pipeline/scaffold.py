@@ -1,0 +1,254 @@
+"""`podium new NAME`: the files a new competition needs, every key commented.
+
+Writes conf/competition/<name>.yaml (the competition's config; the keys to fill in are `???`),
+competitions/<name>/{README.md, dvc.yaml, tuned/<model>.yaml} (its pipeline) and
+data/<name>/raw/LAYOUT.md (where Kaggle's files go). Nothing is overwritten.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline import io
+from pipeline.config.schema import MODALITIES, TASKS
+from pipeline.errors import PodiumError
+
+DEFAULTS = {  # task -> metric, direction, submission format, fold scheme
+    "binary": ("roc_auc", "maximize", "probabilities", "stratified"),
+    "multiclass": ("accuracy", "maximize", "labels", "stratified"),
+    "regression": ("rmse", "minimize", "labels", "kfold"),
+}
+MODELS = {"image": ["cnn", "efficientnet"], "text": ["tfidf", "lstm", "transformer"]}
+
+COMPETITION_YAML = """\
+# {name}: a {task} competition on {modality} data. Made by `podium new`; fill in the `???` keys,
+# then put Kaggle's files in data/{name}/raw/ (see LAYOUT.md there) and run
+#   podium config competition={name}        (checks this file, prints the composed config)
+#   dvc repro competitions/{name}/dvc.yaml  (prepare -> train each model -> ensemble -> submit)
+defaults:
+  - /cv@cv: {scheme}      # fold scheme preset from conf/cv/ (stratified, group, kfold); keys below refine it
+  - _self_
+
+name: {name}              # must equal this file's name; outputs go to outputs/{name}/
+task: {task}              # binary | multiclass | regression
+modality: {modality}      # image | text
+id_column: id             # the id column of train.csv, test.csv and sample_submission.csv
+target_column: ???        # the column of train.csv to predict (also the submission's column)
+{classes}
+metric: {metric}          # accuracy, log_loss, roc_auc, macro_f1, qwk, rmse, mae (pipeline/metrics.py)
+direction: {direction}    # must agree with the metric: maximize or minimize
+report_metrics: []        # more metrics computed and reported beside the metric, e.g. [accuracy]
+models: [{models}]        # trained by `dvc repro` (one stage each) and ensembled; conf/model/<name>.yaml
+seeds: {{}}                 # model -> seeds trained and averaged, e.g. {{cnn: [0, 1, 2]}}; default one seed
+
+files:                    # inside data/{name}/raw/ (Kaggle's layout)
+  train: train.csv        # {train_columns}
+  test: test.csv          # {test_columns}
+  sample_submission: sample_submission.csv   # ids, order and columns the submission must match
+{modality_files}  solution: ../private/solution.csv   # test labels for local scoring only; leave as is if you have none
+
+{modality_section}
+
+submission:
+  format: {submission}    # labels: the class (or value) per id | probabilities: a column per class (binary: one)
+
+cv:
+  n_splits: 5             # folds: every model trains this many times
+  seed: 42                # changing it reassigns folds: every model retrains
+{group}"""
+
+CLASSES = {
+    "classification": "classes: ???            # every class as written in train.csv, e.g. [cat, dog]; binary: negative first",
+    "regression": "classes: []              # regression: no classes",
+}
+IMAGE_FILES = """\
+  images: images          # the image folder: <images>/<id><image_suffix>
+  image_suffix: .png      # the images' file extension (.png, .jpg, ...)
+"""
+IMAGE_SECTION = """\
+image:
+  height: ???             # every image is decoded to height x width pixels
+  width: ???              # images of other sizes: see resize
+  channels: 3             # 1 = grey, 3 = RGB
+  resize: false           # false: an image of another size is an error naming the file; true: resize it"""
+TEXT_SECTION = """\
+text:
+  column: text            # the column of train.csv and test.csv holding the text"""
+
+DVC_YAML = """\
+# The {name} pipeline (made by `podium new`): `dvc repro competitions/{name}/dvc.yaml`.
+#   prepare (validate, folds) -> train@<model> (K-fold: OOF + test predictions) -> ensemble -> submit
+# Stages call the `podium` command line from the project root (wdir). Paths in `vars` are
+# relative to this file. Add the competition to the root dvc.yaml's leaderboard stage to see it there.
+vars:
+  - ../../conf/competition/{name}.yaml:models   # the competition's model list: one train stage each
+  - ../../params.yaml:trainer                 # the trainer preset of every stage
+
+stages:
+  prepare:
+    wdir: ../..
+    cmd: podium prepare competition={name} trainer=${{trainer}}
+    deps:
+      - data/{name}/raw
+      - pipeline/prepare.py
+      - pipeline/data
+    params:
+      - conf/competition/{name}.yaml:
+    outs:
+      - outputs/{name}/prepared
+
+  train:
+    matrix:
+      model: ${{models}}
+    wdir: ../..
+    cmd: >-
+      podium train competition={name} model=${{item.model}} trainer=${{trainer}}
+      out_dir=outputs/{name}/models/${{item.model}}
+    deps:
+      - outputs/{name}/prepared
+      - pipeline/training
+      - pipeline/models
+    params:
+      - conf/model/${{item.model}}.yaml:
+      - competitions/{name}/tuned/${{item.model}}.yaml:   # best parameters from `podium tune`
+          - overrides
+      - conf/trainer/${{trainer}}.yaml:
+      - conf/config.yaml:
+          - defaults
+          - seed
+          - train
+          - data
+          - paths
+    outs:
+      - outputs/{name}/models/${{item.model}}/seeds
+      - outputs/{name}/models/${{item.model}}/oof.parquet
+      - outputs/{name}/models/${{item.model}}/test.parquet
+      - outputs/{name}/models/${{item.model}}/history.csv
+      - outputs/{name}/models/${{item.model}}/config.yaml
+      - outputs/{name}/models/${{item.model}}/plots:
+          cache: false
+    metrics:
+      - outputs/{name}/models/${{item.model}}/metrics.json:
+          cache: false
+
+  ensemble:
+    wdir: ../..
+    cmd: podium ensemble competition={name} trainer=${{trainer}} out_dir=outputs/{name}/ensemble
+    deps:
+      - outputs/{name}/models
+      - pipeline/ensemble
+    params:
+      - conf/competition/{name}.yaml:
+          - models
+    outs:
+      - outputs/{name}/ensemble/oof.parquet
+      - outputs/{name}/ensemble/test.parquet
+      - outputs/{name}/ensemble/config.yaml
+      - outputs/{name}/ensemble/plots:
+          cache: false
+    metrics:
+      - outputs/{name}/ensemble/metrics.json:
+          cache: false
+
+  submit:
+    wdir: ../..
+    cmd: podium submit competition={name} trainer=${{trainer}} out_dir=outputs/{name}/submission
+    deps:
+      - outputs/{name}/ensemble/test.parquet
+      - data/{name}/raw
+      - pipeline/submit.py
+      - pipeline/submission.py
+    outs:
+      - submissions/{name}/submission.csv
+      - outputs/{name}/submission/config.yaml
+    metrics:
+      - outputs/{name}/submission/metrics.json:
+          cache: false
+"""
+
+LAYOUT = """\
+# data/{name}/raw/: Kaggle's files for {name}
+
+    train.csv               {id_column}, <target_column>{extra_train}
+    test.csv                {id_column}{extra_test}
+    sample_submission.csv   {id_column}, <target_column>: the ids, order and columns the submission must match
+{images}
+Optional, for local scoring only: ../private/solution.csv ({id_column}, <target_column>) with the test labels.
+Column names and file names are set in conf/competition/{name}.yaml.
+"""
+
+README = """\
+# {name}
+
+A {task} competition on {modality} data (made by `podium new`).
+
+- **Files**: `data/{name}/raw/` (see `LAYOUT.md` there).
+- **Config**: `conf/competition/{name}.yaml`; check it with `podium config competition={name}`.
+- **Pipeline**: `dvc repro competitions/{name}/dvc.yaml`; the submission lands in `submissions/{name}/submission.csv`.
+- **Tuning**: `podium tune competition={name} model=<model>` writes `tuned/<model>.yaml`, which training applies.
+"""
+
+TUNED = """\
+# Best parameters of {model} on {name}, written by `podium tune competition={name} model={model}`.
+# `podium train` and `dvc repro` apply `overrides` by default (train.tuned=false ignores them;
+# an override on the command line wins). Empty: not tuned yet.
+overrides: {{}}
+"""
+
+
+@dataclass
+class Scaffold:
+    name: str
+    written: list[Path]
+
+
+def new_competition(root: Path, name: str, modality: str = "image", task: str = "multiclass") -> Scaffold:
+    """Write a new competition's config, pipeline and data layout under the project `root`."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+        raise PodiumError(f"Competition name {name!r} is not usable: use lower-case letters, digits, '-' and '_' "
+                          f"(it names a config file, folders and Hydra's `competition=` option), e.g. house-prices.")
+    if modality not in MODALITIES or task not in TASKS:
+        raise PodiumError(f"--modality must be one of {', '.join(MODALITIES)} and --task one of {', '.join(TASKS)} "
+                          f"(got {modality}, {task}).")
+    metric, direction, submission, scheme = DEFAULTS[task]
+    models = MODELS[modality][:2] if modality == "image" else MODELS[modality]
+    values = dict(name=name, task=task, modality=modality, metric=metric, direction=direction, submission=submission,
+                  scheme=scheme, models=", ".join(models),
+                  classes=CLASSES["regression" if task == "regression" else "classification"],
+                  modality_files=IMAGE_FILES if modality == "image" else "",
+                  modality_section=IMAGE_SECTION if modality == "image" else TEXT_SECTION,
+                  train_columns="id, target; the images are files (below)" if modality == "image" else "id, target, text",
+                  test_columns="id" if modality == "image" else "id, text",
+                  group="  # group_column: site   # with /cv@cv: group: rows sharing a value stay in one fold\n")
+    competition = _align_comments(COMPETITION_YAML.format(**values).replace("\n\n\n", "\n\n"))
+    files = {
+        root / "conf" / "competition" / f"{name}.yaml": competition,
+        root / "competitions" / name / "dvc.yaml": DVC_YAML.format(name=name),
+        root / "competitions" / name / "README.md": README.format(**values),
+        root / "data" / name / "raw" / "LAYOUT.md": LAYOUT.format(
+            name=name, id_column="id",
+            extra_train=", <image files in images/>" if modality == "image" else ", text",
+            extra_test="" if modality == "image" else ", text",
+            images="    images/<id>.png         one image per id of train.csv and test.csv\n" if modality == "image" else ""),
+        **{root / "competitions" / name / "tuned" / f"{m}.yaml": TUNED.format(model=m, name=name) for m in MODELS[modality]},
+    }
+    existing = [str(p.relative_to(root)) for p in files if p.exists()]
+    if existing:
+        raise PodiumError(f"Competition {name} already exists ({', '.join(existing)}): nothing was written. "
+                          f"Choose another name, or delete those files to start over.")
+    for path, text in files.items():
+        io.write_text(path, text)
+    return Scaffold(name, list(files))
+
+
+def _align_comments(text: str, column: int = 28) -> str:
+    """Line the end-of-line comments up at `column`, so the file reads as two columns."""
+    lines = []
+    for line in text.splitlines():
+        code, sep, comment = line.partition("  # ")
+        if sep and code.strip() and not code.lstrip().startswith("#"):
+            line = f"{code.rstrip():<{column - 2}}  # {comment}"
+        lines.append(line)
+    return "\n".join(lines) + "\n"

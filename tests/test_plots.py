@@ -1,0 +1,90 @@
+"""Plots and the leaderboard table: what a person reads after a run."""
+
+import json
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from sklearn.metrics import precision_recall_fscore_support
+
+from pipeline import plots
+from pipeline.cli import main
+from pipeline.tracking import tracking_uri
+from pipeline.training.train import train
+
+SMOKE = ("trainer=smoke", "trainer.max_epochs=2", "data.limit_train_rows=400", "train.seeds=[0]")
+
+
+def png_size(path):
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        return image.size
+
+
+def test_per_class_scores_match_scikit_learn():
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 4, 300)
+    oof = rng.random((300, 4)) + np.eye(4)[target] * rng.random((300, 1))  # better than chance, not perfect
+    scores = plots.class_scores(target, oof, ["a", "b", "c", "d"])
+    precision, recall, f1, support = precision_recall_fscore_support(target, oof.argmax(1), labels=range(4))
+    assert np.allclose(scores["precision"], precision) and np.allclose(scores["recall"], recall)
+    assert np.allclose(scores["f1"], f1) and scores["rows"].tolist() == support.tolist()
+
+
+def test_mean_curves_average_every_fold_and_seed_per_epoch():
+    history = pd.DataFrame({"seed": [0, 0, 0, 0, 1, 1], "fold": [0, 0, 1, 1, 0, 0], "epoch": [0, 1, 0, 1, 0, 1],
+                            "train/loss": [1.0, 0.5, 3.0, 1.5, 2.0, 1.0], "val/score": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]})
+    curves = plots.mean_curves(history)
+    assert curves.columns.tolist() == ["epoch", "train_loss", "val_score"]
+    assert curves["train_loss"].tolist() == [2.0, 1.0] and curves["val_score"].tolist() == pytest.approx([0.3, 0.4])
+
+
+def test_regression_gets_residuals_instead_of_a_confusion_matrix(tmp_path):
+    class Regression:
+        task = "regression"
+
+    rng = np.random.default_rng(1)
+    target = rng.normal(size=200)
+    history = pd.DataFrame({"fold": [0, 0], "epoch": [0, 1], "val/score": [2.0, 1.0]})
+    written = plots.model_plots(tmp_path, history, target, (target + rng.normal(scale=0.3, size=200))[:, None],
+                                Regression(), "rmse", "mlp")
+    assert sorted(p.name for p in written) == ["curves.csv", "learning_curves.png", "residuals.png"]
+    assert png_size(tmp_path / "residuals.png") == (1100, 400)
+
+
+def test_training_and_ensemble_write_plots_and_log_them(make_cfg, project, capsys, monkeypatch):
+    for name, extra in (("cnn", ()), ("cnn_wide", ("model.width=24",))):
+        cfg = make_cfg(*SMOKE, *extra, f"model.name={name}", f"out_dir=outputs/animals/models/{name}")
+        result = train(cfg)
+        folder = result.out_dir / "plots"
+        assert {p.name for p in folder.iterdir()} == {"learning_curves.png", "confusion_matrix.png", "class_scores.png", "curves.csv"}
+        assert png_size(folder / "confusion_matrix.png")[0] >= 400
+        curves = pd.read_csv(folder / "curves.csv")
+        assert curves["epoch"].tolist() == [0, 1] and {"train_loss", "val_loss", "val_score"} <= set(curves.columns)
+        client = mlflow.MlflowClient(tracking_uri(cfg))
+        logged = {a.path for a in client.list_artifacts(result.run_id, "plots")}
+        assert {"plots/learning_curves.png", "plots/confusion_matrix.png", "plots/class_scores.png"} <= logged
+
+    monkeypatch.setenv("PODIUM_ROOT", str(project))
+    overrides = [*SMOKE, "tracking.uri=sqlite:///mlflow.db", "ensemble.members=[cnn,cnn_wide]"]
+    assert main(["ensemble", *overrides, "out_dir=outputs/animals/ensemble"]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((project / "outputs/animals/ensemble/metrics.json").read_text())
+    board = metrics["board"]
+    assert [row["name"] for row in board] == ["cnn", "cnn_wide", f"ensemble ({metrics['method']}, nested)"]
+    assert board[-1]["cv"] == pytest.approx(metrics["cv"]) and board[0]["cv"] == pytest.approx(metrics["members"]["cnn"])
+    member = json.loads((project / "outputs/animals/models/cnn/metrics.json").read_text())
+    assert board[0]["folds"] == pytest.approx(list(member["folds"].values())) and board[0]["seconds"] == member["seconds"]
+    # the printed table: a line per member and the blend, each with 2 fold scores, the CV and the time
+    lines = {line.split()[0]: line for line in printed.splitlines() if line.startswith(("cnn", "ensemble ("))}
+    assert f"{board[1]['folds'][1]:.4f}" in lines["cnn_wide"] and lines["cnn"].endswith(" s")
+    assert "fold 0" in printed and "weight" in printed
+    assert (project / "outputs/animals/ensemble/plots/member_correlation.png").is_file()
+
+    assert main(["submit", *overrides, "out_dir=outputs/animals/submission"]) == 0
+    printed = capsys.readouterr().out
+    submitted = json.loads((project / "outputs/animals/submission/metrics.json").read_text())
+    assert all(0 <= row["local_leaderboard"] <= 1 for row in submitted["board"])
+    assert "local LB" in printed and f"{submitted['local_leaderboard']:.4f}" in printed
