@@ -133,38 +133,50 @@ def cmd_leaderboard(args) -> None:
 
 def cmd_ui(args) -> None:
     import os
-    import subprocess
 
+    from pipeline.serve import serve
     from pipeline.tracking import tracking_uri
 
     cfg = _compose(args)
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no job runner: starts in seconds
+           "PYTHONWARNINGS": "ignore:starlette.middleware.wsgi is deprecated"}  # MLflow 3.17 imports it; not ours to fix
     command = [sys.executable, "-m", "mlflow", "server", "--workers", "1", "--host", args.host, "--port", str(args.port),
                "--backend-store-uri", tracking_uri(cfg)]
-    print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C stops it)")
-    try:
-        subprocess.run(command, env=env, check=False)
-    except KeyboardInterrupt:
-        pass
+    base = f"http://{args.host}:{args.port}"
+    print(f"MLflow UI on {base} (Ctrl-C stops it)", flush=True)
+    for name, link in _experiment_links(tracking_uri(cfg), base):
+        print(f"  {name}: {link}", flush=True)
+    _server_exit(serve(command, env, "MLflow UI"), "the MLflow UI")
 
 
 def cmd_dashboard(args) -> None:
-    import subprocess
-
     from pipeline.secrets import redact
+    from pipeline.serve import serve
     from pipeline.tuning.storage import storage_url
 
     cfg = _compose(args)
     url = storage_url(cfg)
     if url.startswith("journal:///"):  # optuna-dashboard reads a journal file by its path
         url = url[len("journal:///"):]
-    print(f"optuna-dashboard on http://{args.host}:{args.port} over {redact(url)} (Ctrl-C stops it)")
-    try:
-        # the console script installed beside this interpreter (a dependency of Podium)
-        command = str(Path(sys.executable).with_name("optuna-dashboard"))
-        subprocess.run([command, url, "--host", args.host, "--port", str(args.port)], check=False)
-    except KeyboardInterrupt:
-        pass
+    print(f"optuna-dashboard on http://{args.host}:{args.port} over {redact(url)} (Ctrl-C stops it)", flush=True)
+    # the console script installed beside this interpreter (a dependency of Podium)
+    command = [str(Path(sys.executable).with_name("optuna-dashboard")), url, "--host", args.host, "--port", str(args.port)]
+    _server_exit(serve(command, name="dashboard"), "optuna-dashboard")
+
+
+def _experiment_links(uri: str, base: str) -> list[tuple[str, str]]:
+    """Each experiment's runs page, in the UI's "Model training" view (MLflow 3 opens on its GenAI view)."""
+    from mlflow.tracking import MlflowClient
+
+    experiments = MlflowClient(uri).search_experiments()
+    return [(e.name, f"{base}/#/experiments/{e.experiment_id}/runs?workflowType=machine_learning")
+            for e in experiments if e.name != "Default"]
+
+
+def _server_exit(code: int, name: str) -> None:
+    if code != 0:
+        raise PodiumError(f"{name} stopped with exit code {code} (its messages are above). If the port is taken, "
+                          f"pick another with --port.")
 
 
 COMMANDS = {  # name -> (one-line help, handler)

@@ -158,6 +158,10 @@ class Tracker:
         if self.enabled:
             self.mlflow.set_tags({k: redact(str(v)) for k, v in tags.items()})
 
+    def describe(self, text: str) -> None:
+        """The active run's description (the UI shows it on the run's page)."""
+        self.set_tags(**{"mlflow.note.content": text})
+
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         if self.enabled:
             self.mlflow.log_metrics({k.replace("@", "_at_"): float(v) for k, v in metrics.items()}, step=step)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,47 @@ def listening_addresses(port: int) -> set[str]:
 
 
 LOOPBACK = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1 and ::1 as /proc/net writes them
+
+
+# -- one small, complete run shared by the tests that read results (plots, MLflow UI, notebooks) -----------
+
+SMOKE = ("trainer=smoke", "trainer.max_epochs=2", "data.limit_train_rows=400", "train.seeds=[0]", "tracking.uri=sqlite:///mlflow.db")
+
+
+@dataclass
+class SmokeResults:
+    root: Path
+    printed: dict[str, str]  # command -> what it printed (ensemble, submit)
+
+
+def podium(root: Path, *args: str) -> tuple[int, str]:
+    """`podium ARGS` in this process, in the project at `root`: exit code and standard output."""
+    import contextlib
+    import io
+    import os
+
+    from pipeline.cli import main
+
+    out, before = io.StringIO(), os.environ.get("PODIUM_ROOT")
+    os.environ["PODIUM_ROOT"] = str(root)
+    try:
+        with contextlib.redirect_stdout(out):
+            code = main(list(args))
+    finally:
+        os.environ.pop("PODIUM_ROOT") if before is None else os.environ.__setitem__("PODIUM_ROOT", before)
+    return code, out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def smoke_results(tmp_path_factory, animals_data) -> SmokeResults:
+    """The animals pipeline on the smoke preset through the command line: prepare, two CNNs, ensemble, submit."""
+    root = project_with(tmp_path_factory.mktemp("smoke-results"), animals_data)
+    printed = {}
+    steps = [("prepare",), ("train", "out_dir=outputs/animals/models/cnn"),
+             ("train", "model.name=cnn_wide", "model.width=24", "out_dir=outputs/animals/models/cnn_wide"),
+             ("ensemble", "ensemble.members=[cnn,cnn_wide]", "out_dir=outputs/animals/ensemble"),
+             ("submit", "out_dir=outputs/animals/submission")]
+    for command, *overrides in steps:
+        code, printed[command] = podium(root, command, *SMOKE, *overrides)
+        assert code == 0, f"podium {command} failed: {printed[command]}"
+    return SmokeResults(root, printed)

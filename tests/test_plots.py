@@ -10,11 +10,6 @@ from PIL import Image
 from sklearn.metrics import precision_recall_fscore_support
 
 from pipeline import plots
-from pipeline.cli import main
-from pipeline.tracking import tracking_uri
-from pipeline.training.train import train
-
-SMOKE = ("trainer=smoke", "trainer.max_epochs=2", "data.limit_train_rows=400", "train.seeds=[0]")
 
 
 def png_size(path):
@@ -54,37 +49,36 @@ def test_regression_gets_residuals_instead_of_a_confusion_matrix(tmp_path):
     assert png_size(tmp_path / "residuals.png") == (1100, 400)
 
 
-def test_training_and_ensemble_write_plots_and_log_them(make_cfg, project, capsys, monkeypatch):
-    for name, extra in (("cnn", ()), ("cnn_wide", ("model.width=24",))):
-        cfg = make_cfg(*SMOKE, *extra, f"model.name={name}", f"out_dir=outputs/animals/models/{name}")
-        result = train(cfg)
-        folder = result.out_dir / "plots"
+def test_training_and_ensemble_write_plots_and_log_them(smoke_results):
+    root = smoke_results.root
+    client = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("animals").experiment_id
+    for name in ("cnn", "cnn_wide"):
+        folder = root / "outputs/animals/models" / name / "plots"
         assert {p.name for p in folder.iterdir()} == {"learning_curves.png", "confusion_matrix.png", "class_scores.png", "curves.csv"}
         assert png_size(folder / "confusion_matrix.png")[0] >= 400
         curves = pd.read_csv(folder / "curves.csv")
         assert curves["epoch"].tolist() == [0, 1] and {"train_loss", "val_loss", "val_score"} <= set(curves.columns)
-        client = mlflow.MlflowClient(tracking_uri(cfg))
-        logged = {a.path for a in client.list_artifacts(result.run_id, "plots")}
+        run = client.search_runs([experiment], f"tags.stage = 'train' and tags.model = '{name}'")[0]
+        logged = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
         assert {"plots/learning_curves.png", "plots/confusion_matrix.png", "plots/class_scores.png"} <= logged
 
-    monkeypatch.setenv("PODIUM_ROOT", str(project))
-    overrides = [*SMOKE, "tracking.uri=sqlite:///mlflow.db", "ensemble.members=[cnn,cnn_wide]"]
-    assert main(["ensemble", *overrides, "out_dir=outputs/animals/ensemble"]) == 0
-    printed = capsys.readouterr().out
-    metrics = json.loads((project / "outputs/animals/ensemble/metrics.json").read_text())
+    metrics = json.loads((root / "outputs/animals/ensemble/metrics.json").read_text())
     board = metrics["board"]
     assert [row["name"] for row in board] == ["cnn", "cnn_wide", f"ensemble ({metrics['method']}, nested)"]
     assert board[-1]["cv"] == pytest.approx(metrics["cv"]) and board[0]["cv"] == pytest.approx(metrics["members"]["cnn"])
-    member = json.loads((project / "outputs/animals/models/cnn/metrics.json").read_text())
+    member = json.loads((root / "outputs/animals/models/cnn/metrics.json").read_text())
     assert board[0]["folds"] == pytest.approx(list(member["folds"].values())) and board[0]["seconds"] == member["seconds"]
     # the printed table: a line per member and the blend, each with 2 fold scores, the CV and the time
+    printed = smoke_results.printed["ensemble"]
     lines = {line.split()[0]: line for line in printed.splitlines() if line.startswith(("cnn", "ensemble ("))}
     assert f"{board[1]['folds'][1]:.4f}" in lines["cnn_wide"] and lines["cnn"].endswith(" s")
     assert "fold 0" in printed and "weight" in printed
-    assert (project / "outputs/animals/ensemble/plots/member_correlation.png").is_file()
+    assert {p.name for p in (root / "outputs/animals/ensemble/plots").iterdir()} >= {"member_correlation.png"}
+    ensemble_run = client.search_runs([experiment], "tags.stage = 'ensemble'")[0]
+    assert "plots/member_correlation.png" in {a.path for a in client.list_artifacts(ensemble_run.info.run_id, "plots")}
 
-    assert main(["submit", *overrides, "out_dir=outputs/animals/submission"]) == 0
-    printed = capsys.readouterr().out
-    submitted = json.loads((project / "outputs/animals/submission/metrics.json").read_text())
+    printed = smoke_results.printed["submit"]
+    submitted = json.loads((root / "outputs/animals/submission/metrics.json").read_text())
     assert all(0 <= row["local_leaderboard"] <= 1 for row in submitted["board"])
     assert "local LB" in printed and f"{submitted['local_leaderboard']:.4f}" in printed

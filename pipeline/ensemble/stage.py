@@ -134,6 +134,9 @@ def ensemble(cfg: DictConfig) -> EnsembleResult:
                              **{f"weight_{n}": w for n, w in weights.items() if np.isfinite(w)},
                              **{f"member_cv_{n}": s for n, s in member_scores.items()}})
         tracker.log_artifacts([*written, out / "config.yaml", out / "metrics.json"])
+        tracker.set_tags(method=chosen.method)
+        tracker.describe(f"{chosen.method} blend of {', '.join(names)} on {comp.name}: nested CV {metric.name} "
+                         f"{chosen.nested:.4f} (in-sample {chosen.in_sample:.4f}).")
         tracker.log_artifacts(ensemble_plots(out / "plots", {n: members[n].oof for n in names}, weights, chosen.method), folder="plots")
     return EnsembleResult(chosen.method, weights, member_scores, chosen.nested, chosen.in_sample, scores, out, board)
 

@@ -288,6 +288,8 @@ def train(cfg: DictConfig) -> TrainResult:
                              "fold_std": metrics["fold_std"], "seconds": seconds})
         tracker.log_artifacts([*written, out / "history.csv", out / "config.yaml", out / "metrics.json"])
         tracker.log_artifacts(plots, folder="plots")
+        tracker.describe(f"{cfg.model.name} on {comp.name}: CV {metric.name} {cv_score:.4f} (fold std {metrics['fold_std']:.4f}) "
+                         f"over {n_folds} folds x {len(seeds)} seed(s), in {seconds:.0f} s.")
     if not hasattr(family_module(cfg.model.family), "fit_predict"):
         for seed in seeds:  # complete: nothing left to resume; the next run of this config trains afresh
             for fold in range(int(folds.max()) + 1):
