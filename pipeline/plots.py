@@ -154,7 +154,7 @@ def member_correlation(oofs: dict[str, np.ndarray], title: str, path: Path) -> P
     """Pearson correlation of the members' out-of-fold predictions (all prediction columns together)."""
     plt = _pyplot()
     names = list(oofs)
-    matrix = np.corrcoef(np.stack([oofs[n].ravel() for n in names]))
+    matrix = np.atleast_2d(np.corrcoef(np.stack([oofs[n].ravel() for n in names])))  # one member: 1x1
     size = max(4.5, 0.8 * len(names) + 2.5)
     figure, ax = plt.subplots(figsize=(size + 1, size))
     image = ax.imshow(matrix, cmap="viridis", vmin=min(0.0, float(matrix.min())), vmax=1)

@@ -39,7 +39,7 @@ def test_experiment_preset_applies_last(make_cfg):
         ("model=resnet9000", r"'model/resnet9000' does not exist\. Valid choices for 'model': cnn, efficientnet"),
         ("competition=titanic", r"Valid choices for 'competition': animals"),
         ("+model.widht=64", r"`model\.widht`: Key 'widht' not in 'CNNConfig'\. Valid keys there: .*width"),
-        ("+trainer.max_epoch=3", r"`trainer\.max_epoch`.*Valid keys there: .*max_epochs"),
+        ("+trainer.max_epoch=3", r"`trainer\.max_epoch`: not a flag of lightning.pytorch.Trainer \(did you mean max_epochs"),
         ("model.dropout=lots", r"`model\.dropout`: Value 'lots' of type 'str' could not be converted to Float"),
         ("trainer.max_epochs=2.5", r"`trainer\.max_epochs`"),
         ("model.widht=64", r"Could not override 'model\.widht'"),
@@ -78,3 +78,16 @@ def test_help_lists_commands_and_imports_nothing_heavy():
     for command in ("prepare", "train", "ensemble", "submit", "score", "config", "ui"):
         assert command in help_text
     print(f"podium --help: {time.perf_counter() - started:.2f} s")
+
+
+def test_any_lightning_trainer_flag_is_reachable_and_checked(make_cfg):
+    import lightning.pytorch as L
+
+    cfg = make_cfg("+trainer.log_every_n_steps=7", "+trainer.benchmark=false", "trainer.max_epochs=1")
+    assert cfg.trainer.log_every_n_steps == 7 and cfg.trainer.benchmark is False
+    trainer = L.Trainer(**{k: v for k, v in cfg.trainer.items() if v is not None}, logger=False)  # as train_fold builds it
+    assert trainer.log_every_n_steps == 7
+    with pytest.raises(PodiumError, match=r"trainer.log_every_n_step`: not a flag of lightning.pytorch.Trainer \(did you mean log_every_n_steps"):
+        make_cfg("+trainer.log_every_n_step=7")
+    with pytest.raises(PodiumError, match="trainer.callbacks is set by Podium itself"):
+        make_cfg("+trainer.callbacks=[]")

@@ -69,6 +69,8 @@ def repo(tmp_path_factory) -> Path:
     (root / "params.yaml").write_text((REPO / "params.yaml").read_text().replace("trainer: cpu", "trainer: smoke"))
     text = root / "conf/competition/rotten-tomatoes.yaml"  # seconds, not minutes: a tiny Transformer
     text.write_text(text.read_text().replace("models: [lstm, transformer, tfidf]", "models: [lstm, transformer_tiny, tfidf]"))
+    plots = root / "competitions/rotten-tomatoes/dvc.yaml"  # its `plots:` section names each model's files
+    plots.write_text(plots.read_text().replace("models/transformer/plots", "models/transformer_tiny/plots"))
     tuned = root / "competitions/rotten-tomatoes/tuned"
     shutil.copy(tuned / "transformer.yaml", tuned / "transformer_tiny.yaml")  # every trained model has its (empty) file
     run(["git", "init", "-q"], root)
@@ -165,3 +167,25 @@ def test_fold_seed_change_reruns_everything_downstream(repo):
     path.write_text(path.read_text().replace("seed: 42", "seed: 7"))
     output = dvc(repo, "repro")
     assert ran_stages(output) == ANIMAL_STAGES - {ANIMALS + "data"} | {"leaderboard"}, output
+
+
+def test_dvc_plots_show_renders_the_curves_and_the_plots(repo):
+    """`dvc plots show` draws each pipeline's `plots:` section from the stages' outputs: the mean
+    validation curve of every model in one chart, and the PNGs."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    out = subprocess.run([sys.executable, "-m", "dvc", "plots", "show", "--json"], cwd=repo, env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and not out.stderr.strip(), out.stderr  # DVC warns of any plot it cannot load
+    shown = json.loads(out.stdout)
+    assert not shown.get("errors"), shown["errors"]  # the key is there only when a plot failed
+    curves = {k: v for k, v in shown["data"].items() if "validation score per epoch" in k}
+    assert len(curves) == 2 and all(v[0]["type"] == "vega" for v in curves.values())
+    lines = {row["filename"] for row in curves[next(k for k in curves if "animals" in k)][0]["content"]["data"]["values"]}
+    assert lines == {"cnn/plots/curves.csv", "efficientnet/plots/curves.csv"}  # a line per model
+    images = {k for k in shown["data"] if k.endswith(".png")}
+    for path in ("outputs/animals/models/cnn/plots/confusion_matrix.png", "outputs/animals/ensemble/plots/member_correlation.png",
+                 "outputs/rotten-tomatoes/models/tfidf/plots/class_scores.png"):
+        assert any(k.endswith(path) for k in images), (path, sorted(shown))
+    dvc(repo, "plots", "show", "-o", "dvc_plots")  # the page a person opens
+    page = (repo / "dvc_plots" / "index.html").read_text()
+    assert '<img src="static/workspace_outputs_animals_models_cnn_plots_confusion_matrix.png">' in page

@@ -82,3 +82,8 @@ def test_training_and_ensemble_write_plots_and_log_them(smoke_results):
     submitted = json.loads((root / "outputs/animals/submission/metrics.json").read_text())
     assert all(0 <= row["local_leaderboard"] <= 1 for row in submitted["board"])
     assert "local LB" in printed and f"{submitted['local_leaderboard']:.4f}" in printed
+
+
+def test_member_correlation_of_a_single_member(tmp_path):
+    path = plots.member_correlation({"cnn": np.random.default_rng(2).random((50, 3))}, "one member", tmp_path / "c.png")
+    assert png_size(path)[0] > 300

@@ -16,13 +16,54 @@ from pipeline.errors import PodiumError
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true", "32", "16", "bf16", "64")
 
 
-def check_missing(cfg: DictConfig) -> None:
-    missing = sorted(OmegaConf.missing_keys(cfg))
+def check_missing(cfg: DictConfig | dict) -> None:
+    """Refuse a config with `???` values, naming them all. A plain dict (the unresolved config) is
+    searched without resolving interpolations, which stop at the first missing value they meet."""
+    missing = sorted(_missing_paths(cfg) if isinstance(cfg, dict) else OmegaConf.missing_keys(cfg))
     if missing:
         raise PodiumError(
             f"Invalid configuration: required value(s) {', '.join(missing)} not set. "
             f"Set them in the config file of their group under conf/, or on the command line (key=value)."
         )
+
+
+# Trainer flags Podium sets itself (its logger, callbacks, checkpoint writer): a config may not.
+PODIUM_TRAINER_FLAGS = ("logger", "callbacks", "plugins", "enable_checkpointing", "enable_model_summary",
+                        "num_sanity_val_steps", "default_root_dir")
+
+
+def lightning_flags(trainer: dict) -> dict:
+    """Pop the keys of a plain `trainer` section that the schema does not list, and return them once
+    checked against lightning.pytorch.Trainer's own arguments: any Trainer flag is reachable as
+    `+trainer.<flag>=...`, and a misspelt one is refused with the nearest names."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(schema.TrainerConfig)}
+    extra = {k: trainer.pop(k) for k in list(trainer) if k not in known}
+    if not extra:
+        return {}
+    import difflib
+    import inspect
+
+    from lightning.pytorch import Trainer  # only when a config uses a flag beyond the schema's
+
+    accepted = sorted(set(inspect.signature(Trainer.__init__).parameters) - {"self"})
+    for key in extra:
+        if key in PODIUM_TRAINER_FLAGS:
+            raise PodiumError(f"Invalid configuration: trainer.{key} is set by Podium itself (its MLflow logging, "
+                              f"checkpoints and progress bars). Remove it from the config and the command line.")
+        if key not in accepted:
+            near = difflib.get_close_matches(key, accepted, n=3)
+            raise PodiumError(f"Invalid configuration at `trainer.{key}`: not a flag of lightning.pytorch.Trainer"
+                              + (f" (did you mean {', '.join(near)}?)" if near else "")
+                              + ". Any Trainer flag can be set as +trainer.<flag>=value.")
+    return extra
+
+
+def _missing_paths(node: object, prefix: str = "") -> list[str]:
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in _missing_paths(v, f"{prefix}{k}.")]
+    return [prefix[:-1]] if node == "???" else []
 
 
 def _choice(value: object, valid: Sequence[str], key: str, where: str) -> None:

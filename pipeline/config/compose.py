@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.config import schema
-from pipeline.config.checks import check_choices, check_missing, check_ranges
+from pipeline.config.checks import check_choices, check_missing, check_ranges, lightning_flags
 from pipeline.errors import PodiumError
 
 ROOT_ENV = "PODIUM_ROOT"
@@ -115,9 +115,10 @@ def validate(raw: DictConfig) -> DictConfig:
     default when a model's YAML leaves the key out.
     """
     try:
-        check_missing(raw)  # every `???` at once (resolving below stops at the first one an interpolation meets)
         plain = OmegaConf.to_container(raw, resolve=False)
+        check_missing(plain)  # every `???` at once (resolving below stops at the first one an interpolation meets)
         model_raw = plain.pop("model", None) or {}
+        trainer_extra = lightning_flags(plain.get("trainer") or {})
         cfg = OmegaConf.merge(OmegaConf.structured(schema.Config), plain)
         family = model_raw.get("family")
         if family not in schema.MODEL_SCHEMAS:
@@ -133,6 +134,8 @@ def validate(raw: DictConfig) -> DictConfig:
         OmegaConf.set_struct(cfg, False)
         cfg.model = model
         OmegaConf.set_struct(cfg, True)
+        with open_dict(cfg.trainer):  # Lightning flags beyond the schema's, checked above
+            cfg.trainer.update(trainer_extra)
         OmegaConf.resolve(cfg)
         check_missing(cfg)
         if cfg.train.seeds is None and cfg.model.name in cfg.competition.seeds:  # the competition's recipe
