@@ -62,9 +62,7 @@ def cmd_tune(args) -> None:
 
 def cmd_ensemble(args) -> None:
     from pipeline.ensemble import ensemble
-    from pipeline.report import table
-
-    from pipeline.report import board_table
+    from pipeline.report import board_table, table
 
     cfg = _compose(args)
     r = ensemble(cfg)
@@ -76,9 +74,8 @@ def cmd_ensemble(args) -> None:
 
 
 def cmd_submit(args) -> None:
-    from pipeline.submit import submit
-
     from pipeline.report import board_table
+    from pipeline.submit import submit
 
     cfg = _compose(args)
     r = submit(cfg)

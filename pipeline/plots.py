@@ -29,7 +29,7 @@ def _save(figure, path: Path) -> Path:
     figure.tight_layout()
     with io.atomic_path(path) as tmp:
         # No timestamp in the file, so the same results give the same bytes.
-        figure.savefig(tmp, dpi=100, format="png", metadata={"Software": None})
+        figure.savefig(tmp, dpi=100, format="png", metadata={"Software": None}, bbox_inches="tight")
     _pyplot().close(figure)
     return path
 
@@ -157,11 +157,13 @@ def member_correlation(oofs: dict[str, np.ndarray], title: str, path: Path) -> P
     matrix = np.atleast_2d(np.corrcoef(np.stack([oofs[n].ravel() for n in names])))  # one member: 1x1
     size = max(4.5, 0.8 * len(names) + 2.5)
     figure, ax = plt.subplots(figsize=(size + 1, size))
-    image = ax.imshow(matrix, cmap="viridis", vmin=min(0.0, float(matrix.min())), vmax=1)
+    # Members of one ensemble are usually 0.95+ alike: scale the colours to the range they span.
+    low = min(float(matrix.min()), 0.99)
+    image = ax.imshow(matrix, cmap="viridis", vmin=low, vmax=1)
     for i in range(len(names)):
         for j in range(len(names)):
             ax.text(j, i, f"{matrix[i, j]:.3f}", ha="center", va="center", fontsize=8,
-                    color="black" if matrix[i, j] > 0.7 else "white")
+                    color="black" if matrix[i, j] > (low + 1) / 2 else "white")
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
     ax.set_yticks(range(len(names)), names)
     ax.set_title(title)

@@ -110,6 +110,7 @@ stages:
       - outputs/{name}/prepared
       - pipeline/training
       - pipeline/models
+      - pipeline/plots.py
     params:
       - conf/model/${{item.model}}.yaml:
       - competitions/{name}/tuned/${{item.model}}.yaml:   # best parameters from `podium tune`
@@ -139,6 +140,7 @@ stages:
     deps:
       - outputs/{name}/models
       - pipeline/ensemble
+      - pipeline/plots.py
     params:
       - conf/competition/{name}.yaml:
           - models

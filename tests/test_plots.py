@@ -46,7 +46,8 @@ def test_regression_gets_residuals_instead_of_a_confusion_matrix(tmp_path):
     written = plots.model_plots(tmp_path, history, target, (target + rng.normal(scale=0.3, size=200))[:, None],
                                 Regression(), "rmse", "mlp")
     assert sorted(p.name for p in written) == ["curves.csv", "learning_curves.png", "residuals.png"]
-    assert png_size(tmp_path / "residuals.png") == (1100, 400)
+    width, height = png_size(tmp_path / "residuals.png")
+    assert width > 800 and 300 < height < 500
 
 
 def test_training_and_ensemble_write_plots_and_log_them(smoke_results):
