@@ -27,12 +27,21 @@ class Bar:
         if _display is not None and self.task_id is not None:
             _display.advance(self.task_id, steps)
 
+    def close(self) -> None:
+        """Remove the bar from the display (once done, it has nothing more to say)."""
+        if _display is not None and self.task_id is not None:
+            _display.remove_task(self.task_id)
+            _display.refresh()  # else the next printed line redraws the removed bar once more
+        self.task_id = None
+
     def update(self, description: str | None = None, total: float | None = None, completed: float | None = None,
                **fields: Any) -> None:
         if _display is not None and self.task_id is not None:
             self.fields.update(fields)
             _display.update(self.task_id, description=description, total=total, completed=completed,
                             info=_info(self.fields))
+            if fields:  # new figures (every 20 batches at most) are drawn now, not at the next tick
+                _display.refresh()
 
 
 def _info(fields: dict[str, Any]) -> str:
@@ -84,22 +93,26 @@ def display(enabled: bool = True) -> Iterator[None]:
         _named.clear()
 
 
+def open_bar(description: str, total: float | None, **fields: Any) -> Bar:
+    """A new bar (a do-nothing one when nothing is drawn); `close()` removes it."""
+    if _display is None:
+        return Bar()
+    handle = Bar(_display.add_task(description, total=total, info=_info(fields)), **fields)
+    _display.refresh()  # drawn at once: a short epoch may end before the next tick (4 a second)
+    return handle
+
+
 @contextmanager
 def bar(description: str, total: float | None, name: str | None = None, **fields: Any) -> Iterator[Bar]:
     """A bar for the duration of the block (removed at its end); `name` lets `advance(name)` reach it."""
-    if _display is None:
-        yield Bar()
-        return
-    handle = Bar(_display.add_task(description, total=total, info=_info(fields)), **fields)
+    handle = open_bar(description, total, **fields)
     if name:
         _named[name] = handle
     try:
         yield handle
     finally:
         _named.pop(name, None)
-        if _display is not None:
-            _display.remove_task(handle.task_id)
-            _display.refresh()  # else the next printed line redraws the removed bar once more
+        handle.close()
 
 
 def advance(name: str, steps: float = 1) -> None:
@@ -116,7 +129,7 @@ def epoch_bar(label: str):
     class EpochBar(ProgressBar):
         def __init__(self):
             super().__init__()
-            self._enabled, self._bar, self._opened = True, Bar(), None
+            self._enabled, self._bar = True, Bar()
 
         def disable(self) -> None:  # Lightning disables bars on ranks other than 0
             self._enabled = False
@@ -128,21 +141,13 @@ def epoch_bar(label: str):
         def is_enabled(self) -> bool:
             return self._enabled and is_live()
 
-        def _open(self, description: str, total: float | None, **fields: Any) -> None:
-            self._close()
-            self._opened = bar(description, total, **fields)
-            self._bar = self._opened.__enter__()
-
-        def _close(self) -> None:
-            if self._opened is not None:
-                self._opened.__exit__(None, None, None)
-            self._opened, self._bar = None, Bar()
+        def _replace(self, description: str, total: float) -> None:
+            self._bar.close()
+            self._bar = open_bar(description, total if total != float("inf") else None)
 
         def on_train_epoch_start(self, trainer, module):
             if self.is_enabled:
-                total = trainer.num_training_batches
-                self._open(f"{label} epoch {trainer.current_epoch + 1}/{trainer.max_epochs}",
-                           total if total != float("inf") else None)
+                self._replace(f"{label} epoch {trainer.current_epoch + 1}/{trainer.max_epochs}", trainer.num_training_batches)
 
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
             if self.is_enabled:
@@ -156,21 +161,20 @@ def epoch_bar(label: str):
             if self.is_enabled and score is not None:
                 self._bar.update(val=float(score))
 
-        def on_train_epoch_end(self, trainer, module):
-            self._close()
-
         def on_predict_epoch_start(self, trainer, module):
             if self.is_enabled:
-                total = sum(trainer.num_predict_batches)
-                self._open(f"{label} predicting", total if total != float("inf") else None)
+                self._replace(f"{label} predicting", sum(trainer.num_predict_batches))
 
         def on_predict_batch_end(self, trainer, module, outputs, batch, batch_idx, dataloader_idx=0):
             self._bar.advance()
 
+        def on_train_epoch_end(self, trainer, module):
+            self._bar.close()
+
         def on_predict_epoch_end(self, trainer, module):
-            self._close()
+            self._bar.close()
 
         def teardown(self, trainer, module, stage):
-            self._close()
+            self._bar.close()
 
     return EpochBar()
