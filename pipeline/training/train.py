@@ -264,7 +264,7 @@ def train(cfg: DictConfig) -> TrainResult:
         # The model's own predictions: the mean over seeds (one seed: that seed's).
         oof = np.mean([p["oof"] for p in per_seed.values()], axis=0)
         test = np.mean([p["test"] for p in per_seed.values()], axis=0)
-        fold_scores = [score_predictions(metric, target[folds == k], oof[folds == k], comp.task) for k in range(int(folds.max()) + 1)]
+        fold_scores = [score_predictions(metric, target[folds == k], oof[folds == k], comp.task) for k in range(n_folds)]
         cv_score = score_predictions(metric, target, oof, comp.task)
         reported = report_scores(comp, target, oof)
         seconds = time.perf_counter() - started
@@ -292,7 +292,7 @@ def train(cfg: DictConfig) -> TrainResult:
                          f"over {n_folds} folds x {len(seeds)} seed(s), in {seconds:.0f} s.")
     if not hasattr(family_module(cfg.model.family), "fit_predict"):
         for seed in seeds:  # complete: nothing left to resume; the next run of this config trains afresh
-            for fold in range(int(folds.max()) + 1):
+            for fold in range(n_folds):
                 fold_state(_with_seed(cfg, seed), fold).finish()
     return result
 
