@@ -39,6 +39,8 @@ def cmd_train(args) -> None:
     cfg = _compose(args)
     log.info("training %s on %s into %s", cfg.model.name, cfg.competition.name, cfg.out_dir)
     r = train(cfg)
+    if r is None:  # a DDP process other than rank 0: rank 0 reports
+        return
     rows = [[f"fold {k}", s, e] for k, (s, e) in enumerate(zip(r.fold_scores, r.best_epochs))]
     rows.append(["CV (all OOF)", r.cv_score, None])
     print(table(["", r.metric, "best epoch"], rows))
@@ -50,6 +52,8 @@ def cmd_tune(args) -> None:
     from pipeline.tuning import tune
 
     r = tune(args.overrides, workers=args.workers)
+    if r is None:  # a DDP process other than rank 0: rank 0 reports
+        return
     c = r.counts
     running = f", {c['running']} running" if c["running"] else ""
     print(f"study {r.study} ({r.storage}): {c['complete']} complete, {c['pruned']} pruned, {c['fail']} failed{running} "
@@ -232,15 +236,18 @@ LONG_WORK = {"prepare", "train", "tune", "ensemble", "submit"}  # commands that 
 
 def main(argv: list[str] | None = None) -> int:
     from pipeline import progress
+    from pipeline.training.distributed import secondary_process
 
     args = build_parser().parse_args(argv)
     # The handler writes to the current sys.stderr, so log lines land above the progress bars.
     logging.basicConfig(level=logging.WARNING, format="podium: %(message)s", handlers=[progress.log_handler()])
     for handler in logging.getLogger().handlers:
         handler.addFilter(_redact_record)
-    log.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    # The other processes of a DDP run share the terminal: rank 0 alone logs and draws.
+    quiet = args.quiet or secondary_process()
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
     try:
-        with progress.display(enabled=args.command in LONG_WORK and not args.quiet):
+        with progress.display(enabled=args.command in LONG_WORK and not quiet):
             args.func(args)
     except PodiumError as exc:
         _report(args, f"error: {exc}")

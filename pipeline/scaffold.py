@@ -84,7 +84,7 @@ DVC_YAML = """\
 # relative to this file. Add the competition to the root dvc.yaml's leaderboard stage to see it there.
 vars:
   - ../../conf/competition/{name}.yaml:models   # the competition's model list: one train stage each
-  - ../../params.yaml:trainer                 # the trainer preset of every stage
+  - ../../params.yaml:trainer,launcher           # the trainer preset of every stage, and what starts training (params.yaml)
 
 stages:
   prepare:
@@ -104,7 +104,7 @@ stages:
       model: ${{models}}
     wdir: ../..
     cmd: >-
-      podium train competition={name} model=${{item.model}} trainer=${{trainer}}
+      ${{launcher}} podium train competition={name} model=${{item.model}} trainer=${{trainer}}
       out_dir=outputs/{name}/models/${{item.model}}
     deps:
       - outputs/{name}/prepared

@@ -75,9 +75,10 @@ def flatten(data: Any, prefix: str = "") -> dict[str, str]:
 class Tracker:
     """Starts MLflow runs for a config; every method is a no-op when tracking is disabled."""
 
-    def __init__(self, cfg: DictConfig):
+    def __init__(self, cfg: DictConfig, enabled: bool = True):
+        """`enabled=False` (a DDP process other than rank 0) turns it off whatever `tracking.enabled` says."""
         self.cfg = cfg
-        self.enabled = bool(cfg.tracking.enabled)
+        self.enabled = enabled and bool(cfg.tracking.enabled)
         self.stopping: tuple[type[BaseException], ...] = ()  # exceptions that end a run as KILLED
         if not self.enabled:
             return

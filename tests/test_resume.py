@@ -15,7 +15,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import config_maker, project_with
-from pipeline.training.train import fold_state, train
+from pipeline.training.fold import fold_state
+from pipeline.training.train import train
 
 # The command the DVC train stage runs, shrunk: 2 folds of 600 rows, 6 epochs each.
 OVERRIDES = ["trainer=smoke", "trainer.max_epochs=6", "train.seeds=[0]", "data.limit_train_rows=1200", "tracking.uri=sqlite:///mlflow.db"]

@@ -15,7 +15,7 @@ import torch
 from pipeline.config import compose
 from pipeline.models import lstm, transformer
 from pipeline.training.inputs import FoldInputs
-from pipeline.training.text_data import LengthBucketSampler, PadCollator, SortedBatchSampler, TokenDataset, tokenize
+from pipeline.training.text_data import LengthBucketSampler, PadCollator, TokenDataset, tokenize
 from pipeline.training.train import train
 
 FAST = ("trainer.max_epochs=1", "trainer.enable_progress_bar=false", "data.limit_train_rows=400",
@@ -85,7 +85,7 @@ def test_dynamic_padding_and_length_buckets():
     restored = np.empty(10, dtype=int)
     restored[order] = seen
     assert np.array_equal(restored, lengths), "outputs map back to dataset rows"
-    assert isinstance(loader.batch_sampler, SortedBatchSampler) and np.all(np.diff(seen) >= 0)
+    assert np.all(np.diff(seen) >= 0), "rows in order of length"
 
 
 @pytest.fixture

@@ -97,16 +97,6 @@ def test_pretrained_efficientnet_fine_tunes(make_cfg):
     assert result.cv_score > 0.2, "ImageNet features beat chance (0.1) after two short epochs"
 
 
-def test_multi_process_training_is_refused_before_any_work(make_cfg):
-    from pipeline.errors import PodiumError
-
-    cfg = make_cfg("data.limit_train_rows=200", "competition.cv.n_splits=2", "trainer.devices=2", "trainer.strategy=ddp",
-                   "tracking=none", "out_dir=runs/ddp")
-    with pytest.raises(PodiumError, match=r"Training on 2 processes .* is not supported yet"):
-        train(cfg)
-    assert not (Path(cfg.paths.root) / "runs/ddp/oof.parquet").exists()
-
-
 def test_efficientnet_batchnorm_adapts_at_the_configured_rate(make_cfg):
     import torch
 

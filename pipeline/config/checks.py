@@ -154,5 +154,29 @@ def check_ranges(cfg: DictConfig) -> None:
                       f"at least 2 rows per fold ({2 * cfg.competition.cv.n_splits}), or null for all rows", "conf/config.yaml")
 
 
+def check_scaling(cfg: DictConfig) -> None:
+    """Speed and multi-process settings Podium cannot honour."""
+    strategy = str(cfg.trainer.strategy)
+    # Spawned processes return only rank 0's results to the launching process, and pickle the
+    # model to get there; Podium runs the whole command in every process and gathers itself.
+    if any(word in strategy for word in ("spawn", "fork", "notebook")):
+        raise PodiumError(
+            f"Invalid configuration: trainer.strategy={strategy} starts training processes from inside the "
+            f"command, which Podium does not support: every process must run the whole command so that "
+            f"out-of-fold predictions are gathered by row. Use trainer.strategy=ddp (Lightning launches the other "
+            f"processes itself), or launch with torchrun or SLURM (README, Scaling up)."
+        )
+    if cfg.trainer.get("sync_batchnorm") and cfg.trainer.accelerator == "cpu":
+        raise PodiumError(
+            "Invalid configuration: trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm runs on CUDA "
+            "only), and trainer.accelerator=cpu. Add trainer.sync_batchnorm=false to try DDP on CPU."
+        )
+    if cfg.train.channels_last and cfg.competition.modality != "image":
+        raise PodiumError(
+            f"Invalid configuration: train.channels_last=true applies to image models, and "
+            f"{cfg.competition.name} is a {cfg.competition.modality} competition. Remove the override."
+        )
+
+
 def _out_of_range(key: str, value: object, wanted: str, where: str) -> None:
     raise PodiumError(f"Invalid configuration: {key}={value} is out of range; it must be {wanted}. Fix it in {where} or override it ({key}=...).")

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.config import schema
-from pipeline.config.checks import check_choices, check_missing, check_ranges, lightning_flags
+from pipeline.config.checks import check_choices, check_missing, check_ranges, check_scaling, lightning_flags
 from pipeline.errors import PodiumError
 
 ROOT_ENV = "PODIUM_ROOT"
@@ -144,6 +144,7 @@ def validate(raw: DictConfig) -> DictConfig:
         raise PodiumError(_schema_message(exc)) from None
     check_choices(cfg)
     check_ranges(cfg)
+    check_scaling(cfg)
     return cfg
 
 

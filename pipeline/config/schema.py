@@ -177,6 +177,8 @@ class TrainConfig:
     tuned: bool = True  # apply competitions/<competition>/tuned/<model>.yaml (written by `podium tune`)
     tuned_from: Optional[str] = None  # set by compose(): the tuned file applied, for the record
     resume: bool = True  # continue an interrupted run of the same config from its checkpoints
+    compile: bool = False  # torch.compile the network
+    channels_last: bool = False  # image models: NHWC memory layout
 
 
 @dataclass
@@ -193,6 +195,7 @@ class TrainerConfig:
     accumulate_grad_batches: int = 1
     enable_progress_bar: bool = True
     num_nodes: int = 1
+    sync_batchnorm: bool = False
     limit_train_batches: Optional[float] = None
     limit_val_batches: Optional[float] = None
 
@@ -272,6 +275,8 @@ class TrackingConfig:
 class DataConfig:
     limit_train_rows: Optional[int] = None
     num_workers: int = 0
+    pin_memory: Optional[bool] = None  # None: on when training on a GPU
+    persistent_workers: bool = True
 
 
 @dataclass

@@ -21,16 +21,28 @@ class FiniteLoss(L.Callback):
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None and not torch.isfinite(loss).all():
+        diverged = loss is not None and not bool(torch.isfinite(loss).all())
+        if trainer.world_size > 1:
+            # Every process must stop at the same batch: one stopping alone would leave the others
+            # waiting for it in the next gradient exchange.
+            diverged = trainer.strategy.reduce_boolean_decision(diverged, all=False)
+        if diverged:
             raise PodiumError(
-                f"{self.label}: the training loss became {float(loss)} at epoch {trainer.current_epoch}, batch {batch_idx}: "
+                f"{self.label}: the training loss became {_shown(loss)} at epoch {trainer.current_epoch}, batch {batch_idx}: "
                 f"the run diverged. Lower model.optimizer.lr or set model.gradient_clip_val."
             )
 
 
+def _shown(loss) -> str:
+    """The loss in the divergence message; under DDP it may be another process's that broke."""
+    value = float(loss) if loss is not None else float("nan")
+    return f"{value}" if not np.isfinite(value) else "NaN or infinite (on another training process)"
+
+
 class EpochLogger(L.Callback):
     """Per-epoch metrics to MLflow's active (fold) run, to the run's history table and, through
-    `on_epoch`, to the fold's saved state (so a resumed fold keeps its earlier epochs)."""
+    `on_epoch`, to the fold's saved state (so a resumed fold keeps its earlier epochs; written by
+    global rank 0 only)."""
 
     def __init__(self, tracker: Tracker, fold: int, history: list[dict], on_epoch: Callable[[list[dict]], None] | None = None):
         self.tracker, self.fold, self.history, self.on_epoch = tracker, fold, history, on_epoch
@@ -40,7 +52,7 @@ class EpochLogger(L.Callback):
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         self.history.append({"fold": self.fold, "epoch": trainer.current_epoch, **metrics})
         self.tracker.log_metrics({k.replace("/", "_"): v for k, v in metrics.items()}, step=trainer.current_epoch)
-        if self.on_epoch:
+        if self.on_epoch and trainer.is_global_zero:
             self.on_epoch([row for row in self.history if row["fold"] == self.fold])
 
 

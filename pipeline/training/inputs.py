@@ -21,8 +21,10 @@ from pipeline import io
 from pipeline.models import family_module
 from pipeline.predictions import n_logits
 from pipeline.prepare import PreparedData
-from pipeline.training.data import ImageArrayDataset, make_loader
-from pipeline.training.text_data import LengthBucketSampler, PadCollator, SortedBatchSampler, TokenDataset, tokenize
+from pipeline.training import data as loaders
+from pipeline.training.data import EvalBatches, ImageArrayDataset
+from pipeline.training.distributed import World
+from pipeline.training.text_data import LengthBucketSampler, PadCollator, TokenDataset, tokenize
 
 
 @dataclass
@@ -39,24 +41,23 @@ class FoldInputs:
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(fold_dir / "tokenizer")
 
-    def train_loader(self, cfg: DictConfig, seed: int) -> DataLoader:
-        bs, workers = cfg.model.batch_size, cfg.data.num_workers
+    def train_loader(self, cfg: DictConfig, seed: int, world: World = World()) -> DataLoader:
+        """Seeded training batches of `model.batch_size` rows (similar lengths for text), this process's share."""
+        bs = cfg.model.batch_size
         if isinstance(self.train, TokenDataset) and cfg.model.bucket_by_length:
-            sampler = LengthBucketSampler(self.train.lengths, bs, seed, drop_last=len(self.train) > bs)
-            return DataLoader(self.train, batch_sampler=sampler, collate_fn=self.collate, num_workers=workers,
-                              persistent_workers=workers > 0)
-        return make_loader(self.train, bs, train=True, num_workers=workers, seed=seed, collate_fn=self.collate)
+            batches = LengthBucketSampler(self.train.lengths, bs, seed, drop_last=len(self.train) > bs)
+        else:
+            batches = loaders.shuffled_batches(len(self.train), bs, seed)
+        return loaders.train_loader(self.train, batches, world, cfg.data, self.collate)
 
-    def eval_loader(self, dataset: Dataset, cfg: DictConfig) -> tuple[DataLoader, np.ndarray]:
-        """A loader for validation or prediction, and the dataset row of each output row, in order.
+    def eval_loader(self, dataset: Dataset, cfg: DictConfig, world: World = World()) -> tuple[DataLoader, np.ndarray]:
+        """A loader for validation or prediction (this process's batches), and the dataset row of each output row.
 
-        Text rows go in order of length (least padding); the returned order undoes that.
+        Text rows go in order of length (least padding); the returned positions undo that.
         """
-        bs, workers = cfg.model.batch_size, cfg.data.num_workers
-        if isinstance(dataset, TokenDataset):
-            sampler = SortedBatchSampler(dataset.lengths, bs)
-            return DataLoader(dataset, batch_sampler=sampler, collate_fn=self.collate, num_workers=workers), sampler.order
-        return make_loader(dataset, bs, train=False, num_workers=workers, seed=0), np.arange(len(dataset))
+        order = np.argsort(dataset.lengths, kind="stable") if isinstance(dataset, TokenDataset) else np.arange(len(dataset))
+        batches = EvalBatches(order, cfg.model.batch_size, world)
+        return loaders.eval_loader(dataset, batches, cfg.data, self.collate), batches.positions
 
 
 def fold_inputs(cfg: DictConfig, data: PreparedData, is_valid: np.ndarray) -> FoldInputs:

@@ -3,6 +3,9 @@
 Batches are (inputs, target): inputs are uint8 images (N, C, H, W) for image models, a dict of
 `input_ids` and `attention_mask` for text models. Binary tasks use one logit (sigmoid, binary
 cross-entropy); predictions are still a probability per class.
+
+Under DDP each process validates its share of the rows; the validation score is computed on
+all of them (gathered), so every process keeps the same best epoch as a single process would.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from torch import nn
 
 from pipeline.errors import PodiumError
 from pipeline.metrics import Metric, score_predictions
+from pipeline.training.distributed import gather_objects
 from pipeline.training.tta import TTA, View
 
 
@@ -26,9 +30,13 @@ class CompetitionModule(L.LightningModule):
     """Trains `net` on the competition's loss; logs `val/score`, the competition metric per epoch."""
 
     def __init__(self, net: nn.Module, model_cfg: DictConfig, task: str, metric: Metric, augment: nn.Module | None = None,
-                 tta: TTA | None = None):
+                 tta: TTA | None = None, channels_last: bool = False, compile: bool = False):
         super().__init__()
-        self.net = net
+        self.net = net.to(memory_format=torch.channels_last) if channels_last else net
+        self.channels_last = channels_last
+        # Compiled lazily on the first batch; kept out of the module's children, so checkpoints
+        # hold the plain network's weights under the same names either way.
+        self.__dict__["_run_net"] = torch.compile(self.net) if compile else self.net
         self.augment = augment
         self.tta = tta  # prediction only: validation (checkpoint choice) sees the plain images
         self.model_cfg = model_cfg
@@ -38,13 +46,15 @@ class CompetitionModule(L.LightningModule):
 
     def forward(self, inputs, augment: bool = False, view: View | None = None) -> torch.Tensor:
         if isinstance(inputs, dict):  # text
-            return self.net(inputs["input_ids"], inputs["attention_mask"])
+            return self._run_net(inputs["input_ids"], inputs["attention_mask"])
         x = inputs.float() / 255.0
         if augment and self.augment is not None:
             x = self.augment(x)
         if view is not None:  # a test-time augmentation view
             x = view.apply(x)
-        return self.net(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self._run_net(x)
 
     def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.task == "regression":
@@ -65,23 +75,27 @@ class CompetitionModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         inputs, target = batch
         loss = self._loss(self(inputs, augment=True), target)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        # sync_dist: the epoch's mean over every process (a no-op with one)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         return loss
 
     def validation_step(self, batch, batch_idx):
         inputs, target = batch
         logits = self(inputs)
-        self.log("val/loss", self._loss(logits, target), on_step=False, on_epoch=True, prog_bar=True)
+        self.log("val/loss", self._loss(logits, target), on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         self._val_outputs.append((self.probabilities(logits).cpu(), target.cpu()))
 
     def on_validation_epoch_end(self):
-        if not self._val_outputs:
+        outputs, self._val_outputs = self._val_outputs, []
+        if self.trainer.world_size > 1:  # every process's rows (each row once), so each computes the same score
+            outputs = [batch for share in gather_objects(outputs) for batch in share]
+        if not outputs:
             return
-        pred = torch.cat([p for p, _ in self._val_outputs]).numpy()
-        target = torch.cat([t for _, t in self._val_outputs]).numpy()
-        self._val_outputs.clear()
+        pred = torch.cat([p for p, _ in outputs]).numpy()
+        target = torch.cat([t for _, t in outputs]).numpy()
         score = score_predictions(self.metric, target, pred, self.task)
-        self.log("val/score", float(score) if np.isfinite(score) else float(self.metric.worst), prog_bar=True)
+        # the same on every process (computed on all rows); sync_dist only says so to Lightning
+        self.log("val/score", float(score) if np.isfinite(score) else float(self.metric.worst), prog_bar=True, sync_dist=True)
 
     def predict_step(self, batch, batch_idx):
         inputs, _ = batch

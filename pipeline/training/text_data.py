@@ -1,5 +1,8 @@
 """Text inputs: tokenization cached on disk, ragged token datasets, dynamic padding, length buckets.
 
+Prediction goes in order of length (`EvalBatches` over the rows sorted by length), again for
+little padding.
+
 Tokenization runs through Hugging Face `datasets` (`map(batched=True)` with a fast tokenizer) and
 is written to `<paths.cache>/tokens/<fingerprint>.arrow`. The fingerprint hashes the tokenizer's
 full serialisation, the texts and the max length, so a second training run, or another fold with
@@ -152,18 +155,3 @@ class LengthBucketSampler(Sampler[list[int]]):
         if not self.drop_last:
             return sum(-(-min(self.chunk, n - s) // self.batch_size) for s in range(0, n, self.chunk))
         return sum(min(self.chunk, n - s) // self.batch_size for s in range(0, n, self.chunk))
-
-
-class SortedBatchSampler(Sampler[list[int]]):
-    """Prediction batches in order of length; `order` maps the output back to the dataset's rows."""
-
-    def __init__(self, lengths: np.ndarray, batch_size: int):
-        self.order = np.argsort(lengths, kind="stable")
-        self.batch_size = batch_size
-
-    def __iter__(self):
-        for start in range(0, len(self.order), self.batch_size):
-            yield self.order[start:start + self.batch_size].tolist()
-
-    def __len__(self) -> int:
-        return -(-len(self.order) // self.batch_size)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import optuna
-from optuna_integration import PyTorchLightningPruningCallback
 
 from pipeline.config import compose
 from pipeline.config.tuned import to_overrides
@@ -18,7 +16,10 @@ from pipeline.errors import PodiumError
 from pipeline.metrics import get_metric, score_predictions
 from pipeline.prepare import PreparedData
 from pipeline.tracking import Tracker
+from pipeline.training import distributed
+from pipeline.training.distributed import World
 from pipeline.training.train import train_seed
+from pipeline.tuning.pruning import FoldSteps, Pruning
 from pipeline.tuning.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -39,27 +40,7 @@ class TrialContext:
     tracker: Tracker  # trials' runs nest under the study's run, their folds' under theirs
     parent_run: str | None  # the study's MLflow run
     scratch: Path  # trials' checkpoints, deleted after each trial
-
-
-class FoldSteps:
-    """The trial as the pruning callback sees it: epoch e of the k-th fold trained is step
-    k * max_epochs + e, so later folds continue the learning curve instead of re-reporting
-    fold 0's steps (which Optuna would ignore)."""
-
-    def __init__(self, trial: optuna.Trial, offset: int, final: int, reported: list[int]):
-        self._trial, self._offset, self._final = trial, offset, final
-        self._reported = reported  # every step reported in this trial, shared across its folds
-
-    def report(self, value: float, step: int) -> None:
-        self._reported.append(self._offset + step)
-        self._trial.report(value, self._reported[-1])
-
-    def should_prune(self) -> bool:
-        # Stopping at the last epoch of the last fold saves nothing and would discard a finished result.
-        return self._reported[-1] < self._final and self._trial.should_prune()
-
-    def __getattr__(self, name):
-        return getattr(self._trial, name)
+    world: World = World()  # under DDP: rank 0 runs the study, the other processes `follow` it
 
 
 def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
@@ -77,8 +58,9 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
             try:
                 params = ctx.space.sample(trial)
                 tracker.log_params(params)
-                cfg = compose([*ctx.overrides, *to_overrides(params, ctx.groups), f"paths.checkpoints={scratch}", "train.resume=false"], root=ctx.root)
-                value = _evaluate(trial, cfg, ctx, reported)
+                if ctx.world.size > 1:
+                    distributed.broadcast_object((trial.number, params))  # the other processes train it too
+                value = _evaluate(trial, _trial_config(ctx, trial.number, params), ctx, reported)
             except optuna.TrialPruned:
                 tracker.set_tags(state="PRUNED", pruned_step=reported[-1])
                 raise
@@ -94,13 +76,31 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _evaluate(trial: optuna.Trial, cfg, ctx: TrialContext, reported: list[int]) -> float:
+def follow(ctx: TrialContext) -> None:
+    """A DDP process other than rank 0: train every trial rank 0 announces, until it announces None."""
+    while (announced := distributed.broadcast_object(None)) is not None:
+        number, params = announced
+        try:
+            _evaluate(None, _trial_config(ctx, number, params), ctx, [], number)
+        except Exception:  # pruned or failed: rank 0 records it, from its own identical run
+            pass
+
+
+def _trial_config(ctx: TrialContext, number: int, params: dict):
+    """The trial's config: the sweep's overrides under its parameters, checkpoints in its scratch folder."""
+    return compose([*ctx.overrides, *to_overrides(params, ctx.groups), f"paths.checkpoints={ctx.scratch / f'trial_{number}'}",
+                    "train.resume=false"], root=ctx.root)
+
+
+def _evaluate(trial: optuna.Trial | None, cfg, ctx: TrialContext, reported: list[int], number: int | None = None) -> float:
+    """Train and score the trial's folds; `trial` is None on the processes that follow rank 0."""
     metric, comp = get_metric(cfg.competition.metric), cfg.competition
+    number = trial.number if trial is not None else number
     epochs = int(cfg.trainer.max_epochs)
     final = len(ctx.folds) * epochs - 1
-    pruning = lambda k: [PyTorchLightningPruningCallback(FoldSteps(trial, k * epochs, final, reported), monitor="val/score")]  # noqa: E731
+    pruning = lambda k: [Pruning(FoldSteps(trial, k * epochs, final, reported) if trial is not None else None)]  # noqa: E731
     tracker = ctx.tracker
-    oof, _, fold_scores, _ = train_seed(cfg, ctx.data, tracker, [], f"trial {trial.number}", only_folds=ctx.folds,
+    oof, _, fold_scores, _ = train_seed(cfg, ctx.data, tracker, [], f"trial {number}", only_folds=ctx.folds,
                                         callbacks=pruning, predict_test=False)
     rows = np.isin(ctx.data.train["fold"].to_numpy(), ctx.folds)
     value = score_predictions(metric, ctx.data.train["target"].to_numpy()[rows], oof[rows], comp.task)

@@ -7,6 +7,9 @@ same command resumes it and workers on several machines can share it. Each trial
 first `tune.folds` folds with per-epoch pruning; MLflow gets a run per study with a nested run
 per trial. At the end the best parameters go to competitions/<competition>/tuned/<model>.yaml,
 which training applies by default (pipeline/config/tuned.py).
+
+Under DDP (`trainer=ddp`, torchrun, SLURM) every process runs this command: rank 0 runs the
+study and announces each trial's parameters, the others train it with rank 0 (`follow`).
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ from pipeline.config.tuned import tuned_file, write_tuned
 from pipeline.errors import PodiumError
 from pipeline.prepare import load_prepared
 from pipeline.tracking import Tracker
-from pipeline.training.train import preflight
+from pipeline.training import distributed
+from pipeline.training.train import preflight, trainer_flags
 from pipeline.tuning.plots import write_plots
 from pipeline.tuning.progress import counts, top_trials
 from pipeline.tuning.storage import storage_url
-from pipeline.tuning.study import Plan, make_plan, open_study, quiet_optuna, run_worker, scratch_dir
+from pipeline.tuning.study import Plan, follow_study, make_plan, open_study, quiet_optuna, run_worker, scratch_dir
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +58,11 @@ class TuneResult:
     out_dir: Path
 
 
-def tune(overrides: Sequence[str] = (), root: Path | None = None, workers: int | None = None) -> TuneResult:
-    """Run (or resume) the study the overrides describe until it holds `tune.n_trials` trials."""
+def tune(overrides: Sequence[str] = (), root: Path | None = None, workers: int | None = None) -> TuneResult | None:
+    """Run (or resume) the study the overrides describe until it holds `tune.n_trials` trials.
+
+    Under DDP, rank 0 returns the result and the other processes None.
+    """
     started = time.perf_counter()
     root = Path(root or find_root())
     # Trials start from the plain config: a study must not change its objective when it writes a tuned file.
@@ -65,7 +72,15 @@ def tune(overrides: Sequence[str] = (), root: Path | None = None, workers: int |
     quiet_optuna()
     if cfg.tune.n_workers < 1 or cfg.tune.n_trials < 1:
         raise PodiumError(f"tune.n_workers={cfg.tune.n_workers} and tune.n_trials={cfg.tune.n_trials} must both be at least 1.")
+    world = distributed.start(trainer_flags(cfg))
+    if world.size > 1 and cfg.tune.n_workers > 1:
+        raise PodiumError(f"tune.n_workers={cfg.tune.n_workers} with {world.size} training processes per trial: a DDP "
+                          f"sweep runs one trial at a time on all of them. Drop --workers, or run several DDP sweeps "
+                          f"on the same tune.storage (each its own command) to try trials in parallel.")
     plan = make_plan(cfg, base)
+    if not world.is_main:
+        follow_study(root, plan, world)
+        return None
     study = open_study(cfg, plan)
     load_prepared(cfg, scratch=scratch_dir(cfg, plan) / "prepared")  # once, before workers start reading it
     _enqueue(study, cfg, plan)
@@ -84,7 +99,9 @@ def tune(overrides: Sequence[str] = (), root: Path | None = None, workers: int |
                      study=plan.study_name, storage=storage) as run_id:
         if run_id and not existing:
             study.set_user_attr(run_key, run_id)
-        _run_workers(root, plan, cfg.tune.n_workers, run_id)
+        _run_workers(root, plan, cfg.tune.n_workers, run_id, world)
+        if world.size > 1:
+            distributed.broadcast_object(None)  # the study is done: the other processes stop following
         result = _summarize(cfg, plan, study, storage, out, started)
         tracker.log_metrics({"best_value": result.best_value if result.best_value is not None else float("nan"),
                              **{f"trials_{k}": v for k, v in result.counts.items()}, "seconds": result.seconds})
@@ -118,9 +135,9 @@ def _run_exists(tracker: Tracker, run_id: str) -> bool:
         return False
 
 
-def _run_workers(root: Path, plan: Plan, n_workers: int, parent_run: str | None) -> None:
+def _run_workers(root: Path, plan: Plan, n_workers: int, parent_run: str | None, world: distributed.World) -> None:
     if n_workers == 1:
-        run_worker(root, plan, 0, 1, parent_run)
+        run_worker(root, plan, 0, 1, parent_run, world)
         return
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch or SQLite state
     level = logging.getLogger("pipeline").level

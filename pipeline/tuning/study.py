@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -170,22 +171,26 @@ def finished_count(study) -> int:
                or (live and t.state == TrialState.RUNNING))
 
 
-def scratch_dir(cfg: DictConfig, plan: Plan) -> Path:
-    """The study's working folder: trials' checkpoints, and its prepared data when the pipeline's do not match."""
-    return io.root(cfg) / cfg.paths.checkpoints / "tune" / plan.study_name
+def follow_study(root: Path, plan: Plan, world) -> None:
+    """A DDP process other than rank 0: train each trial rank 0 announces, until the study is done."""
+    from pipeline.tuning.objective import follow
+
+    quiet_optuna()
+    _, ctx = _trial_context(root, plan, 0, 1, None, world)
+    follow(ctx)
 
 
-def run_worker(root: Path, plan: Plan, worker: int, n_workers: int, parent_run: str | None) -> None:
-    """One worker: run trials until the study holds tune.n_trials (or tune.timeout passes)."""
+def _trial_context(root: Path, plan: Plan, worker: int, n_workers: int, parent_run: str | None, world):
+    """A worker's config and the TrialContext its trials share (rank 0's tracker only under DDP)."""
     import optuna
 
     from pipeline.prepare import load_prepared
     from pipeline.tracking import Tracker
+    from pipeline.training.distributed import World
     from pipeline.training.train import preflight
-    from pipeline.tuning.objective import TrialContext, run_trial
-    from pipeline.tuning.progress import report_trial
+    from pipeline.tuning.objective import TrialContext
 
-    quiet_optuna()
+    world = world or World()
     # Progress bars of several workers would overwrite each other's lines: their trial lines say enough.
     overrides = [*plan.overrides, *(["trainer.enable_progress_bar=false"] if n_workers > 1 else [])]
     cfg = compose(overrides, root=root)
@@ -194,15 +199,37 @@ def run_worker(root: Path, plan: Plan, worker: int, n_workers: int, parent_run: 
 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // n_workers))
     preflight(cfg)
+    scratch = scratch_dir(cfg, plan)
+    # Only rank 0 writes prepared data; another process prepares what it lacks into a folder of its
+    # own, removed at once (the image arrays stay readable through their memory map).
+    with tempfile.TemporaryDirectory(prefix="podium-rank-") as private:
+        data = load_prepared(cfg, scratch=scratch / "prepared" if world.is_main else Path(private))
+    tracker = Tracker(cfg, enabled=world.is_main)
+    tracker.stopping = (optuna.TrialPruned,)  # a pruned trial's runs end KILLED, not FAILED
+    return cfg, TrialContext(root, overrides, config_groups(root / "conf"), plan.space, data, plan.folds,
+                             cfg.model.name, plan.study_name, tracker, parent_run, scratch, world)
+
+
+def scratch_dir(cfg: DictConfig, plan: Plan) -> Path:
+    """The study's working folder: trials' checkpoints, and its prepared data when the pipeline's do not match."""
+    return io.root(cfg) / cfg.paths.checkpoints / "tune" / plan.study_name
+
+
+def run_worker(root: Path, plan: Plan, worker: int, n_workers: int, parent_run: str | None, world=None) -> None:
+    """One worker: run trials until the study holds tune.n_trials (or tune.timeout passes).
+
+    `world`: the DDP processes each trial trains on (this worker is their rank 0); None: this one.
+    """
+    import optuna
+
+    from pipeline.tuning.objective import run_trial
+    from pipeline.tuning.progress import report_trial
+
+    quiet_optuna()
+    cfg, ctx = _trial_context(root, plan, worker, n_workers, parent_run, world)
     study = open_study(cfg, plan, worker)
     if has_heartbeat(study._storage):  # a killed sweep's trials: failed now, retried first
         optuna.storages.fail_stale_trials(study)
-    scratch = scratch_dir(cfg, plan)
-    data = load_prepared(cfg, scratch=scratch / "prepared")
-    tracker = Tracker(cfg)
-    tracker.stopping = (optuna.TrialPruned,)  # a pruned trial's runs end KILLED, not FAILED
-    ctx = TrialContext(root, overrides, config_groups(root / "conf"), plan.space, data, plan.folds,
-                       cfg.model.name, plan.study_name, tracker, parent_run, scratch)
     target = cfg.tune.n_trials
 
     def stop_when_done(study, _trial):

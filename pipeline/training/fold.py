@@ -1,0 +1,158 @@
+"""One fold of a network's training: its Trainer, module, resume, fit and gathered predictions.
+
+`train_fold` trains on the other folds, keeps the checkpoint with the best validation score and
+predicts the fold's rows (out-of-fold) and the test set with it. Under DDP every process runs
+it on its share of the batches; the predictions come back whole, in dataset order, on each
+(pipeline/training/distributed.py). `build_trainer` and `build_module` are what it trains with,
+shared with the speed benchmarks (benchmarks/training_speed.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import lightning.pytorch as L
+import numpy as np
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig
+
+from pipeline import io, progress
+from pipeline.errors import PodiumError
+from pipeline.metrics import get_metric
+from pipeline.models import family_module
+from pipeline.predictions import n_outputs
+from pipeline.prepare import PreparedData
+from pipeline.tracking import Tracker, config_hash
+from pipeline.training import distributed
+from pipeline.training.augment import build_augment
+from pipeline.training.callbacks import EpochLogger, FiniteLoss, Reseed
+from pipeline.training.checkpoints import AtomicCheckpointIO, FoldResult, FoldState
+from pipeline.training.distributed import World, gather_rows
+from pipeline.training.inputs import FoldInputs, fold_inputs
+from pipeline.training.module import CompetitionModule
+from pipeline.training.tta import build_tta
+
+log = logging.getLogger(__name__)
+
+
+def fold_state(cfg: DictConfig, fold: int) -> FoldState:
+    """The fold's checkpoint folder: one per config (by hash), so experiments never share checkpoints."""
+    comp = cfg.competition
+    return FoldState(io.root(cfg) / cfg.paths.checkpoints / comp.name / cfg.model.name / config_hash(cfg) / f"fold_{fold}")
+
+
+def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker, history: list[dict],
+               callbacks: Sequence[L.Callback] = (), predict_test: bool = True, label: str | None = None) -> FoldResult:
+    """Train one fold (resuming an interrupted one when `train.resume`); its validation and test predictions.
+
+    `callbacks` join the trainer's own (a sweep's pruning callback); `label` names the fold in
+    messages ("cnn seed 1 fold 2"; default "<model> fold <k>").
+    """
+    comp, metric = cfg.competition, get_metric(cfg.competition.metric)
+    label = label or f"{cfg.model.name} fold {fold}"
+    L.seed_everything(cfg.seed + fold, workers=True, verbose=False)
+    is_valid = data.train["fold"].to_numpy() == fold
+    state = fold_state(cfg, fold)
+    trainer, checkpoint = build_trainer(cfg, fold, tracker, history, callbacks, label)
+    world = World(trainer.global_rank, trainer.world_size)
+    _check_batch_split(cfg, world)
+    resume_at = state.resumable_epoch() if cfg.train.resume else None
+    distributed.barrier()  # every process has read the fold's saved state before rank 0 changes it
+    if resume_at is None:
+        if world.is_main:
+            state.clear()  # only once the run is going ahead
+    else:
+        log.info("%s: resuming at epoch %d from %s", label, resume_at, state.last)
+        restore_history(state.history(before_epoch=resume_at), history, tracker)  # the epochs already trained
+    inputs = fold_inputs(cfg, data, is_valid)
+    module = build_module(cfg, inputs)
+    try:
+        trainer.fit(module, inputs.train_loader(cfg, seed=cfg.seed + fold, world=world),
+                    inputs.eval_loader(inputs.valid, cfg, world)[0], ckpt_path=state.last if resume_at is not None else None)
+    except SystemExit:
+        if trainer.interrupted:  # Lightning turns Ctrl-C into sys.exit(1); keep it a Ctrl-C
+            raise KeyboardInterrupt from None
+        raise
+    for callback in callbacks:  # a sweep's pruner stopped the fit on every process: the trial ends here
+        if hasattr(callback, "check_pruned"):
+            callback.check_pruned()
+    if world.is_main:
+        inputs.save_tokenizer(state.folder)
+
+    def predict(dataset, what: str) -> np.ndarray:
+        """Every row's prediction by the fold's best checkpoint, each process predicting its share."""
+        loader, positions = inputs.eval_loader(dataset, cfg, world)
+        batches = trainer.predict(module, loader, ckpt_path=checkpoint.best_model_path) or []
+        rows = np.concatenate([b.numpy() for b in batches]).astype(np.float64) if batches else np.empty((0, n_outputs(comp)))
+        return gather_rows(positions, rows, len(dataset), f"{label} {what}")
+
+    scores = [(h["val/score"], h["epoch"]) for h in history if h["fold"] == fold]
+    pick = max if metric.direction == "maximize" else min
+    best_epoch = pick(scores, key=lambda s: s[0])[1]  # first best epoch, as the checkpoint kept
+    result = FoldResult(predict(inputs.valid, "out-of-fold"), predict(inputs.test, "test") if predict_test else None, best_epoch)
+    if world.is_main:
+        state.save_result(result)
+    return result
+
+
+def build_trainer(cfg: DictConfig, fold: int, tracker: Tracker, history: list[dict], callbacks: Sequence[L.Callback] = (),
+                  label: str | None = None) -> tuple[L.Trainer, ModelCheckpoint]:
+    """The fold's Lightning Trainer with Podium's callbacks, and its checkpoint callback.
+
+    Podium's callbacks: the best and last checkpoints, per-epoch records, the divergence check,
+    per-batch reseeding and the progress bar; `callbacks` join them.
+    """
+    label = label or f"{cfg.model.name} fold {fold}"
+    state = fold_state(cfg, fold)
+    checkpoint = ModelCheckpoint(dirpath=state.folder, filename="best", monitor="val/score",
+                                 mode="max" if get_metric(cfg.competition.metric).direction == "maximize" else "min",
+                                 save_top_k=1, save_last=True, enable_version_counter=False)
+    own = [checkpoint, EpochLogger(tracker, fold, history, state.save_history), FiniteLoss(label), Reseed(cfg.seed + fold),
+           *([progress.epoch_bar(label)] if cfg.trainer.enable_progress_bar else [])]
+    trainer = L.Trainer(**trainer_flags(cfg), logger=False, callbacks=[*own, *callbacks], plugins=[AtomicCheckpointIO()],
+                        enable_model_summary=False, num_sanity_val_steps=0,
+                        use_distributed_sampler=False)  # Podium shards the data itself (training/data.py)
+    return trainer, checkpoint
+
+
+def build_module(cfg: DictConfig, inputs: FoldInputs) -> CompetitionModule:
+    """The LightningModule around the fold's network: loss, metric, optimizer, augmentation, TTA."""
+    comp = cfg.competition
+    augment = build_augment(cfg.augment) if comp.modality == "image" else None
+    tta = build_tta(cfg.tta, comp.modality, comp.task)
+    return CompetitionModule(inputs.net, cfg.model, comp.task, get_metric(comp.metric), augment, tta,
+                             channels_last=cfg.train.channels_last, compile=cfg.train.compile)
+
+
+def trainer_flags(cfg: DictConfig) -> dict:
+    """The `trainer` section as lightning.pytorch.Trainer arguments (unset ones left to Lightning)."""
+    return {k: v for k, v in cfg.trainer.items() if v is not None}
+
+
+def _check_batch_split(cfg: DictConfig, world: World) -> None:
+    """`model.batch_size` is the global batch; N processes must each get an equal part of it."""
+    if cfg.model.batch_size % world.size:
+        raise PodiumError(
+            f"model.batch_size={cfg.model.batch_size} is the global batch size, split evenly across the "
+            f"{world.size} training processes (trainer.devices x trainer.num_nodes), and does not divide by "
+            f"{world.size}. Set model.batch_size to a multiple of {world.size}."
+        )
+
+
+def restore_history(rows: list[dict], history: list[dict], tracker: Tracker) -> None:
+    """Epochs an interrupted run trained: into the history table and the (new) fold run's curves."""
+    for row in rows:
+        history.append(row)
+        tracker.log_metrics({k.replace("/", "_"): v for k, v in row.items() if "/" in k}, step=row["epoch"])
+
+
+def fit_fold(cfg: DictConfig, data: PreparedData, fold: int) -> FoldResult:
+    """One fold of a family that is not a network (`fit_predict`, e.g. TF-IDF + logistic regression)."""
+    column = cfg.competition.text.column
+    is_valid = data.train["fold"].to_numpy() == fold
+    texts, target = data.train[column].to_numpy(), data.train["target"].to_numpy()
+    valid_pred, test_pred = family_module(cfg.model.family).fit_predict(
+        cfg.model, cfg.competition.task, list(texts[~is_valid]), target[~is_valid],
+        [list(texts[is_valid]), data.test[column].tolist()], seed=cfg.seed + fold)
+    return FoldResult(valid_pred, test_pred, None)
