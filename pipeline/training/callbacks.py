@@ -71,6 +71,10 @@ class Reseed(L.Callback):
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         state = np.random.SeedSequence([self.seed, trainer.current_epoch, batch_idx]).generate_state(2)
-        torch.manual_seed(int(state[0]))
+        # torch.manual_seed's own way costs 80 us a call on a machine without CUDA initialised (it
+        # records a stack trace for each lazy device seeding): seed the generators in use directly.
+        torch.default_generator.manual_seed(int(state[0]))
+        if torch.cuda.is_initialized():
+            torch.cuda.manual_seed_all(int(state[0]))
         np.random.seed(int(state[1]))
         random.seed(int(state[1]))
