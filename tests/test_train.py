@@ -148,3 +148,31 @@ def test_a_diverging_model_is_refused_and_writes_nothing(make_cfg):
     with pytest.raises(PodiumError, match=r"cnn fold 0: the training loss became nan at epoch 0, batch \d+: the run diverged"):
         train(cfg)
     assert not (Path(cfg.paths.root) / "runs/diverged/oof.parquet").exists()
+
+
+def test_compiled_channels_last_network_computes_what_the_plain_one_does(make_cfg):
+    """train.compile and train.channels_last change how the network runs, not what it computes or saves."""
+    import copy
+    import dataclasses
+
+    import torch
+
+    from pipeline.prepare import load_prepared
+    from pipeline.training.fold import build_module, fold_state
+    from pipeline.training.inputs import fold_inputs
+
+    fast_cfg = make_cfg("trainer=smoke", "trainer.precision=32-true", "train.seeds=[0]", "tracking=none",
+                        "train.compile=true", "train.channels_last=true", "out_dir=runs/fast")
+    result = train(fast_cfg)  # end to end: trains, checkpoints, predicts
+    assert pd.read_parquet(result.out_dir / "oof.parquet")["id"].is_unique
+    weights = torch.load(fold_state(fast_cfg, 0).folder / "best.ckpt", weights_only=True)["state_dict"]
+    assert all(k.startswith("net.") and "_orig_mod" not in k for k in weights), "the plain network's names"
+
+    data = load_prepared(fast_cfg, scratch=result.out_dir / "prepared")
+    inputs = fold_inputs(fast_cfg, data, data.train["fold"].to_numpy() == 0)
+    plain_cfg = make_cfg("trainer=smoke", "trainer.precision=32-true", "tracking=none")
+    plain = build_module(plain_cfg, dataclasses.replace(inputs, net=copy.deepcopy(inputs.net))).eval()
+    fast = build_module(fast_cfg, inputs).eval()
+    images = torch.from_numpy(data.test_images[:64].copy())
+    with torch.no_grad():
+        assert torch.allclose(fast(images), plain(images), atol=1e-4)

@@ -171,6 +171,15 @@ def check_scaling(cfg: DictConfig) -> None:
             "Invalid configuration: trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm runs on CUDA "
             "only), and trainer.accelerator=cpu. Add trainer.sync_batchnorm=false to try DDP on CPU."
         )
+    devices, nodes = cfg.trainer.devices, cfg.trainer.num_nodes
+    if isinstance(devices, int) and devices > 0 and devices * nodes > 1 and "batch_size" in cfg.model \
+            and cfg.model.batch_size % (devices * nodes):
+        world = devices * nodes  # known here when devices is a count; otherwise checked once training starts
+        raise PodiumError(
+            f"Invalid configuration: model.batch_size={cfg.model.batch_size} is the global batch size, split evenly "
+            f"across the {world} training processes (trainer.devices={devices} x trainer.num_nodes={nodes}), and does "
+            f"not divide by {world}. Set model.batch_size to a multiple of {world}."
+        )
     if cfg.train.channels_last and cfg.competition.modality != "image":
         raise PodiumError(
             f"Invalid configuration: train.channels_last=true applies to image models, and "

@@ -98,7 +98,8 @@ class CompetitionModule(L.LightningModule):
         if self.trainer.world_size > 1:  # every process's rows
             total = self.trainer.strategy.reduce(total, reduce_op="sum")
             rows = self.trainer.strategy.reduce(rows, reduce_op="sum")
-        self.log("train/loss", total / rows, on_step=False, on_epoch=True, prog_bar=True, batch_size=1)
+        # sync_dist: already the same on every process (summed above); it only says so to Lightning
+        self.log("train/loss", total / rows, on_step=False, on_epoch=True, prog_bar=True, batch_size=1, sync_dist=True)
         self._loss_sum = None
 
     def validation_step(self, batch, batch_idx):
