@@ -1,0 +1,32 @@
+"""The GPU check's CPU path: every step of benchmarks/gpu_check.sh runs and prints its figures.
+
+Speed itself is not asserted (timed tests flake); the script's figures are for people. What is
+asserted: each family is measured in both precisions against the plain loop, and the DDP run's
+out-of-fold and test files hold every id once, in order.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+from conftest import REPO, project_with
+
+
+def test_gpu_check_runs_its_cpu_path(tmp_path, animals_data, rt_data):
+    root = project_with(tmp_path, animals_data)
+    shutil.copytree(rt_data, root / "data" / rt_data.name)
+    env = {**os.environ, "PODIUM_ROOT": str(root), "PYTHON": sys.executable}
+    run = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--cpu"], env=env, capture_output=True,
+                         text=True, timeout=1500)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    out = run.stdout
+    for family in ("cnn", "efficientnet", "lstm", "transformer"):
+        for precision in ("32-true", "bf16-mixed"):
+            assert re.search(rf"^{family} +\d+ +{precision} +[\d,]+ +[\d,]+ +[\d,]+ +\d\.\d{{3}}x", out, re.M), (family, precision, out)
+    assert re.search(r"^oof: 7,772 rows for 7,772 train ids; each id once: True; prepared order: True$", out, re.M), out
+    assert re.search(r"^test: 1,944 rows for 1,944 test ids; each id once: True; prepared order: True$", out, re.M), out
+    assert "gpu_check: done in" in out
