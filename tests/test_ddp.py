@@ -128,3 +128,18 @@ def test_sweep_under_ddp_prunes_and_fails_trials_on_every_process(project):
     experiment = client.get_experiment_by_name("animals").experiment_id
     assert len(client.search_runs([experiment], "tags.stage = 'tune_trial'")) == 3, "one MLflow run per trial"
 
+
+
+def test_torchrun_launch_writes_what_one_process_writes(project):
+    """torchrun starts both processes itself (the README's multi-node path, on one machine)."""
+    podium_train(project, "trainer=smoke", "train.seeds=[0]", "tracking.enabled=false", "out_dir=outputs/single")
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE")}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                          "-m", "pipeline", "train", "trainer=smoke", "train.seeds=[0]", "tracking.enabled=false", *DDP,
+                          "out_dir=outputs/torchrun_rank${oc.env:RANK,0}"],
+                         cwd=project, env={**env, "PODIUM_ROOT": str(project)}, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("CV (all OOF)") == 1 and not (project / "outputs" / "torchrun_rank1").exists()
+    single = pd.read_parquet(project / "outputs" / "single" / "oof.parquet")
+    spread = pd.read_parquet(project / "outputs" / "torchrun_rank0" / "oof.parquet")
+    assert spread["id"].tolist() == single["id"].tolist() and spread["fold"].tolist() == single["fold"].tolist()
