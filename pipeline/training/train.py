@@ -2,8 +2,9 @@
 
 For each fold (pipeline/training/fold.py): train on the other folds, keep the checkpoint with
 the best validation score, predict the fold's rows (out-of-fold) and the test set. The test
-prediction is the mean of the folds' models. Writes oof.parquet, test.parquet, metrics.json, history.csv, config.yaml,
-provenance.json and plots/ (learning curves, confusion matrix, per-class scores or residuals).
+prediction is the mean of the folds' models. Writes oof.parquet, test.parquet, metrics.json,
+history.csv, config.yaml, provenance.json and plots/ (learning curves, confusion matrix,
+per-class scores or residuals).
 
 An interrupted run (Ctrl-C, a kill, a crash) resumes when the same config runs again: folds it
 finished are kept and the fold it was in continues from its last epoch's checkpoint
