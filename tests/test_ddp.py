@@ -26,7 +26,7 @@ PER_RANK_OUT = "out_dir=outputs/ddp_rank${oc.env:LOCAL_RANK,0}"
 
 def podium_train(root, *overrides: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PODIUM_ROOT": str(root)}
-    for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "SLURM_PROCID"):
+    for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE"):
         env.pop(name, None)
     run = subprocess.run([sys.executable, "-m", "pipeline", "train", *overrides], cwd=root, env=env,
                          capture_output=True, text=True, timeout=900)
@@ -143,3 +143,4 @@ def test_torchrun_launch_writes_what_one_process_writes(project):
     single = pd.read_parquet(project / "outputs" / "single" / "oof.parquet")
     spread = pd.read_parquet(project / "outputs" / "torchrun_rank0" / "oof.parquet")
     assert spread["id"].tolist() == single["id"].tolist() and spread["fold"].tolist() == single["fold"].tolist()
+

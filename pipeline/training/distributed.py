@@ -15,6 +15,7 @@ in dataset order and checks that each row came exactly once.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 from dataclasses import dataclass
 
@@ -51,7 +52,11 @@ def start(trainer_flags: dict) -> World:
     # torchrun, SLURM, ...) and the ranks, without starting anything.
     probe = L.Trainer(**{**trainer_flags, "logger": False, "enable_checkpointing": False, "enable_model_summary": False,
                          "enable_progress_bar": False})
-    world = World(probe.global_rank, probe.world_size)
+    # One process is rank 0 of its own world, whatever a scheduler numbered it (SLURM numbers the
+    # tasks of `srun -n 4 podium tune`, four independent workers).
+    world = World(probe.global_rank if probe.world_size > 1 else 0, probe.world_size)
+    if not world.is_main:  # rank 0 alone logs; warnings and errors still show
+        logging.getLogger("pipeline").setLevel(logging.WARNING)
     if world.size > 1:
         launcher = probe.strategy.launcher
         if launcher is not None:
@@ -73,13 +78,14 @@ def _reap(children: list, grace_s: float = 30) -> None:
             child.kill()
 
 
-# Set by the launchers that start training processes: torchrun (RANK), SLURM's srun
-# (SLURM_PROCID) and Lightning's own launcher (NODE_RANK, LOCAL_RANK on the processes it starts).
-_RANK_VARIABLES = ("RANK", "SLURM_PROCID", "NODE_RANK", "GROUP_RANK", "LOCAL_RANK")
+# Set by the launchers that start DDP processes: torchrun (RANK, GROUP_RANK) and Lightning's own
+# launcher (NODE_RANK, LOCAL_RANK on the processes it starts). Not SLURM_PROCID: srun numbers
+# independent tasks too; under SLURM `start` quiets the other ranks once it knows the World.
+_RANK_VARIABLES = ("RANK", "NODE_RANK", "GROUP_RANK", "LOCAL_RANK")
 
 
 def secondary_process() -> bool:
-    """Whether a launcher started this process as other than global rank 0 (read from the
+    """Whether a DDP launcher started this process as other than global rank 0 (read from the
     environment only: cheap, for the command line to decide whether to log and draw)."""
     return any(os.environ.get(name, "0").strip() not in ("", "0") for name in _RANK_VARIABLES)
 
