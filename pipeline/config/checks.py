@@ -172,18 +172,23 @@ def check_scaling(cfg: DictConfig) -> None:
             "only), and trainer.accelerator=cpu. Add trainer.sync_batchnorm=false to try DDP on CPU."
         )
     devices, nodes = cfg.trainer.devices, cfg.trainer.num_nodes
-    if isinstance(devices, int) and devices > 0 and devices * nodes > 1 and "batch_size" in cfg.model \
-            and cfg.model.batch_size % (devices * nodes):
-        world = devices * nodes  # known here when devices is a count; otherwise checked once training starts
-        raise PodiumError(
-            f"Invalid configuration: model.batch_size={cfg.model.batch_size} is the global batch size, split evenly "
-            f"across the {world} training processes (trainer.devices={devices} x trainer.num_nodes={nodes}), and does "
-            f"not divide by {world}. Set model.batch_size to a multiple of {world}."
-        )
+    if isinstance(devices, int) and devices > 0 and "batch_size" in cfg.model:
+        # known here when devices is a count; otherwise checked once training starts (fold.py)
+        check_batch_split(cfg.model.batch_size, devices * nodes, f"trainer.devices={devices} x trainer.num_nodes={nodes}")
     if cfg.train.channels_last and cfg.competition.modality != "image":
         raise PodiumError(
             f"Invalid configuration: train.channels_last=true applies to image models, and "
             f"{cfg.competition.name} is a {cfg.competition.modality} competition. Remove the override."
+        )
+
+
+def check_batch_split(batch_size: int, processes: int, made_of: str) -> None:
+    """`model.batch_size` is the global batch: each of the training processes gets an equal part."""
+    if processes > 1 and batch_size % processes:
+        raise PodiumError(
+            f"Invalid configuration: model.batch_size={batch_size} is the global batch size, split evenly across the "
+            f"{processes} training processes ({made_of}), and does not divide by {processes}. Set model.batch_size "
+            f"to a multiple of {processes}."
         )
 
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -36,6 +38,12 @@ class World:
         """Global rank 0: the process that writes outputs, logs to MLflow and draws progress."""
         return self.rank == 0
 
+    @classmethod
+    def of(cls, trainer) -> "World":
+        """A Lightning Trainer's World. One process is rank 0 of its own world, whatever a
+        scheduler numbered it (SLURM numbers the tasks of `srun -n 4 ...`, independent workers)."""
+        return cls(trainer.global_rank if trainer.world_size > 1 else 0, trainer.world_size)
+
 
 def start(trainer_flags: dict) -> World:
     """This process's World for a Lightning Trainer with these flags; with several processes, start them and join them.
@@ -52,9 +60,7 @@ def start(trainer_flags: dict) -> World:
     # torchrun, SLURM, ...) and the ranks, without starting anything.
     probe = L.Trainer(**{**trainer_flags, "logger": False, "enable_checkpointing": False, "enable_model_summary": False,
                          "enable_progress_bar": False})
-    # One process is rank 0 of its own world, whatever a scheduler numbered it (SLURM numbers the
-    # tasks of `srun -n 4 podium tune`, four independent workers).
-    world = World(probe.global_rank if probe.world_size > 1 else 0, probe.world_size)
+    world = World.of(probe)
     if not world.is_main:  # rank 0 alone logs; warnings and errors still show
         logging.getLogger("pipeline").setLevel(logging.WARNING)
     if world.size > 1:
@@ -64,6 +70,16 @@ def start(trainer_flags: dict) -> World:
             atexit.register(_reap, getattr(launcher, "procs", []))
         probe.strategy.setup_environment()  # init_process_group (gloo on CPU, NCCL on GPUs)
     return world
+
+
+def load_data(cfg, scratch: Path, world: World):
+    """The prepared data for `cfg`; what is missing is prepared by rank 0 into `scratch`, by the
+    other processes (started at the same moment by torchrun) each into a private folder, removed
+    at once: the image arrays stay readable through their memory map."""
+    from pipeline.prepare import load_prepared
+
+    with tempfile.TemporaryDirectory(prefix="podium-rank-") as private:
+        return load_prepared(cfg, scratch=scratch if world.is_main else Path(private))
 
 
 def _reap(children: list, grace_s: float = 30) -> None:

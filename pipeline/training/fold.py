@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
 from pipeline import io, progress
-from pipeline.errors import PodiumError
+from pipeline.config.checks import check_batch_split
 from pipeline.metrics import get_metric
 from pipeline.models import family_module
 from pipeline.predictions import n_outputs
@@ -55,8 +55,8 @@ def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker,
     is_valid = data.train["fold"].to_numpy() == fold
     state = fold_state(cfg, fold)
     trainer, checkpoint = build_trainer(cfg, fold, tracker, history, callbacks, label)
-    world = World(trainer.global_rank, trainer.world_size)
-    _check_batch_split(cfg, world)
+    world = World.of(trainer)
+    check_batch_split(cfg.model.batch_size, world.size, "trainer.devices x trainer.num_nodes")
     resume_at = state.resumable_epoch() if cfg.train.resume else None
     distributed.barrier()  # every process has read the fold's saved state before rank 0 changes it
     if resume_at is None:
@@ -128,16 +128,6 @@ def build_module(cfg: DictConfig, inputs: FoldInputs) -> CompetitionModule:
 def trainer_flags(cfg: DictConfig) -> dict:
     """The `trainer` section as lightning.pytorch.Trainer arguments (unset ones left to Lightning)."""
     return {k: v for k, v in cfg.trainer.items() if v is not None}
-
-
-def _check_batch_split(cfg: DictConfig, world: World) -> None:
-    """`model.batch_size` is the global batch; N processes must each get an equal part of it."""
-    if cfg.model.batch_size % world.size:
-        raise PodiumError(
-            f"model.batch_size={cfg.model.batch_size} is the global batch size, split evenly across the "
-            f"{world.size} training processes (trainer.devices x trainer.num_nodes), and does not divide by "
-            f"{world.size}. Set model.batch_size to a multiple of {world.size}."
-        )
 
 
 def restore_history(rows: list[dict], history: list[dict], tracker: Tracker) -> None:

@@ -14,7 +14,6 @@ finished are kept and the fold it was in continues from its last epoch's checkpo
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from pipeline.metrics import get_metric, report_scores, score_predictions
 from pipeline.models import family_module
 from pipeline.plots import model_plots
 from pipeline.predictions import Predictions, n_outputs
-from pipeline.prepare import PreparedData, load_prepared
+from pipeline.prepare import PreparedData
 from pipeline.provenance import provenance
 from pipeline.tracking import Tracker
 from pipeline.training import distributed
@@ -151,23 +150,20 @@ def train(cfg: DictConfig) -> TrainResult | None:
         raise PodiumError(f"train.seeds={seeds} repeats a seed: each seed would train the same model twice. List distinct seeds.")
     out = io.out_dir(cfg)
     tracker = Tracker(cfg, enabled=world.is_main)
-    with tempfile.TemporaryDirectory(prefix="podium-rank-") as private:
-        # Data this config lacks are prepared into the output folder by rank 0, into a private
-        # folder by the others (launched at the same time by torchrun, they must not share one).
-        data = load_prepared(cfg, scratch=out / "prepared" if world.is_main else Path(private))
-        n_folds = int(data.train["fold"].max()) + 1
-        with (tracker.run(f"{cfg.model.name}", params=True, model=cfg.model.name, stage="train") as run_id,
-              progress.bar(f"{cfg.model.name}: folds", total=len(seeds) * n_folds, name="folds")):
-            per_seed, history = {}, []
-            for seed in seeds:
-                label = cfg.model.name if len(seeds) == 1 else f"{cfg.model.name} seed {seed}"
-                seed_history: list[dict] = []
-                seed_started = time.perf_counter()
-                oof, test, fold_scores, best_epochs = train_seed(_with_seed(cfg, seed), data, tracker, seed_history, label)
-                history += [{"seed": seed, **row} for row in seed_history]
-                per_seed[seed] = {"oof": oof, "test": test, "fold_scores": fold_scores, "best_epochs": best_epochs,
-                                  "seconds": time.perf_counter() - seed_started}
-            result = _write_outputs(cfg, data, per_seed, history, tracker, out, run_id, started) if world.is_main else None
+    data = distributed.load_data(cfg, out / "prepared", world)
+    n_folds = int(data.train["fold"].max()) + 1
+    with (tracker.run(f"{cfg.model.name}", params=True, model=cfg.model.name, stage="train") as run_id,
+          progress.bar(f"{cfg.model.name}: folds", total=len(seeds) * n_folds, name="folds")):
+        per_seed, history = {}, []
+        for seed in seeds:
+            label = cfg.model.name if len(seeds) == 1 else f"{cfg.model.name} seed {seed}"
+            seed_history: list[dict] = []
+            seed_started = time.perf_counter()
+            oof, test, fold_scores, best_epochs = train_seed(_with_seed(cfg, seed), data, tracker, seed_history, label)
+            history += [{"seed": seed, **row} for row in seed_history]
+            per_seed[seed] = {"oof": oof, "test": test, "fold_scores": fold_scores, "best_epochs": best_epochs,
+                              "seconds": time.perf_counter() - seed_started}
+        result = _write_outputs(cfg, data, per_seed, history, tracker, out, run_id, started) if world.is_main else None
     if world.is_main and not hasattr(family_module(cfg.model.family), "fit_predict"):
         for seed in seeds:  # complete: nothing left to resume; the next run of this config trains afresh
             for fold in range(n_folds):

@@ -58,8 +58,7 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
             try:
                 params = ctx.space.sample(trial)
                 tracker.log_params(params)
-                if ctx.world.size > 1:
-                    distributed.broadcast_object((trial.number, params))  # the other processes train it too
+                distributed.broadcast_object((trial.number, params))  # the other DDP processes train it too
                 value = _evaluate(trial, _trial_config(ctx, trial.number, params), ctx, reported)
             except optuna.TrialPruned:
                 tracker.set_tags(state="PRUNED", pruned_step=reported[-1])

@@ -100,8 +100,7 @@ def tune(overrides: Sequence[str] = (), root: Path | None = None, workers: int |
         if run_id and not existing:
             study.set_user_attr(run_key, run_id)
         _run_workers(root, plan, cfg.tune.n_workers, run_id, world)
-        if world.size > 1:
-            distributed.broadcast_object(None)  # the study is done: the other processes stop following
+        distributed.broadcast_object(None)  # the study is done: the other DDP processes stop following
         result = _summarize(cfg, plan, study, storage, out, started)
         tracker.log_metrics({"best_value": result.best_value if result.best_value is not None else float("nan"),
                              **{f"trials_{k}": v for k, v in result.counts.items()}, "seconds": result.seconds})

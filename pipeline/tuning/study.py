@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -184,9 +183,8 @@ def _trial_context(root: Path, plan: Plan, worker: int, n_workers: int, parent_r
     """A worker's config and the TrialContext its trials share (rank 0's tracker only under DDP)."""
     import optuna
 
-    from pipeline.prepare import load_prepared
     from pipeline.tracking import Tracker
-    from pipeline.training.distributed import World
+    from pipeline.training.distributed import World, load_data
     from pipeline.training.train import preflight
     from pipeline.tuning.objective import TrialContext
 
@@ -200,10 +198,7 @@ def _trial_context(root: Path, plan: Plan, worker: int, n_workers: int, parent_r
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // n_workers))
     preflight(cfg)
     scratch = scratch_dir(cfg, plan)
-    # Only rank 0 writes prepared data; another process prepares what it lacks into a folder of its
-    # own, removed at once (the image arrays stay readable through their memory map).
-    with tempfile.TemporaryDirectory(prefix="podium-rank-") as private:
-        data = load_prepared(cfg, scratch=scratch / "prepared" if world.is_main else Path(private))
+    data = load_data(cfg, scratch / "prepared", world)
     tracker = Tracker(cfg, enabled=world.is_main)
     tracker.stopping = (optuna.TrialPruned,)  # a pruned trial's runs end KILLED, not FAILED
     return cfg, TrialContext(root, overrides, config_groups(root / "conf"), plan.space, data, plan.folds,
