@@ -2,7 +2,11 @@
 
 Every output is written to a temporary file beside its target and renamed into place, so a
 crash, a kill or Ctrl-C never leaves a half-written file where a later stage would read it.
-A temporary file a killed process left behind is removed by the next write of that target.
+A stage's output folder is committed as a unit the same way (`staging_dir`): built in a
+temporary sibling and exchanged with the old folder in one rename, so a reader sees the old
+folder or the new one, never a mix. A temporary file or folder a killed process left behind is
+removed by the next write of that target. Files and folders get the modes the process umask
+gives (as `open` and `mkdir` would), not the private modes of the temporary-file functions.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -54,6 +58,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned(target)
     fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent)
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600: readable by the owner alone
     os.close(fd)
     try:
         yield Path(tmp)
@@ -108,21 +113,65 @@ def _redact_all(node: Any) -> Any:
     return redact(node) if isinstance(node, str) else node
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it: restored at once
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
-def staging_dir(target: Path) -> Iterator[Path]:
-    """Build a whole output folder in a temporary sibling and swap it in when complete."""
+def staging_dir(target: Path, keep: Sequence[str] = ()) -> Iterator[Path]:
+    """Build a whole output folder in a temporary sibling and swap it in, as one unit, when complete.
+
+    `keep`: entries of the old folder that are not the stage's outputs (a scratch folder of
+    prepared data, say), moved into the new one before the swap. On an error nothing changes.
+    """
     target = Path(target)
+    if (target / "conf" / "config.yaml").is_file():  # out_dir=. would swap the whole project away
+        from pipeline.errors import PodiumError
+
+        raise PodiumError(f"{target} is a Podium project, not an output folder: set out_dir to a folder of its own "
+                          f"(e.g. out_dir=runs/mine).")
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned(target)
     tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
     try:
         yield tmp
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        for name in keep:
+            if (target / name).exists() and not (tmp / name).exists():
+                os.replace(target / name, tmp / name)
+        if not target.exists():
+            os.replace(tmp, target)
+        elif not _exchange(tmp, target):  # no atomic exchange here: the old folder goes aside first
+            aside = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent))
+            os.replace(target, aside / target.name)
+            os.replace(tmp, target)
+            tmp = aside
     finally:
-        if tmp.exists():
+        if tmp.exists():  # on success: the old folder, exchanged into the temporary name
             shutil.rmtree(tmp)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux's renameat2 RENAME_EXCHANGE); False where unsupported."""
+    import ctypes
+    import errno
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:  # a C library older than glibc 2.28
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):  # a kernel or file system without it
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 # -- locations ----------------------------------------------------------------------------------

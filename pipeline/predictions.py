@@ -5,6 +5,10 @@
 
 Prediction columns are `prob_<class>` per class for classification (binary tasks too), and
 `prediction` for regression.
+
+The metrics.json written beside them records their hashes (`files`): readers check them, so a
+folder whose predictions are not the ones its scores describe (files of two runs mixed, by hand
+or by a tool that restores some outputs and not others) is refused, never blended or submitted.
 """
 
 from __future__ import annotations
@@ -58,9 +62,36 @@ class Predictions:
         return paths
 
 
+def file_hashes(paths: list[Path]) -> dict[str, str]:
+    """{file name: sha256} of prediction files, for the metrics.json beside them."""
+    from pipeline.data.identity import file_sha256
+
+    return {p.name: file_sha256(p) for p in paths}
+
+
+def check_consistent(folder: Path) -> dict:
+    """The folder's metrics.json ({} if none), after checking that the files it records are the ones present."""
+    import json
+
+    path = folder / "metrics.json"
+    metrics = json.loads(path.read_text()) if path.is_file() else {}
+    from pipeline.data.identity import file_sha256
+
+    changed = [name for name, digest in metrics.get("files", {}).items()
+               if not (folder / name).is_file() or file_sha256(folder / name) != digest]
+    if changed:
+        raise PodiumError(
+            f"{folder} is inconsistent: {', '.join(changed)} is not the file its metrics.json describes (the folder "
+            f"mixes files of different runs), so its scores would not be those of its predictions. Rerun the stage "
+            f"that writes it (`dvc repro`, or the podium command that made it)."
+        )
+    return metrics
+
+
 def load_predictions(folder: Path, comp: DictConfig) -> Predictions:
-    """Read a model's oof.parquet and test.parquet, checking their columns."""
+    """Read a model's oof.parquet and test.parquet, checking their columns and `check_consistent`."""
     cols = prediction_columns(comp)
+    check_consistent(folder)
     frames = {}
     for name in ("oof", "test"):
         path = folder / f"{name}.parquet"

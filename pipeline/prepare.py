@@ -23,7 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline import io
 from pipeline.data.folds import assign_folds
+from pipeline.data.identity import files_digest, prepared_digest
 from pipeline.data.raw import load_raw
+from pipeline.errors import PodiumError
 
 log = logging.getLogger(__name__)
 
@@ -37,26 +39,73 @@ class PrepareResult:
 
 
 def prepare_key(cfg: DictConfig) -> str:
-    """What the prepared data depends on: the competition's config, the row limit and the raw tables."""
+    """What the prepared data depends on: the competition's config, the row limit and the content of
+    the raw files it reads (the tables, and every file of the image folder)."""
+    comp = cfg.competition
     parts = {
-        "competition": OmegaConf.to_container(cfg.competition, resolve=True),
+        "competition": OmegaConf.to_container(comp, resolve=True),
         "limit_train_rows": cfg.data.limit_train_rows,
     }
     folder = io.raw_dir(cfg)
-    for name in ("train", "test", "sample_submission"):
-        path = folder / cfg.competition.files[name]
-        parts[name] = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+    tables = [folder / comp.files[name] for name in ("train", "test", "sample_submission")]
+    parts["tables"] = files_digest(tables)
+    if comp.modality == "image":
+        images = folder / comp.files.images
+        files = sorted(p for p in images.rglob("*") if p.is_file()) if images.is_dir() else []
+        cache = io.root(cfg) / cfg.paths.cache / "file-hashes" / f"{hashlib.sha256(str(images).encode()).hexdigest()[:16]}.json"
+        parts["images"] = files_digest(files, cache)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _limit_rows(train: pd.DataFrame, limit: int | None, task: str, seed: int) -> pd.DataFrame:
+def _limit_rows(train: pd.DataFrame, limit: int | None, comp: DictConfig) -> pd.DataFrame:
+    """A stratified sample of `limit` training rows (data.limit_train_rows), or all of them."""
     if limit is None or limit >= len(train):
         return train
     from sklearn.model_selection import train_test_split
 
-    stratify = train["target"] if task != "regression" else None
-    kept, _ = train_test_split(train, train_size=limit, stratify=stratify, random_state=seed)
+    stratify = train["target"] if comp.task != "regression" else None
+    if stratify is not None:
+        counts = class_counts(stratify.to_numpy(), comp)
+        present = {c: n for c, n in counts.items() if n}
+        if limit < len(present) or min(present.values()) < 2:
+            raise PodiumError(
+                f"data.limit_train_rows={limit} cannot keep every class in a stratified sample of the training rows "
+                f"(rows per class: {present}): each class needs at least 2 rows and the sample at least one row per "
+                f"class. Raise data.limit_train_rows, or set it to null to train on every row."
+            )
+    kept, _ = train_test_split(train, train_size=limit, stratify=stratify, random_state=comp.cv.seed)
     return kept.sort_index().reset_index(drop=True)
+
+
+def class_counts(target: np.ndarray, comp: DictConfig) -> dict[str, int]:
+    """Training rows per class name, in `classes` order."""
+    counts = np.bincount(target.astype(np.int64), minlength=len(comp.classes))
+    return {c: int(n) for c, n in zip(comp.classes, counts)}
+
+
+def check_classes(target: np.ndarray, comp: DictConfig) -> None:
+    """Refuse a target a model cannot learn or be scored on; warn of classes too rare for every fold."""
+    if comp.task == "regression":
+        return
+    counts = class_counts(target, comp)
+    absent = [c for c, n in counts.items() if n == 0]
+    present = len(counts) - len(absent)
+    if present < 2:
+        raise PodiumError(
+            f"Every training row of {comp.name} has the same class ({[c for c, n in counts.items() if n]}): there is "
+            f"nothing to learn and no fold score can be computed. Check competition.target_column and the labels "
+            f"in train.csv (rows per class: {counts})."
+        )
+    if absent and not comp.allow_missing_classes:
+        raise PodiumError(
+            f"Class(es) {absent} of competition.classes never occur in the training rows (rows per class: {counts}). "
+            f"Fix the spelling in `classes:` (labels are compared as written), drop the class, or set "
+            f"competition.allow_missing_classes=true if the test set may hold it all the same."
+        )
+    rare = {c: n for c, n in counts.items() if 0 < n < comp.cv.n_splits}
+    if rare and comp.cv.scheme not in ("stratified",):  # the stratified scheme refuses it in assign_folds
+        log.warning("class(es) %s have fewer training rows than the %d folds: some folds validate without them, "
+                    "and a metric that needs every class may be undefined there", rare, comp.cv.n_splits)
 
 
 def prepare(cfg: DictConfig, folder: Path | None = None) -> PrepareResult:
@@ -64,7 +113,8 @@ def prepare(cfg: DictConfig, folder: Path | None = None) -> PrepareResult:
     comp = cfg.competition
     folder = Path(folder or io.prepared_dir(cfg))
     raw = load_raw(cfg)
-    train = _limit_rows(raw.train, cfg.data.limit_train_rows, comp.task, comp.cv.seed)
+    train = _limit_rows(raw.train, cfg.data.limit_train_rows, comp)
+    check_classes(train["target"].to_numpy(), comp)
     groups = train["group"].to_numpy() if "group" in train else None
     train["fold"] = assign_folds(train["target"].to_numpy(), groups, comp.cv, comp.task)
 
@@ -80,6 +130,7 @@ def prepare(cfg: DictConfig, folder: Path | None = None) -> PrepareResult:
 
     meta = {
         "key": prepare_key(cfg),
+        "data": prepared_digest(train, raw.test, images),  # what fold results are computed from
         "n_train": len(train),
         "n_test": len(raw.test),
         "n_folds": comp.cv.n_splits,
@@ -109,6 +160,7 @@ class PreparedData:
     train_images: np.ndarray | None
     test_images: np.ndarray | None
     folder: Path
+    identity: str  # prepared_digest of all the above: fold results saved for other data are not reused
 
 
 def load_prepared(cfg: DictConfig, scratch: Path) -> PreparedData:
@@ -127,6 +179,7 @@ def load_prepared(cfg: DictConfig, scratch: Path) -> PreparedData:
         path = folder / f"{split}_images.npy"
         images[split] = np.load(path, mmap_mode="r") if path.exists() else None
     return PreparedData(
+        identity=json.loads((folder / "meta.json").read_text())["data"],
         train=pd.read_parquet(folder / "train.parquet"),
         test=pd.read_parquet(folder / "test.parquet"),
         train_images=images["train"],

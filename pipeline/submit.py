@@ -19,7 +19,7 @@ from pipeline.data.raw import read_table
 from pipeline.errors import PodiumError
 from pipeline.predictions import load_predictions
 from pipeline.provenance import provenance
-from pipeline.submission import build_submission, check_submission, score_submission
+from pipeline.submission import build_submission, check_solution, check_submission, score_submission
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ def submit(cfg: DictConfig, source: Path | None = None) -> SubmitResult:
     solution_path = (folder / comp.files.solution).resolve() if comp.files.solution else None
     if solution_path and solution_path.is_file():
         solution = read_table(solution_path, comp.id_column, "solution file")
+        check_solution(solution, sub, comp, str(solution_path))
         leaderboard = score_submission(sub, solution, comp)
         leaderboard_report = {name: score_submission(sub, solution, comp, name) for name in comp.report_metrics}
     cv_path = source / "metrics.json"
@@ -60,16 +61,20 @@ def submit(cfg: DictConfig, source: Path | None = None) -> SubmitResult:
     board = score_board(cfg, source, source_metrics, sample, solution, leaderboard)
 
     io.write_csv(target, sub)
+    from pipeline.data.identity import file_sha256
+
     metrics = {"metric": comp.metric, "cv": cv_score, "local_leaderboard": leaderboard,
                "report": {name: {"cv": cv_report.get(name), "local_leaderboard": leaderboard_report.get(name)}
                           for name in comp.report_metrics},
                "cv_in_sample": source_metrics.get("cv_in_sample"), "board": board, "rows": len(sub),
-               "source": str(source.relative_to(io.root(cfg)) if source.is_relative_to(io.root(cfg)) else source)}
+               "source": str(source.relative_to(io.root(cfg)) if source.is_relative_to(io.root(cfg)) else source),
+               "submission_sha256": file_sha256(target)}  # which submission.csv these scores are of
     out = io.out_dir(cfg)
-    io.write_config(out / "config.yaml", cfg)
-    io.write_json(out / "metrics.json", metrics)
     record = provenance(io.root(cfg), {"predictions": source / "test.parquet", "sample submission": folder / comp.files.sample_submission})
-    io.write_json(out / "provenance.json", record)
+    with io.staging_dir(out) as tmp:  # the stage's folder as one unit
+        io.write_config(tmp / "config.yaml", cfg)
+        io.write_json(tmp / "provenance.json", record)
+        io.write_json(tmp / "metrics.json", metrics)
 
     from pipeline.tracking import Tracker
 
@@ -117,4 +122,6 @@ def score_file(cfg: DictConfig, submission: Path, solution: Path | None = None) 
     solution = Path(solution) if solution else (folder / comp.files.solution if comp.files.solution else None)
     if solution is None or not solution.is_file():
         raise PodiumError(f"No solution file to score against ({solution}). Pass --solution PATH.")
-    return score_submission(sub, read_table(solution, comp.id_column, "solution file"), comp)
+    truth = read_table(solution, comp.id_column, "solution file")
+    check_solution(truth, sub, comp, str(solution))
+    return score_submission(sub, truth, comp)

@@ -91,6 +91,12 @@ class Tracker:
         import mlflow
 
         self.mlflow = mlflow
+        mlflow.set_tracking_uri(tracking_uri(cfg))  # only points at the store: nothing is created before a run
+
+    @cached_property
+    def experiment_id(self) -> str:
+        """The experiment's id, created on first use: a command refused before its first run leaves the store as it was."""
+        mlflow, cfg = self.mlflow, self.cfg
         uri = tracking_uri(cfg)
         mlflow.set_tracking_uri(uri)
         name = cfg.tracking.experiment
@@ -100,10 +106,8 @@ class Tracker:
             experiment = mlflow.get_experiment_by_name(name)
             if experiment is None:
                 location = (root(cfg) / cfg.tracking.artifacts).as_uri() if uri.startswith("sqlite:") else None
-                experiment_id = mlflow.create_experiment(name, artifact_location=location)
-            else:
-                experiment_id = experiment.experiment_id
-        self.experiment_id = experiment_id
+                return mlflow.create_experiment(name, artifact_location=location)
+            return experiment.experiment_id
 
     @cached_property
     def git(self) -> dict[str, object]:
@@ -132,10 +136,11 @@ class Tracker:
         if not self.enabled:
             yield None
             return
+        experiment_id = self.experiment_id  # also points MLflow at the store
         if resume:
             active = self.mlflow.start_run(run_id=resume)
         else:
-            active = self.mlflow.start_run(run_name=name, experiment_id=self.experiment_id, nested=nested, parent_run_id=parent,
+            active = self.mlflow.start_run(run_name=name, experiment_id=experiment_id, nested=nested, parent_run_id=parent,
                                            tags={k: redact(str(v)) for k, v in self.tags(**tags).items()})
         try:
             if params:

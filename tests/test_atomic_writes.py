@@ -3,6 +3,7 @@ and the next run clears the abandoned temporary file."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -76,12 +77,12 @@ def test_ensemble_killed_mid_write_keeps_the_previous_files_whole(members, monke
     before = {name: (folder / name).read_bytes() for name in ("oof.parquet", "metrics.json")}
 
     die_writing(members, "test.parquet", ENSEMBLE)
-    assert len(leftovers(folder)) == 1  # the half-written temporary, under a hidden name
+    assert len(leftovers(folder.parent)) == 1  # the half-built staging folder, under a hidden name
     pd.read_parquet(folder / "test.parquet")  # the previous file, whole
     assert (folder / "metrics.json").read_bytes() == before["metrics.json"]  # written after: untouched
 
     assert cli.main(ENSEMBLE) == 0
-    assert leftovers(folder) == [], "the next run removes what the killed one abandoned"
+    assert leftovers(folder.parent) == [], "the next run removes what the killed one abandoned"
     assert (folder / "oof.parquet").read_bytes() == before["oof.parquet"]
 
 
@@ -99,3 +100,79 @@ def test_submission_killed_mid_write_leaves_no_partial_file(members, monkeypatch
 
     die_writing(members, "submission.csv", SUBMIT)  # a rewrite: the previous file stays, byte for byte
     assert submission.read_bytes() == complete
+
+
+# Runs a podium command that SIGKILLs itself right after its N-th completed rename (each file's
+# commit, and the exchange of a stage's folder): a kill at every file boundary in turn.
+DIE_AFTER_RENAME = """
+import os, signal, sys
+from pipeline import io
+count, limit = [0], int(sys.argv[1])
+
+def counted(real):
+    def call(*args, **kwargs):
+        out = real(*args, **kwargs)
+        count[0] += 1
+        if count[0] == limit:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return out
+    return call
+
+os.replace = counted(os.replace)
+io._exchange = counted(io._exchange)
+from pipeline.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def restore(folder: Path, state: dict[str, bytes]) -> None:
+    shutil.rmtree(folder)
+    for name, data in state.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+
+
+@pytest.mark.parametrize("stage", ["ensemble", "submit"])
+def test_stage_killed_at_every_file_boundary_leaves_the_old_outputs_or_the_new(stage, members, monkeypatch):
+    """The old outputs come from a mean blend, the new from stacking. Killed after each rename in turn (every
+    file's commit, the folder's exchange), the stage's folder is the old one byte for byte, or the new one
+    whole, its files agreeing with the hashes its metrics.json records; the submission file is whole."""
+    import json
+
+    from pipeline.predictions import check_consistent
+
+    monkeypatch.chdir(members)
+    mean, stack = [*ENSEMBLE, "ensemble.method=mean"], [*ENSEMBLE, "ensemble.method=stack"]
+    folder = members / "outputs/animals" / ("ensemble" if stage == "ensemble" else "submission")
+    csv = members / "submissions/animals/submission.csv"
+    assert cli.main(mean) == 0 and cli.main(SUBMIT) == 0  # the old outputs
+    old_state, old_csv = folder_bytes(folder), csv.read_bytes()
+    if stage == "submit":
+        assert cli.main(stack) == 0  # the ensemble the new submission comes from
+    command = stack if stage == "ensemble" else SUBMIT
+    old_cv = json.loads(old_state["metrics.json"])["cv"]
+    seen = []
+    for limit in range(1, 60):
+        run = subprocess.run([sys.executable, "-c", DIE_AFTER_RENAME, str(limit), *command], cwd=members,
+                             capture_output=True, text=True)
+        assert run.returncode in (0, -9), run.stderr
+        state = folder_bytes(folder)
+        if state == old_state:
+            seen.append("old")
+        else:
+            metrics = json.loads(state["metrics.json"])
+            assert state.keys() == old_state.keys() and metrics["cv"] != old_cv, f"a mix after rename {limit}"
+            seen.append("new")
+        check_consistent(folder)
+        assert csv.read_bytes() == old_csv or len(pd.read_csv(csv)) == 1944  # whole, old or new
+        if run.returncode == 0:  # no boundary left: the stage ran to its end
+            break
+        restore(folder, old_state)
+        csv.write_bytes(old_csv)
+    else:
+        pytest.fail("the stage never ran to its end")
+    assert seen[0] == "old" and seen[-1] == "new" and "old" in seen[1:-1], seen  # several boundaries, each kept whole

@@ -69,6 +69,7 @@ class CompetitionConfig:
     id_column: str = "id"
     target_column: str = MISSING
     classes: list[str] = field(default_factory=list)
+    allow_missing_classes: bool = False  # a listed class with no training row: refused unless true
     metric: str = MISSING
     direction: str = MISSING
     report_metrics: list[str] = field(default_factory=list)

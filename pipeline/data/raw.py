@@ -27,7 +27,13 @@ class RawData:
 
 
 def read_table(path: Path, id_column: str, what: str) -> pd.DataFrame:
-    """Read a CSV with its id column as text (so '007' stays '007')."""
+    """Read a CSV as text, every cell exactly as written.
+
+    pandas' type guessing would turn `true` into True, `01` into 1 and `NA`, `None` or `null`
+    into NaN; here no value is guessed: each column is parsed later by its declared role (ids,
+    labels and texts stay text, numbers are parsed where a number is expected). An empty cell
+    is the empty string.
+    """
     if not path.is_file():
         raise PodiumError(
             f"Missing {what}: {path} does not exist. Put the competition's files in {path.parent}/ "
@@ -35,7 +41,8 @@ def read_table(path: Path, id_column: str, what: str) -> pd.DataFrame:
             f"the competition's YAML."
         )
     try:
-        frame = pd.read_csv(path, dtype={id_column: str})
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+        header = _header(path)
     except pd.errors.EmptyDataError:
         raise PodiumError(f"The {what} {path} is empty. It needs a header row (the column names) and one row per id.") from None
     except UnicodeDecodeError as exc:
@@ -45,8 +52,27 @@ def read_table(path: Path, id_column: str, what: str) -> pd.DataFrame:
         ) from None
     except pd.errors.ParserError as exc:
         raise PodiumError(f"Cannot read {what} {path}: {exc}. Is it a valid CSV file?") from None
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:  # pandas would rename the second one `label.1` and read the first without a word
+        raise PodiumError(
+            f"{path}: the header names column(s) {repeated} more than once ({', '.join(header)}). "
+            f"Each column needs its own name: rename or drop the duplicate."
+        )
     require_columns(frame, [id_column], path)
     return frame
+
+
+def _header(path: Path) -> list[str]:
+    """The column names as the file's first record spells them (before pandas renames duplicates)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        return next(csv.reader(handle), [])
+
+
+def lines_of(mask: np.ndarray, first: int = 5) -> list[int]:
+    """File line numbers (the header is line 1) of the first rows where `mask` holds."""
+    return (np.flatnonzero(mask)[:first] + 2).tolist()
 
 
 def require_columns(frame: pd.DataFrame, columns: list[str], path: Path) -> None:
@@ -59,17 +85,35 @@ def require_columns(frame: pd.DataFrame, columns: list[str], path: Path) -> None
         )
 
 
+def blank(values: pd.Series) -> np.ndarray:
+    """Cells that hold nothing but white space (NaN too, for frames not read by `read_table`)."""
+    return values.isna().to_numpy() | values.astype(str).str.strip().eq("").to_numpy()
+
+
 def check_ids(frame: pd.DataFrame, id_column: str, path: Path) -> None:
     ids = frame[id_column]
-    if ids.isna().any():
-        rows = (np.flatnonzero(ids.isna().to_numpy())[:5] + 2).tolist()
-        raise PodiumError(f"{path}: column {id_column!r} is empty on line(s) {rows}. Every row needs an id.")
+    empty = blank(ids)
+    if empty.any():
+        raise PodiumError(f"{path}: column {id_column!r} is empty on line(s) {lines_of(empty)}. Every row needs an id.")
     dup = ids[ids.duplicated()].unique()
     if len(dup):
         raise PodiumError(
             f"{path}: column {id_column!r} has {len(dup)} duplicated id(s), e.g. {list(dup[:5])}. "
             f"Ids must be unique; remove or rename the duplicate rows."
         )
+
+
+def parse_numbers(values: pd.Series, path: Path, column: str, what: str) -> np.ndarray:
+    """Text cells as finite floats; a named error listing the values that are not, with their lines."""
+    numbers = pd.to_numeric(values.str.strip(), errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(numbers)
+    if bad.any():
+        examples = [values.iloc[i] for i in np.flatnonzero(bad)[:5]]
+        raise PodiumError(
+            f"{path}: {what} {column!r} needs a finite number on every row, but {int(bad.sum())} row(s) hold "
+            f"{examples} (empty, text, NaN or infinity), first on line(s) {lines_of(bad)}. Fix or drop those rows."
+        )
+    return numbers
 
 
 def check_file_ids(frame: pd.DataFrame, id_column: str, path: Path, folder: Path, suffix: str) -> None:
@@ -89,45 +133,50 @@ def encode_target(train: pd.DataFrame, comp: DictConfig, path: Path) -> np.ndarr
     """Class names -> indices in `competition.classes` order; regression targets -> float."""
     column = comp.target_column
     values = train[column]
-    if values.isna().any():
-        rows = (np.flatnonzero(values.isna().to_numpy())[:5] + 2).tolist()
+    empty = blank(values)
+    if empty.any():
         raise PodiumError(
-            f"{path}: target column {column!r} is empty (NaN) on {int(values.isna().sum())} row(s), "
-            f"first on line(s) {rows}. Fill or drop those rows."
+            f"{path}: target column {column!r} is empty on {int(empty.sum())} row(s), first on line(s) "
+            f"{lines_of(empty)}. Fill or drop those rows."
         )
     if comp.task == "regression":
-        numeric = pd.to_numeric(values, errors="coerce")
-        if numeric.isna().any() or not np.isfinite(numeric.to_numpy()).all():
-            bad = values[numeric.isna()].unique()[:5]
-            raise PodiumError(f"{path}: target column {column!r} has non-numeric values {list(bad)} in a regression task.")
-        return numeric.to_numpy(dtype=np.float32)
+        return parse_numbers(values, path, column, "regression target").astype(np.float32)
     classes = list(comp.classes)
-    as_text = values.astype(str)
-    unknown = sorted(set(as_text) - set(classes))
+    unknown = sorted(set(values) - set(classes))
     if unknown:
         raise PodiumError(
             f"{path}: target column {column!r} has label(s) {unknown[:10]} that are not among the "
-            f"competition's classes {classes}. Fix the labels, or add them to `classes:` in "
-            f"conf/competition/{comp.name}.yaml."
+            f"competition's classes {classes} (labels are compared as written, case and spaces included). "
+            f"Fix the labels, or add them to `classes:` in conf/competition/{comp.name}.yaml (quoted, "
+            f"e.g. '01' or 'true', so YAML keeps them text)."
         )
-    return as_text.map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=np.int64)
+    return values.map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=np.int64)
+
+
+def check_groups(frame: pd.DataFrame, column: str, path: Path) -> None:
+    """Every row names its group: an empty one would silently form a group of its own."""
+    empty = blank(frame[column])
+    if empty.any():
+        raise PodiumError(
+            f"{path}: group column {column!r} (competition.cv.group_column) is empty on {int(empty.sum())} row(s), "
+            f"first on line(s) {lines_of(empty)}. Give every row its group, or drop those rows."
+        )
 
 
 def check_texts(frame: pd.DataFrame, column: str, path: Path) -> None:
-    """Every row holds a non-empty string in the text column."""
+    """Every row holds a non-empty text, and the column is not a column of numbers."""
     values = frame[column]
-    not_text = ~values.map(lambda v: isinstance(v, str))
-    if not_text.all() and len(values):
+    numeric = pd.to_numeric(values, errors="coerce").notna().to_numpy()
+    if len(values) and numeric.all():
         raise PodiumError(
-            f"{path}: text column {column!r} holds {values.dtype} values, not text (e.g. {values.iloc[0]!r}). "
+            f"{path}: text column {column!r} holds only numbers (e.g. {values.iloc[0]!r}), not text. "
             f"Point competition.text.column at the column holding the texts."
         )
-    empty = not_text | values.map(lambda v: isinstance(v, str) and not v.strip())
+    empty = blank(values)
     if empty.any():
-        rows = (np.flatnonzero(empty.to_numpy())[:5] + 2).tolist()
         raise PodiumError(
-            f"{path}: text column {column!r} is empty or not text on {int(empty.sum())} row(s), first on "
-            f"line(s) {rows}. Fill those texts or drop the rows."
+            f"{path}: text column {column!r} is empty on {int(empty.sum())} row(s), first on "
+            f"line(s) {lines_of(empty)}. Fill those texts or drop the rows."
         )
 
 
@@ -153,6 +202,11 @@ def load_raw(cfg: DictConfig) -> RawData:
     require_columns(train, needed + ([text_column] if text_column else []), train_path)
     for frame, path in ((train, train_path), (test, test_path), (sample, sample_path)):
         check_ids(frame, comp.id_column, path)
+    for frame, path in ((train, train_path), (test, test_path)):
+        if frame.empty:  # refused now, not after hours of training
+            raise PodiumError(f"{path} has a header but no rows. It needs one row per id.")
+    if comp.cv.group_column:
+        check_groups(train, comp.cv.group_column, train_path)
     if comp.modality == "image":
         for frame, path in ((train, train_path), (test, test_path)):
             check_file_ids(frame, comp.id_column, path, folder / files.images, files.image_suffix)
@@ -187,7 +241,7 @@ def load_raw(cfg: DictConfig) -> RawData:
     out = pd.DataFrame({comp.id_column: train[comp.id_column].to_numpy()})
     out["target"] = encode_target(train, comp, train_path)
     if comp.cv.group_column:
-        out["group"] = train[comp.cv.group_column].astype(str).to_numpy()
+        out["group"] = train[comp.cv.group_column].to_numpy()
     if text_column:
         out[text_column] = train[text_column].to_numpy()
     kept = [comp.id_column] + ([text_column] if text_column else [])

@@ -23,7 +23,7 @@ from pipeline.ensemble.members import candidate_folders, load_members
 from pipeline.ensemble.methods import METHODS, Blend, Problem, check_method, make_blend, usable_methods
 from pipeline.errors import PodiumError
 from pipeline.metrics import get_metric, report_scores, score_predictions
-from pipeline.predictions import Predictions
+from pipeline.predictions import Predictions, file_hashes
 
 log = logging.getLogger(__name__)
 
@@ -111,21 +111,25 @@ def ensemble(cfg: DictConfig) -> EnsembleResult:
     from pipeline.provenance import provenance
     from pipeline.tracking import Tracker
 
+    root = io.root(cfg)
+    metrics = {"method": chosen.method, "requested": cfg.ensemble.method, "metric": metric.name,
+               "cv": chosen.nested, "cv_in_sample": chosen.in_sample, "report": reported,
+               "methods": {s.method: {"in_sample": s.in_sample, "nested": s.nested} for s in scores},
+               "weights": weights, "members": member_scores,
+               "sources": {n: str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for n, p in folders.items()},
+               "rounds": getattr(chosen.blend, "history", []), "board": board}
+    record = provenance(root, {f"member {n}": p for n, p in folders.items()})
+    # Every file into a staging folder swapped in as one unit: a kill leaves the old blend or the new one.
+    with io.staging_dir(out) as tmp:
+        files = Predictions(first.oof_ids, first.folds, first.target, chosen.held_out, first.test_ids, test).save(tmp, comp)
+        io.write_config(tmp / "config.yaml", cfg)
+        io.write_json(tmp / "provenance.json", record)
+        plots = [p.relative_to(tmp) for p in
+                 ensemble_plots(tmp / "plots", {n: members[n].oof for n in names}, weights, chosen.method)]
+        io.write_json(tmp / "metrics.json", {**metrics, "files": file_hashes(files)})
+
     tracker = Tracker(cfg)
     with tracker.run("ensemble", params=True, stage="ensemble", model="ensemble"):
-        written = Predictions(first.oof_ids, first.folds, first.target, chosen.held_out, first.test_ids, test).save(out, comp)
-        root = io.root(cfg)
-        metrics = {"method": chosen.method, "requested": cfg.ensemble.method, "metric": metric.name,
-                   "cv": chosen.nested, "cv_in_sample": chosen.in_sample, "report": reported,
-                   "methods": {s.method: {"in_sample": s.in_sample, "nested": s.nested} for s in scores},
-                   "weights": weights, "members": member_scores,
-                   "sources": {n: str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
-                               for n, p in folders.items()},
-                   "rounds": getattr(chosen.blend, "history", []), "board": board}
-        io.write_config(out / "config.yaml", cfg)
-        io.write_json(out / "metrics.json", metrics)
-        record = provenance(root, {f"member {n}": p for n, p in folders.items()})
-        io.write_json(out / "provenance.json", record)
         tracker.log_provenance(record)
         tracker.log_metrics({f"cv_{metric.name}": chosen.nested, f"cv_in_sample_{metric.name}": chosen.in_sample,
                              **{f"cv_{k}": v for k, v in reported.items()},
@@ -133,11 +137,11 @@ def ensemble(cfg: DictConfig) -> EnsembleResult:
                              **{f"in_sample_{s.method}": s.in_sample for s in scores},
                              **{f"weight_{n}": w for n, w in weights.items() if np.isfinite(w)},
                              **{f"member_cv_{n}": s for n, s in member_scores.items()}})
-        tracker.log_artifacts([*written, out / "config.yaml", out / "metrics.json"])
+        tracker.log_artifacts([out / "oof.parquet", out / "test.parquet", out / "config.yaml", out / "metrics.json"])
         tracker.set_tags(method=chosen.method)
         tracker.describe(f"{chosen.method} blend of {', '.join(names)} on {comp.name}: nested CV {metric.name} "
                          f"{chosen.nested:.4f} (in-sample {chosen.in_sample:.4f}).")
-        tracker.log_artifacts(ensemble_plots(out / "plots", {n: members[n].oof for n in names}, weights, chosen.method), folder="plots")
+        tracker.log_artifacts([out / p for p in plots], folder="plots")
     return EnsembleResult(chosen.method, weights, member_scores, chosen.nested, chosen.in_sample, scores, out, board)
 
 
@@ -162,6 +166,4 @@ def ensemble_plots(folder: Path, oofs: dict[str, np.ndarray], weights: dict[str,
 
     written = [member_correlation(oofs, "members' out-of-fold correlation", folder / "member_correlation.png")]
     bars = ensemble_weights(weights, f"{method} blend: weight per member", folder / "weights.png")
-    if bars is None:  # no weights (stacking): no stale file from an earlier blend either
-        (folder / "weights.png").unlink(missing_ok=True)
-    return written + ([bars] if bars else [])
+    return written + ([bars] if bars else [])  # no weights (stacking): no bars

@@ -7,6 +7,9 @@ DVC deletes before rerunning a stage):
     last.ckpt     the end of the latest epoch: an interrupted fold resumes from here
     history.json  that fold's per-epoch metrics so far
     result.npz    the fold's predictions, written once the fold is done: a rerun reuses them
+    data.txt      the identity of the prepared data the fold trains on (pipeline/data/identity.py):
+                  saved state is reused only for the same data, so a relabelled row, an added
+                  image or a moved fold trains afresh instead of keeping results of other data
 
 Every file is written to a temporary name and renamed into place, so a kill at any moment leaves
 either the previous complete file or the new one. A finished `train` deletes last.ckpt,
@@ -17,6 +20,7 @@ config trains afresh.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +34,8 @@ from pipeline import io
 from pipeline.errors import PodiumError
 
 RESUME_FILES = ("last.ckpt", "history.json", "result.npz")
+log = logging.getLogger(__name__)
+_told: set[Path] = set()  # fold folders whose stale state was reported already
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -61,8 +67,29 @@ class FoldState:
     def last(self) -> Path:
         return self.folder / "last.ckpt"
 
+    def same_data(self, identity: str, label: str) -> bool:
+        """Whether saved resume state (if any) was computed from the prepared data `identity`; says why not."""
+        if not any((self.folder / name).is_file() for name in RESUME_FILES):
+            return True
+        path = self.folder / "data.txt"
+        recorded = path.read_text().strip() if path.is_file() else None
+        if recorded == identity:
+            return True
+        if self.folder not in _told:  # train_seed and train_fold both ask: say it once
+            _told.add(self.folder)
+            log.info("%s: the saved state in %s was computed from other data (prepared data %s, now %s: rows, labels, "
+                     "folds or images changed), so it is not reused: training this fold afresh", label, self.folder,
+                     recorded or "unrecorded", identity)
+        return False
+
+    def start(self, identity: str) -> None:
+        """A fresh start of the fold on the prepared data `identity`: earlier files removed, the identity recorded."""
+        self.clear()
+        _told.discard(self.folder)
+        io.write_text(self.folder / "data.txt", identity + "\n")
+
     def finished(self) -> FoldResult | None:
-        """The fold's predictions if an earlier run of this config finished the fold."""
+        """The fold's predictions if an earlier run of this config finished the fold (check `same_data` first)."""
         path = self.folder / "result.npz"
         if not path.is_file():
             return None

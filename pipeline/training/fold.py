@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from pipeline import io, progress
 from pipeline.config.checks import check_batch_split
+from pipeline.errors import PodiumError
 from pipeline.metrics import get_metric
 from pipeline.models import family_module
 from pipeline.predictions import n_outputs
@@ -30,7 +31,7 @@ from pipeline.training.callbacks import EpochLogger, FiniteLoss, Reseed
 from pipeline.training.checkpoints import AtomicCheckpointIO, FoldResult, FoldState
 from pipeline.training.distributed import World, gather_rows
 from pipeline.training.inputs import FoldInputs, fold_inputs
-from pipeline.training.module import CompetitionModule
+from pipeline.training.module import CompetitionModule, UndefinedScore
 from pipeline.training.tta import build_tta
 
 log = logging.getLogger(__name__)
@@ -57,11 +58,11 @@ def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker,
     trainer, checkpoint = build_trainer(cfg, fold, tracker, history, callbacks, label)
     world = World.of(trainer)
     check_batch_split(cfg.model.batch_size, world.size, "trainer.devices x trainer.num_nodes")
-    resume_at = state.resumable_epoch() if cfg.train.resume else None
+    resume_at = state.resumable_epoch() if cfg.train.resume and state.same_data(data.identity, label) else None
     distributed.barrier()  # every process has read the fold's saved state before rank 0 changes it
     if resume_at is None:
         if world.is_main:
-            state.clear()  # only once the run is going ahead
+            state.start(data.identity)  # only once the run is going ahead
     else:
         log.info("%s: resuming at epoch %d from %s", label, resume_at, state.last)
         restore_history(state.history(before_epoch=resume_at), history, tracker)  # the epochs already trained
@@ -70,6 +71,9 @@ def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker,
     try:
         trainer.fit(module, inputs.train_loader(cfg, seed=cfg.seed + fold, world=world),
                     inputs.eval_loader(inputs.valid, cfg, world)[0], ckpt_path=state.last if resume_at is not None else None)
+    except UndefinedScore as exc:
+        raise PodiumError(undefined_score(f"{label} ({exc})", metric.name, data.train["target"].to_numpy()[is_valid],
+                                          comp)) from None
     except SystemExit:
         if trainer.interrupted:  # Lightning turns Ctrl-C into sys.exit(1); keep it a Ctrl-C
             raise KeyboardInterrupt from None
@@ -123,6 +127,15 @@ def build_module(cfg: DictConfig, inputs: FoldInputs) -> CompetitionModule:
     tta = build_tta(cfg.tta, comp.modality, comp.task)
     return CompetitionModule(inputs.net, cfg.model, comp.task, get_metric(comp.metric), augment, tta,
                              channels_last=cfg.train.channels_last, compile=cfg.train.compile)
+
+
+def undefined_score(label: str, metric: str, target: np.ndarray, comp: DictConfig) -> str:
+    """Why a fold's score is NaN, with the class counts of its validation rows."""
+    present = (dict(zip(comp.classes, np.bincount(target.astype(int), minlength=len(comp.classes)).tolist()))
+               if comp.task != "regression" else f"{len(target)} rows")
+    return (f"{label}: the {metric} of its validation rows is undefined (NaN), so no outputs were written; its "
+            f"validation rows hold {present}. A metric such as AUC or F1 needs every class among a fold's rows: "
+            f"use fewer folds (competition.cv.n_splits), a stratified cv.scheme, or another metric.")
 
 
 def trainer_flags(cfg: DictConfig) -> dict:

@@ -26,6 +26,10 @@ from pipeline.training.distributed import gather_objects
 from pipeline.training.tta import TTA, View
 
 
+class UndefinedScore(PodiumError):
+    """The validation metric is NaN on finite predictions (e.g. AUC on rows of one class)."""
+
+
 class CompetitionModule(L.LightningModule):
     """Trains `net` on the competition's loss; logs `val/score`, the competition metric per epoch."""
 
@@ -117,6 +121,8 @@ class CompetitionModule(L.LightningModule):
         pred = torch.cat([p for p, _ in outputs]).numpy()
         target = torch.cat([t for _, t in outputs]).numpy()
         score = score_predictions(self.metric, target, pred, self.task)
+        if not np.isfinite(score) and np.isfinite(pred).all():  # not a divergence: the metric is undefined here
+            raise UndefinedScore(f"epoch {self.current_epoch}")
         # the same on every process (computed on all rows); sync_dist only says so to Lightning
         self.log("val/score", float(score) if np.isfinite(score) else float(self.metric.worst), prog_bar=True, sync_dist=True)
 

@@ -30,12 +30,12 @@ from pipeline.errors import PodiumError
 from pipeline.metrics import get_metric, report_scores, score_predictions
 from pipeline.models import family_module
 from pipeline.plots import model_plots
-from pipeline.predictions import Predictions, n_outputs
+from pipeline.predictions import Predictions, file_hashes, n_outputs
 from pipeline.prepare import PreparedData
 from pipeline.provenance import provenance
 from pipeline.tracking import Tracker
 from pipeline.training import distributed
-from pipeline.training.fold import fit_fold, fold_state, restore_history, train_fold, trainer_flags
+from pipeline.training.fold import fit_fold, fold_state, restore_history, train_fold, trainer_flags, undefined_score
 from pipeline.training.tta import build_tta
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,8 @@ def train_seed(cfg: DictConfig, data: PreparedData, tracker: Tracker, history: l
         fold_started = time.perf_counter()
         with tracker.run(f"{label} fold {fold}", nested=True, model=cfg.model.name, fold=str(fold), seed=str(cfg.seed), stage="train_fold"):
             state = fold_state(cfg, fold)
-            kept = state.finished() if cfg.train.resume and not hasattr(family, "fit_predict") else None
+            reusable = cfg.train.resume and not hasattr(family, "fit_predict") and state.same_data(data.identity, f"{label} fold {fold}")
+            kept = state.finished() if reusable else None
             if kept is not None:  # finished by an interrupted run of this config
                 log.info("%s fold %d: finished by an earlier run, kept (%s)", label, fold, state.folder)
                 restore_history(state.history(before_epoch=cfg.trainer.max_epochs), history, tracker)
@@ -108,6 +109,8 @@ def train_seed(cfg: DictConfig, data: PreparedData, tracker: Tracker, history: l
             oof[is_valid] = valid_pred
             test += test_pred / n_folds
             score = score_predictions(metric, target[is_valid], valid_pred, comp.task)
+            if not np.isfinite(score):
+                raise PodiumError(undefined_score(f"{label} fold {fold}", metric.name, target[is_valid], comp))
             tracker.log_metrics({f"fold_{metric.name}": score, **({"best_epoch": best_epoch} if best_epoch is not None else {})})
         fold_scores.append(score)
         best_epochs.append(best_epoch)
@@ -178,43 +181,46 @@ def _write_outputs(cfg: DictConfig, data: PreparedData, per_seed: dict[int, dict
     folds, target = data.train["fold"].to_numpy(), data.train["target"].to_numpy()
     ids, test_ids = data.train[comp.id_column].to_numpy(), data.test[comp.id_column].to_numpy()
     n_folds = int(folds.max()) + 1
-    written: list[Path] = []
-    for seed, run in per_seed.items():
-        run["cv"] = score_predictions(metric, target, run["oof"], comp.task)
-        if len(per_seed) > 1:
-            log.info("%s seed %d: CV %s %.4f", cfg.model.name, seed, metric.name, run["cv"])
-        seed_dir = out / "seeds" / f"seed_{seed}"
-        written += Predictions(ids, folds, target, run["oof"], test_ids, run["test"]).save(seed_dir, comp)
-        io.write_json(seed_dir / "metrics.json", {"model": cfg.model.name, "seed": seed, "metric": metric.name, "cv": run["cv"],
-                                                  "folds": {str(k): s for k, s in enumerate(run["fold_scores"])},
-                                                  "seconds": round(run["seconds"], 1)})
+    # Every file into a staging folder swapped in as one unit: a kill leaves the old outputs or the new.
+    with io.staging_dir(out, keep=("prepared",)) as tmp:  # by-hand runs keep their scratch prepared data
+        for seed, run in per_seed.items():
+            run["cv"] = score_predictions(metric, target, run["oof"], comp.task)
+            if len(per_seed) > 1:
+                log.info("%s seed %d: CV %s %.4f", cfg.model.name, seed, metric.name, run["cv"])
+            seed_dir = tmp / "seeds" / f"seed_{seed}"
+            files = Predictions(ids, folds, target, run["oof"], test_ids, run["test"]).save(seed_dir, comp)
+            io.write_json(seed_dir / "metrics.json", {"model": cfg.model.name, "seed": seed, "metric": metric.name, "cv": run["cv"],
+                                                      "folds": {str(k): s for k, s in enumerate(run["fold_scores"])},
+                                                      "seconds": round(run["seconds"], 1), "files": file_hashes(files)})
 
-    # The model's own predictions: the mean over seeds (one seed: that seed's).
-    oof = np.mean([p["oof"] for p in per_seed.values()], axis=0)
-    test = np.mean([p["test"] for p in per_seed.values()], axis=0)
-    fold_scores = [score_predictions(metric, target[folds == k], oof[folds == k], comp.task) for k in range(n_folds)]
-    cv_score = score_predictions(metric, target, oof, comp.task)
-    reported = report_scores(comp, target, oof)
-    seconds = time.perf_counter() - started
-    best_epochs = [e for p in per_seed.values() for e in p["best_epochs"]]
-    written += Predictions(ids, folds, target, oof, test_ids, test).save(out, comp)
-    metrics = {"model": cfg.model.name, "metric": metric.name, "cv": cv_score,
-               "folds": {str(k): s for k, s in enumerate(fold_scores)},
-               "fold_mean": float(np.mean(fold_scores)), "fold_std": float(np.std(fold_scores)),
-               "report": reported, "seeds": {str(s): p["cv"] for s, p in per_seed.items()},
-               "best_epochs": best_epochs, "seconds": round(seconds, 1)}
-    io.write_csv(out / "history.csv", pd.DataFrame(history))
-    plots = model_plots(out / "plots", pd.DataFrame(history), target, oof, comp, metric.name, cfg.model.name)
-    io.write_config(out / "config.yaml", cfg)
-    io.write_json(out / "metrics.json", metrics)
-    record = provenance(io.root(cfg), {"raw": io.raw_dir(cfg), "prepared": data.folder})
-    io.write_json(out / "provenance.json", record)
+        # The model's own predictions: the mean over seeds (one seed: that seed's).
+        oof = np.mean([p["oof"] for p in per_seed.values()], axis=0)
+        test = np.mean([p["test"] for p in per_seed.values()], axis=0)
+        fold_scores = [score_predictions(metric, target[folds == k], oof[folds == k], comp.task) for k in range(n_folds)]
+        cv_score = score_predictions(metric, target, oof, comp.task)
+        reported = report_scores(comp, target, oof)
+        seconds = time.perf_counter() - started
+        best_epochs = [e for p in per_seed.values() for e in p["best_epochs"]]
+        files = Predictions(ids, folds, target, oof, test_ids, test).save(tmp, comp)
+        metrics = {"model": cfg.model.name, "metric": metric.name, "cv": cv_score,
+                   "folds": {str(k): s for k, s in enumerate(fold_scores)},
+                   "fold_mean": float(np.mean(fold_scores)), "fold_std": float(np.std(fold_scores)),
+                   "report": reported, "seeds": {str(s): p["cv"] for s, p in per_seed.items()},
+                   "best_epochs": best_epochs, "seconds": round(seconds, 1), "files": file_hashes(files)}
+        io.write_csv(tmp / "history.csv", pd.DataFrame(history))
+        plots = [p.relative_to(tmp) for p in
+                 model_plots(tmp / "plots", pd.DataFrame(history), target, oof, comp, metric.name, cfg.model.name)]
+        io.write_config(tmp / "config.yaml", cfg)
+        io.write_json(tmp / "metrics.json", metrics)
+        record = provenance(io.root(cfg), {"raw": io.raw_dir(cfg), "prepared": data.folder})
+        io.write_json(tmp / "provenance.json", record)
+    written = [out / "oof.parquet", out / "test.parquet"] + sorted((out / "seeds").glob("seed_*/*.parquet"))
     tracker.log_provenance(record)
     tracker.log_metrics({f"cv_{metric.name}": cv_score, **{f"cv_{k}": v for k, v in reported.items()},
                          **({f"cv_{metric.name}_seed_{s}": p["cv"] for s, p in per_seed.items()} if len(per_seed) > 1 else {}),
                          "fold_std": metrics["fold_std"], "seconds": seconds})
     tracker.log_artifacts([*written, out / "history.csv", out / "config.yaml", out / "metrics.json"])
-    tracker.log_artifacts(plots, folder="plots")
+    tracker.log_artifacts([out / p for p in plots], folder="plots")
     tracker.describe(f"{cfg.model.name} on {comp.name}: CV {metric.name} {cv_score:.4f} (fold std {metrics['fold_std']:.4f}) "
                      f"over {n_folds} folds x {len(per_seed)} seed(s), in {seconds:.0f} s.")
     return TrainResult(cfg.model.name, metric.name, cv_score, fold_scores, seconds, out, run_id, best_epochs)
