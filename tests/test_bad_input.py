@@ -73,6 +73,11 @@ def write_image(size):
     return breaks
 
 
+def duplicate_label(frame):
+    frame.insert(2, "label_copy", frame["label"])
+    return frame.rename(columns={"label_copy": "label"})
+
+
 def write_bytes(file: str, data: bytes, competition: str = "animals"):
     return lambda root: (raw(root, competition) / file).write_bytes(data)
 
@@ -88,6 +93,13 @@ def submission(change, competition: str = "animals"):
 
 
 SCORE = ["score", "--submission", "bad.csv"]
+
+
+def solution_variant(root: Path, change) -> None:
+    """good.csv: a perfect submission; part.csv: the solution changed by `change`."""
+    solution = pd.read_csv(root / "data" / "animals" / "private" / "solution.csv", dtype=str, keep_default_na=False)
+    solution.to_csv(root / "good.csv", index=False)
+    change(solution).to_csv(root / "part.csv", index=False)
 TEXT = "rotten-tomatoes"
 
 CASES = [
@@ -102,7 +114,7 @@ CASES = [
          breaks=edit_csv("train.csv", lambda d: d.rename(columns={"id": "ident"}))),
     Case("raw data", "target column missing", ["prepare"], r"train\.csv has no column 'label'",
          breaks=edit_csv("train.csv", lambda d: d.drop(columns=["label"]))),
-    Case("raw data", "NaN label", ["prepare"], r"train\.csv: target column 'label' is empty \(NaN\) on 1 row\(s\), first on line\(s\) \[5\]",
+    Case("raw data", "NaN label", ["prepare"], r"train\.csv: target column 'label' is empty on 1 row\(s\), first on line\(s\) \[5\]",
          breaks=edit_csv("train.csv", set_cell("label", None))),
     Case("raw data", "label outside the competition's classes", ["prepare"], r"label\(s\) \['unicorn'\] that are not among the competition's classes",
          breaks=edit_csv("train.csv", set_cell("label", "unicorn"))),
@@ -122,11 +134,27 @@ CASES = [
          breaks=lambda r: first_image(r).write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")),
     Case("raw data", "image of the wrong size", ["prepare"], r"Image .*\.png is 32x20 pixels but competition\.image is 28x28\. .*competition\.image\.resize=true",
          breaks=write_image((32, 20))),
-    Case("raw data", "text column empty", ["prepare"], r"train\.csv: text column 'text' is empty or not text on 1 row\(s\), first on line\(s\) \[6\]",
+    Case("raw data", "duplicate column name (id,label,label)", ["prepare"],
+         r"train\.csv: the header names column\(s\) \['label'\] more than once", breaks=edit_csv("train.csv", duplicate_label)),
+    Case("raw data", "class listed but absent from train", ["prepare"],
+         r"Class\(es\) \['zebra'\] of competition\.classes never occur .*competition\.allow_missing_classes=true",
+         breaks=edit_csv("train.csv", lambda d: d.assign(label=d["label"].replace("zebra", "horse")))),
+    Case("raw data", "one class only", ["prepare"], r"Every training row of animals has the same class",
+         breaks=edit_csv("train.csv", lambda d: d.assign(label="cat"))),
+    Case("raw data", "limit_train_rows leaves a class of one row", ["prepare", "data.limit_train_rows=300"],
+         r"data\.limit_train_rows=300 cannot keep every class .*each class needs at least 2 rows",
+         breaks=edit_csv("train.csv", lambda d: d.assign(label=d["label"].where(d["label"] != "zebra", "horse")).pipe(
+             lambda f: f.assign(label=["zebra", *f["label"][1:]])))),
+    Case("raw data", "empty test set", ["prepare"], r"test\.csv has a header but no rows",
+         breaks=lambda root: (raw(root) / "test.csv").write_text("id\n")),
+    Case("raw data", "empty group value", ["prepare"],
+         r"train\.csv: group column 'movie' \(competition\.cv\.group_column\) is empty on 1 row\(s\)", TEXT,
+         edit_csv("train.csv", set_cell("movie", ""), TEXT)),
+    Case("raw data", "text column empty", ["prepare"], r"train\.csv: text column 'text' is empty on 1 row\(s\), first on line\(s\) \[6\]",
          TEXT, edit_csv("train.csv", set_cell("text", None, row=4), TEXT)),
-    Case("raw data", "text of blanks only", ["prepare"], r"test\.csv: text column 'text' is empty or not text on 1 row",
+    Case("raw data", "text of blanks only", ["prepare"], r"test\.csv: text column 'text' is empty on 1 row",
          TEXT, edit_csv("test.csv", set_cell("text", "   ", row=4), TEXT)),
-    Case("raw data", "numbers where text belongs (wrong dtype)", ["prepare"], r"text column 'text' holds int64 values, not text",
+    Case("raw data", "numbers where text belongs (wrong dtype)", ["prepare"], r"text column 'text' holds only numbers \(e\.g\. '\d+'\), not text",
          TEXT, edit_csv("train.csv", lambda d: d.assign(text=range(len(d))), TEXT)),
     Case("raw data", "text column missing", ["prepare"], r"test\.csv has no column 'text'",
          TEXT, edit_csv("test.csv", lambda d: d.drop(columns=["text"]), TEXT)),
@@ -164,6 +192,16 @@ CASES = [
          breaks=submission(lambda d: d.drop(columns=["label"]))),
     Case("submission", "empty (NaN) label", SCORE, r"1 empty label",
          breaks=submission(set_cell("label", None))),
+    Case("submission", "solution covering some ids only", ["score", "--submission", "good.csv", "--solution", "part.csv"],
+         r"Unusable solution file part\.csv: its ids differ from the submission's: \d+ submission id\(s\) have no truth",
+         breaks=lambda root: solution_variant(root, lambda d: d.iloc[:12])),
+    Case("submission", "solution with duplicate ids", ["score", "--submission", "good.csv", "--solution", "part.csv"],
+         r"Unusable solution file part\.csv: 1 duplicated id", breaks=lambda root: solution_variant(root, lambda d: pd.concat([d, d.iloc[:1]]))),
+    Case("submission", "solution without the target column", ["score", "--submission", "good.csv", "--solution", "part.csv"],
+         r"Unusable solution file part\.csv: no column 'label' \(competition\.target_column\)",
+         breaks=lambda root: solution_variant(root, lambda d: d.rename(columns={"label": "animal"}))),
+    Case("submission", "solution with an empty label", ["score", "--submission", "good.csv", "--solution", "part.csv"],
+         r"Unusable solution file part\.csv: column 'label' is empty on 1 row", breaks=lambda root: solution_variant(root, set_cell("label", ""))),
     Case("submission", "probability out of range", SCORE, r"probabilities outside \[0, 1\]",
          TEXT, submission(lambda d: d.assign(label=1.5), TEXT)),
 ]
