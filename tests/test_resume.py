@@ -68,8 +68,38 @@ def test_sigkill_mid_fold_then_rerun_resumes_and_matches_an_uninterrupted_run(pr
     for name, content in reference.items():
         assert (project / OUT / name).read_bytes() == content, f"{name} differs from the uninterrupted run's"
     # a complete run leaves only the best checkpoints, and no temporary file anywhere
-    assert sorted(p.name for p in (first.folder.parent).rglob("*") if p.is_file()) == ["best.ckpt", "best.ckpt"]
+    assert sorted(p.name for p in (first.folder.parent).rglob("*") if p.is_file()) == ["best.ckpt", "best.ckpt", "data.txt", "data.txt"]
     assert not [p for p in project.rglob("*.tmp")]
+
+
+def test_data_changed_between_kill_and_rerun_trains_afresh_and_says_why(project, make_cfg):
+    """Fold 0 finished, fold 1 interrupted; then 20 training labels are fixed. The rerun must not keep
+    fold 0's predictions (made on the old labels and folds) nor resume fold 1: both train afresh."""
+    import pandas as pd
+
+    cfg = make_cfg(*OVERRIDES[:-1], f"out_dir={OUT}")
+    first, second = fold_state(cfg, 0), fold_state(cfg, 1)
+    run = podium_train(project)
+    wait_for_epoch(run, second.folder / "history.json", epoch=1)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    assert (first.folder / "result.npz").is_file() and second.last.is_file()
+
+    path = project / "data/animals/raw/train.csv"
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    cats = table.index[table["label"] == "cat"][:20]
+    table.loc[cats, "label"] = "dog"
+    table.to_csv(path, index=False)
+
+    rerun = podium_train(project)
+    _, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    assert "finished by an earlier run, kept" not in err and "resuming at epoch" not in err, err
+    for fold in (0, 1):
+        assert f"cnn fold {fold}: the saved state in " in err and "was computed from other data" in err, err
+    oof = pd.read_parquet(project / OUT / "oof.parquet")
+    relabelled = oof[oof["id"].isin(table.loc[cats, "id"])]
+    assert len(relabelled) and (relabelled["target"] == cfg.competition.classes.index("dog")).all()
 
 
 def test_ctrl_c_stops_with_one_line_then_the_same_command_resumes(project, make_cfg, reference):
