@@ -145,6 +145,9 @@ CASES = [
          r"data\.limit_train_rows=300 cannot keep every class .*each class needs at least 2 rows",
          breaks=edit_csv("train.csv", lambda d: d.assign(label=d["label"].where(d["label"] != "zebra", "horse")).pipe(
              lambda f: f.assign(label=["zebra", *f["label"][1:]])))),
+    Case("raw data", "training refused at its data: no MLflow store or experiment created", ["train"],
+         r"Class\(es\) \['zebra'\] of competition\.classes never occur",
+         breaks=edit_csv("train.csv", lambda d: d.assign(label=d["label"].replace("zebra", "horse")))),
     Case("raw data", "empty test set", ["prepare"], r"test\.csv has a header but no rows",
          breaks=lambda root: (raw(root) / "test.csv").write_text("id\n")),
     Case("raw data", "empty group value", ["prepare"],
@@ -212,7 +215,9 @@ def case_id(case: Case) -> str:
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+    """Every file's size and time, less cache/: content-keyed caches (file hashes, tokens) are not outputs."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")
+            if p.relative_to(root).parts[0] != "cache"}
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
