@@ -176,3 +176,21 @@ def test_stage_killed_at_every_file_boundary_leaves_the_old_outputs_or_the_new(s
     else:
         pytest.fail("the stage never ran to its end")
     assert seen[0] == "old" and seen[-1] == "new" and "old" in seen[1:-1], seen  # several boundaries, each kept whole
+
+
+def test_outputs_get_the_modes_the_umask_gives_not_private_ones(tmp_path):
+    """mkstemp and mkdtemp make 0600 files and 0700 folders: other users of a shared server could not read them."""
+    import os
+
+    from pipeline import io
+
+    old = os.umask(0o022)
+    try:
+        io.write_json(tmp_path / "metrics.json", {"cv": 1})
+        with io.staging_dir(tmp_path / "stage") as staging:
+            io.write_text(staging / "config.yaml", "a: 1\n")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "stage").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "stage" / "config.yaml").stat().st_mode & 0o777 == 0o644
