@@ -15,6 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import config_maker, project_with
+from pipeline.prepare import load_prepared
 from pipeline.training.fold import fold_state
 from pipeline.training.train import train
 
@@ -128,6 +129,9 @@ def test_a_checkpoint_that_is_not_plain_tensors_is_refused_not_run(project, make
     cfg = make_cfg(*OVERRIDES[:-1], "out_dir=runs/x")
     state = fold_state(cfg, 0)
     state.folder.mkdir(parents=True)
+    # Recorded as computed on this very data, so the checkpoint is not set aside as stale but read.
+    identity = load_prepared(cfg, scratch=project / "runs/x/prepared").identity
+    (state.folder / "data.txt").write_text(identity + "\n")
     marker = project / "pwned"
 
     class Payload:
