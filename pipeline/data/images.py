@@ -1,7 +1,38 @@
-"""Decode a competition's images once into a uint8 array (N, C, H, W)."""
+"""Decode a competition's images once into a uint8 array (N, C, H, W).
+
+Every image becomes 8-bit grey (channels 1) or 8-bit RGB (channels 3), the same way whatever its
+file format or Pillow mode:
+
+1. EXIF orientation is applied first (`PIL.ImageOps.exif_transpose`): a photo stored sideways
+   with an Orientation tag decodes the way viewers show it.
+2. Bit depth is scaled, never clipped: 16-bit grey (Pillow modes I;16, I;16B, ...) maps 0..65535
+   to 0..255 as round(x / 257); mode I (32-bit integers, as Pillow opens many 16-bit TIFFs) is
+   read as the same 16-bit range and refused if a value lies outside 0..65535; mode F (floats) must
+   lie in [0, 1] and is scaled by 255 and rounded, anything else is refused. 1-bit images give 0
+   and 255. (16-bit colour PNGs Pillow itself reads as 8-bit RGB/RGBA, keeping the high byte.)
+3. Palette images (P, PA) are expanded to RGB, or RGBA when they carry transparency; CMYK, YCbCr,
+   HSV and LAB go to RGB through Pillow's `convert` (LAB by its littleCMS colour management).
+4. Alpha is composited over black: colour * alpha / 255, rounded. A fully transparent pixel is
+   black whatever colour it stored, a half-transparent one is half as bright. This covers LA,
+   RGBA, PA, P/L/RGB/I;16 with a PNG `transparency` entry, and the premultiplied La/RGBa (whose
+   colour already is the composite).
+5. Grey and colour meet last, through Pillow: RGB -> grey is ITU-R 601 luma
+   (L = R*299/1000 + G*587/1000 + B*114/1000), grey -> RGB copies the grey value to all three.
+6. Resizing (when `image.resize`) comes after, on the 8-bit image, with BILINEAR.
+
+An 8-bit grey or RGB image already in the wanted mode goes straight through (no copy), so the
+common case costs what it always did and decodes byte for byte as before.
+
+Files Pillow refuses become a PodiumError naming the file: empty files, files that are not
+images, corrupt ones, and decompression bombs (more than 2 x PIL.Image.MAX_IMAGE_PIXELS pixels,
+Pillow's DecompressionBombError). Between 1x and 2x that limit Pillow only warns; those images are
+decoded, and the per-image warnings are replaced by one log line at the end (see `_BigImages`).
+"""
 
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -10,6 +41,13 @@ from omegaconf import DictConfig
 
 from pipeline import progress
 from pipeline.errors import PodiumError
+
+log = logging.getLogger(__name__)
+
+# Modes that go to 8-bit RGB through Pillow's convert (LAB through littleCMS, which Pillow calls itself;
+# Pillow has no LAB -> L, so grey always goes through RGB, the same way for every colour space).
+_TO_RGB = {"RGBX", "CMYK", "YCbCr", "HSV", "LAB"}
+_SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
 
 
 def decode_images(ids: Sequence[str], folder: Path, suffix: str, image: DictConfig, what: str = "images") -> np.ndarray:
@@ -31,24 +69,23 @@ def decode_images(ids: Sequence[str], folder: Path, suffix: str, image: DictConf
         raise PodiumError(f"competition.image.channels must be 1 or 3 (got {image.channels}).")
     size = (image.width, image.height)
     out = np.empty((len(paths), image.channels, image.height, image.width), dtype=np.uint8)
-    with progress.bar(f"decoding {what}", total=len(paths)) as decoding:
+    big = _BigImages()
+    with progress.bar(f"decoding {what}", total=len(paths)) as decoding, big:
         for n, path in enumerate(paths):
-            _decode_into(out, n, path, mode, size, image)
+            _decode_into(out, n, path, mode, size, image, big)
             decoding.advance()
+    big.report(what)
     return out
 
 
-def _decode_into(out: np.ndarray, n: int, path: Path, mode: str, size: tuple[int, int], image: DictConfig) -> None:
-    from PIL import Image, UnidentifiedImageError
+def _decode_into(out: np.ndarray, n: int, path: Path, mode: str, size: tuple[int, int], image: DictConfig,
+                 big: "_BigImages") -> None:
+    img = _to_mode(_read(path, big), mode, path)
+    if img.size != size and image.resize:
+        from PIL import Image
 
-    try:
-        with Image.open(path) as img:
-            img = img.convert(mode)
-            if img.size != size and image.resize:
-                img = img.resize(size, Image.BILINEAR)
-            pixels = np.asarray(img)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise PodiumError(f"Corrupt or unreadable image {path}: {exc}. Replace the file or remove its row.") from None
+        img = img.resize(size, Image.BILINEAR)
+    pixels = np.asarray(img)
     if pixels.shape[:2] != (image.height, image.width):
         raise PodiumError(
             f"Image {path} is {pixels.shape[1]}x{pixels.shape[0]} pixels but competition.image is "
@@ -56,3 +93,217 @@ def _decode_into(out: np.ndarray, n: int, path: Path, mode: str, size: tuple[int
             f"competition.image.resize=true to resize every image when it is decoded."
         )
     out[n] = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _read(path: Path, big: "_BigImages"):
+    """The decoded image at `path` (pixels loaded, file closed), upright per its EXIF orientation."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as img:
+            big.check(path, img.size, Image.MAX_IMAGE_PIXELS)  # read now: a user may have changed it
+            img.load()
+            if _may_be_oriented(img):
+                ImageOps.exif_transpose(img, in_place=True)
+            return img
+    except Image.DecompressionBombError as exc:  # not an OSError: caught first, on its own
+        raise _bomb_error(path, exc) from None
+    # Pillow reports corrupt files as any of these, depending on the format and where the data breaks.
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise _unreadable_error(path, exc) from None
+
+
+# Where Pillow's Image.getexif finds an Orientation for PNG and JPEG files: the EXIF block (eXIf/APP1
+# or a PNG text chunk holding it) and XMP. Neither plugin has another source (JPEG has no getexif of
+# its own; PNG's only loads the image first, done by then), so without these keys there is nothing
+# to rotate. Checking costs ~0.1 us; exif_transpose's own look costs ~5 us, 10% of decoding a 28x28 PNG.
+_ORIENTATION_KEYS = {"exif", "Raw profile type exif", "XML:com.adobe.xmp", "xmp"}
+
+
+def _may_be_oriented(img) -> bool:
+    """False only when the image certainly has no EXIF/XMP orientation (PNG and JPEG; other formats: True)."""
+    return img.format not in ("PNG", "JPEG") or not _ORIENTATION_KEYS.isdisjoint(img.info)
+
+
+def _unreadable_error(path: Path, exc: Exception) -> PodiumError:
+    from PIL import UnidentifiedImageError
+
+    fix = "Replace the file or remove its row."
+    try:
+        empty = path.stat().st_size == 0  # looked at only on failure: no extra system call per good image
+    except OSError:
+        empty = False
+    if empty:
+        return PodiumError(f"Corrupt or unreadable image {path}: it is empty (0 bytes). {fix}")
+    if isinstance(exc, UnidentifiedImageError):
+        return PodiumError(f"Corrupt or unreadable image {path}: it is not an image Pillow can read "
+                           f"(no known image format starts like this file). {fix}")
+    return PodiumError(f"Corrupt or unreadable image {path}: {exc}. {fix}")
+
+
+def _bomb_error(path: Path, exc: Exception) -> PodiumError:
+    import re
+
+    from PIL import Image
+
+    # Pillow raises before decoding anything and keeps the size only in its message
+    # ("Image size (N pixels) exceeds limit of M pixels, ..."): take the count from there.
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    pixels = f"{int(found[1]):,} pixels" if found else f"too many pixels ({exc})"
+    limit = 2 * Image.MAX_IMAGE_PIXELS
+    return PodiumError(
+        f"Image {path} declares {pixels}, more than Pillow decodes ({limit:,} pixels, twice "
+        f"PIL.Image.MAX_IMAGE_PIXELS), so it is refused as a possible decompression bomb. If it is a "
+        f"real image, shrink the file (e.g. to the competition's image size) and run again; otherwise "
+        f"replace the file or remove its row."
+    )
+
+
+class _BigImages:
+    """Pillow's DecompressionBombWarning, once per run instead of once per image.
+
+    Images between MAX_IMAGE_PIXELS and twice that decode correctly, so they are not refused (that
+    would leave no way forward but editing the files, with Pillow's limit left alone). But Python
+    shows a warning once per distinct message, and Pillow's message holds the pixel count, so a
+    folder of large scans would print one warning per size. Pillow's warnings are silenced while
+    decoding, the images counted here, and one log line says how many and which.
+    """
+
+    def __init__(self):
+        self.count, self.first, self.limit = 0, None, None
+
+    def __enter__(self):
+        from PIL import Image
+
+        self._saved = warnings.catch_warnings()
+        self._saved.__enter__()
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._saved.__exit__(*exc)
+
+    def check(self, path: Path, size: tuple[int, int], limit: int | None) -> None:
+        """Count the image if it is over Pillow's warning limit (None: no limit)."""
+        self.limit = limit
+        if limit is not None and size[0] * size[1] > limit:
+            self.count += 1
+            self.first = self.first or (path, size)
+
+    def report(self, what: str) -> None:
+        if self.count:
+            path, (w, h) = self.first
+            log.warning("%d of the %s exceed Pillow's decompression-bomb warning limit of %s pixels "
+                        "(PIL.Image.MAX_IMAGE_PIXELS), e.g. %s (%dx%d = %s pixels); decoded anyway. Shrinking them "
+                        "to the competition's image size would make decoding faster.",
+                        self.count, what, f"{self.limit:,}", path, w, h, f"{w * h:,}")
+
+
+# ---------------------------------------------------------------- converting
+
+
+def _to_mode(img, mode: str, path: Path):
+    """`img` as an 8-bit Pillow image in `mode` ("L" or "RGB"), by the rules of the module docstring."""
+    if img.mode == mode and "transparency" not in img.info:
+        return img  # the common case: already right, nothing to do (and byte-identical to Pillow's decode)
+    img = _over_black(_eight_bit(img, path))
+    return img if img.mode == mode else img.convert(mode)
+
+
+def _eight_bit(img, path: Path):
+    """`img` as one of L, RGB, LA, RGBA (8 bits a channel), or La/RGBa (premultiplied, kept as they are)."""
+    m, info = img.mode, img.info
+    if m in ("L", "RGB"):
+        # a PNG tRNS entry: one grey value or colour that stands for "transparent"
+        return img.convert(m + "A") if "transparency" in info else img
+    if m in ("LA", "RGBA", "La", "RGBa"):
+        return img
+    if m == "1":
+        return img.convert("L")
+    if m in ("P", "PA"):
+        # expand the palette; Pillow turns the palette's transparency (one index, or one alpha per entry) into alpha
+        transparent = m == "PA" or "transparency" in info or (img.palette is not None and img.palette.mode == "RGBA")
+        return img.convert("RGBA" if transparent else "RGB")
+    if m in _TO_RGB:
+        return _to_rgb(img, path)
+    if m in _SIXTEEN_BIT or m == "I":
+        return _from_sixteen_bit(img, path)
+    if m == "F":
+        return _from_float(img, path)
+    raise PodiumError(
+        f"Image {path} has Pillow mode {m}, which Podium does not know how to turn into 8-bit grey or RGB. "
+        f"Convert it to an 8-bit grey or RGB PNG, or remove its row."
+    )
+
+
+def _from_sixteen_bit(img, path: Path):
+    """16-bit grey (I;16*, or I holding 16-bit values) to L: 0..65535 -> 0..255 as round(x / 257)."""
+    from PIL import Image
+
+    values = np.asarray(img)  # uint16 in the file's byte order for I;16*, int32 for I
+    if img.mode == "I":
+        low, high = int(values.min()), int(values.max())
+        if low < 0 or high > 65535:
+            raise PodiumError(
+                f"Image {path} is a 32-bit integer image (Pillow mode I) with values from {low} to {high}, "
+                f"outside the 16-bit range 0..65535 that Podium scales to 0..255. Save it as an 8-bit or "
+                f"16-bit grey PNG (values rescaled to that range), or remove its row."
+            )
+    # (x + 128) // 257 is round(x / 257) exactly: 257 is odd, so there are no ties to break
+    grey = ((values.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    transparent = img.info.get("transparency")
+    if isinstance(transparent, int):  # a 16-bit PNG's tRNS value: those pixels are transparent, so black
+        grey[values == transparent] = 0
+    return Image.fromarray(grey)  # 2-D uint8: mode L
+
+
+def _from_float(img, path: Path):
+    """Float grey (F) to L: [0, 1] -> 0..255, rounded; values outside [0, 1] (or NaN) refused."""
+    from PIL import Image
+
+    values = np.asarray(img)
+    inside = (values >= 0) & (values <= 1)  # False for NaN too
+    if not inside.all():
+        bad = values[~inside]
+        finite = values[np.isfinite(values)]
+        found = (f"values from {finite.min():g} to {finite.max():g}" if finite.size else "no finite values")
+        if np.isnan(bad).any():
+            found += " and NaN"
+        raise PodiumError(
+            f"Image {path} is a floating-point image (Pillow mode F) with {found}, outside the range [0, 1] "
+            f"that Podium scales to 0..255. Rescale it to [0, 1] or save it as an 8-bit or 16-bit grey PNG, "
+            f"or remove its row."
+        )
+    # in float64: float32 products land just off the .5 ties and would round either way
+    return Image.fromarray(np.floor(values.astype(np.float64) * 255 + 0.5).astype(np.uint8))  # 2-D uint8: mode L
+
+
+def _to_rgb(img, path: Path):
+    """A colour image in another colour space (CMYK, YCbCr, HSV, LAB, RGBX) as RGB, through Pillow."""
+    try:
+        return img.convert("RGB")
+    except (ImportError, OSError, ValueError) as exc:  # LAB needs Pillow's littleCMS (ImageCms), not in every build
+        raise PodiumError(
+            f"Image {path} is in Pillow mode {img.mode} and this Pillow cannot convert it to RGB ({exc}). "
+            f"Convert it to an 8-bit RGB PNG, or remove its row."
+        ) from None
+
+
+def _over_black(img):
+    """An image with alpha composited over black (colour * alpha / 255, rounded): L or RGB out."""
+    from PIL import Image
+
+    if img.mode in ("L", "RGB"):
+        return img
+    pixels = np.asarray(img)
+    colour = pixels[..., :-1]
+    if img.mode in ("LA", "RGBA"):
+        alpha = pixels[..., -1:].astype(np.uint16)
+        # (c * a + 127) // 255 is round(c * a / 255) exactly (255 is odd: no ties); Pillow's premultiply agrees
+        colour = ((colour * alpha + 127) // 255).astype(np.uint8)
+    # La and RGBa are premultiplied already: their colour is the composite over black
+    colour = colour[..., 0] if colour.shape[-1] == 1 else colour
+    return Image.fromarray(np.ascontiguousarray(colour))  # uint8, 2-D or (H, W, 3): mode L or RGB
