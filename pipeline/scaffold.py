@@ -60,7 +60,8 @@ cv:
 {group}"""
 
 CLASSES = {
-    "classification": "classes: ???            # every class as written in train.csv, e.g. [cat, dog]; binary: negative first",
+    "classification": "classes: ???            # every class as written in train.csv, e.g. [cat, dog]; binary: negative first;\n"
+                      "                        # quote numbers and yes/no/true/false, e.g. ['0', '1'] (YAML would retype them)",
     "regression": "classes: []              # regression: no classes",
 }
 IMAGE_FILES = """\

@@ -92,6 +92,30 @@ def submission(change, competition: str = "animals"):
     return breaks
 
 
+def edit_conf(file: str, old: str, new: str):
+    """Replace `old` (which must occur) by `new` in the project's conf/<file>."""
+
+    def breaks(root):
+        path = root / "conf" / file
+        text = path.read_text()
+        assert old in text, f"{old!r} not in {path}"
+        path.write_text(text.replace(old, new, 1))
+
+    return breaks
+
+
+def declaring_png(width: int, height: int) -> bytes:
+    """A 64-byte grey PNG whose header claims width x height pixels (Pillow judges size by the header)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0\0")) + chunk(b"IEND", b"")
+
+
 SCORE = ["score", "--submission", "bad.csv"]
 
 
@@ -132,6 +156,11 @@ CASES = [
          breaks=lambda r: first_image(r).unlink()),
     Case("raw data", "corrupt image", ["prepare"], r"Corrupt or unreadable image .*\.png",
          breaks=lambda r: first_image(r).write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")),
+    Case("raw data", "empty image file (0 bytes)", ["prepare"], r"Corrupt or unreadable image .*\.png: it is empty \(0 bytes\)",
+         breaks=lambda r: first_image(r).write_bytes(b"")),
+    Case("raw data", "decompression-bomb image", ["prepare", "competition.image.resize=true"],
+         r"Image .*\.png declares 200,000,000 pixels, more than Pillow decodes .*shrink the file",
+         breaks=lambda r: first_image(r).write_bytes(declaring_png(20_000, 10_000))),
     Case("raw data", "image of the wrong size", ["prepare"], r"Image .*\.png is 32x20 pixels but competition\.image is 28x28\. .*competition\.image\.resize=true",
          breaks=write_image((32, 20))),
     Case("raw data", "duplicate column name (id,label,label)", ["prepare"],
@@ -185,6 +214,33 @@ CASES = [
          r"model\.pretrained='\./weights/no-such-model': the folder .*weights/no-such-model does not exist", TEXT),
     Case("config", "max_length beyond the model's limit", ["train", "model=transformer", "model.max_length=1024"],
          r"model\.max_length=1024 exceeds .*\(512 tokens.*Set model\.max_length=512 or less", TEXT),
+    Case("config", "a competition file whose name: is another competition's", ["train"],
+         r"conf/competition/animals\.yaml says `name: mimg`, but a competition's name must equal its file name .*Set `name: animals`",
+         breaks=edit_conf("competition/animals.yaml", "name: animals", "name: mimg")),
+    Case("config", "renaming the competition on the command line", ["train", "competition.name=mimg"],
+         r"competition\.name=mimg on the command line renames competition animals"),
+    Case("config", "TAB indentation in a competition file", ["train"],
+         r"Invalid YAML in conf/competition/animals\.yaml, line \d+, column \d+: .*Indent with spaces, not tabs",
+         breaks=edit_conf("competition/animals.yaml", "  height: 28", "\theight: 28")),
+    Case("config", "YAML syntax error in a competition file", ["train"],
+         r"Invalid YAML in conf/competition/animals\.yaml, line 13, column 1: .*sequence that starts on line 12, column 10\)\. .*close any open bracket",
+         breaks=edit_conf("competition/animals.yaml", "classes: [bear,", "classes: [[bear,")),
+    Case("config", "class names YAML reads as booleans", ["train"],
+         r"competition\.classes in conf/competition/animals\.yaml holds true \(a YAML boolean\), false \(a YAML boolean\), not text.*Quote every class name",
+         breaks=edit_conf("competition/animals.yaml", "[bear, bird,", "[yes, no,")),
+    Case("config", "a class listed twice", ["train"], r"competition\.classes in conf/competition/animals\.yaml lists 'bear' more than once",
+         breaks=edit_conf("competition/animals.yaml", "[bear, bird,", "[bear, bear,")),
+    Case("config", "no devices (trainer.devices=0)", ["train", "trainer.devices=0"],
+         r"trainer\.devices=0 is out of range; it must be a positive number of devices, -1 for every visible GPU, or auto"),
+    Case("config", "a CNN of no channels (model.width=0)", ["train", "model.width=0"], r"model\.width=0 is out of range; it must be at least 1"),
+    Case("config", "a CNN deeper than the images allow", ["train", "model.depth=5"],
+         r"model\.depth=5 is out of range; it must be at most 4 for the competition's 28x28 images .*at least 32x32 pixels"),
+    Case("config", "EfficientNet input too small", ["train", "model=efficientnet", "model.input_size=16"],
+         r"model\.input_size=16 is out of range; it must be at least 32"),
+    Case("config", "texts cut to no tokens (max_length=0)", ["train", "model=lstm", "model.max_length=0"],
+         r"model\.max_length=0 is out of range; it must be at least 1 \(tokens kept per text\)", TEXT),
+    Case("config", "an LSTM vocabulary of no words (vocab_size=0)", ["train", "model=lstm", "model.vocab_size=0"],
+         r"model\.vocab_size=0 is out of range; it must be at least 1 \(words kept; 0 leaves only \[UNK\]\)", TEXT),
     # submissions: `podium score --submission bad.csv` (and `podium submit` runs the same checks)
     Case("submission", "submission file missing", SCORE, r"Missing submission: .*bad\.csv does not exist"),
     Case("submission", "wrong ids", SCORE, r"ids differ from the sample: missing \['\d+'\], unexpected \['nope'\]",

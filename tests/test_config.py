@@ -91,3 +91,99 @@ def test_any_lightning_trainer_flag_is_reachable_and_checked(make_cfg):
         make_cfg("+trainer.log_every_n_step=7")
     with pytest.raises(PodiumError, match="trainer.callbacks is set by Podium itself"):
         make_cfg("+trainer.callbacks=[]")
+
+
+# -- refusals of what conf/ files say (issue 17) -------------------------------------------------------
+
+
+def edit(path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new))
+
+
+def test_competition_name_must_equal_its_file_name(project, make_cfg):
+    animals = project / "conf" / "competition" / "animals.yaml"
+    (animals.parent / "wrongname.yaml").write_text(animals.read_text())  # a copy whose name still says animals
+    with pytest.raises(PodiumError, match=r"conf/competition/wrongname\.yaml says `name: animals`, but a competition's "
+                                          r"name must equal its file name .*overwrite outputs/animals/.*Set `name: wrongname`"):
+        make_cfg("competition=wrongname")
+    with pytest.raises(PodiumError, match=r"competition\.name=other on the command line .*Remove the competition\.name override"):
+        make_cfg("competition.name=other")
+    edit(animals.parent / "wrongname.yaml", "name: animals", "name: wrongname")
+    assert make_cfg("competition=wrongname").competition.name == "wrongname"
+
+
+@pytest.mark.parametrize("file, old, new, expected", [
+    ("competition/animals.yaml", "  height: 28", "\theight: 28",
+     r"Invalid YAML in conf/competition/animals\.yaml, line \d+, column 1: found character '\\t'.*Indent with spaces, not tabs"),
+    ("model/cnn.yaml", "depth: 3", "depth: [3", r"Invalid YAML in conf/model/cnn\.yaml, line \d+, column \d+: .*"
+                                                 r"that starts on line \d+.*close any open bracket or quote"),
+    ("config.yaml", "\nseed: 0", "\nseed: 0\nseed: 1", r"conf/config\.yaml, line \d+, column 1: found duplicate key seed.*Remove one"),
+])
+def test_yaml_syntax_error_names_file_line_and_column(project, make_cfg, file, old, new, expected):
+    edit(project / "conf" / file, old, new)
+    with pytest.raises(PodiumError, match=expected):
+        make_cfg()
+
+
+@pytest.mark.parametrize("classes, expected", [
+    ("[true, false]", r"holds true \(a YAML boolean\), false \(a YAML boolean\), not text.*classes: \['true', 'false'\]"),
+    ("[yes, no]", r"holds true \(a YAML boolean\), false \(a YAML boolean\).*Quote every class name"),
+    ("[01, 02, 1e5, 1.0, null]", r"holds 1 \(a YAML integer\), 2 \(a YAML integer\), 100000\.0 \(a YAML float\), "
+                                 r"1\.0 \(a YAML float\), null \(a YAML null\).*\['01', '02'\]"),
+    ("[cat, cat, dog]", r"competition\.classes in conf/competition/animals\.yaml lists 'cat' more than once"),
+    ("[cat, '', dog]", r"competition\.classes in conf/competition/animals\.yaml has an empty class name at position 2"),
+])
+def test_class_names_must_be_text_as_yaml_reads_them(project, make_cfg, classes, expected):
+    edit(project / "conf" / "competition" / "animals.yaml",
+         "classes: [bear, bird, cat, cow, dog, elephant, giraffe, horse, sheep, zebra]", f"classes: {classes}")
+    with pytest.raises(PodiumError, match=expected):
+        make_cfg()
+
+
+TEXT = "competition=rotten-tomatoes"
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["trainer.devices=0"], r"trainer\.devices=0 is out of range; it must be a positive number of devices, -1 for every"),
+    (["trainer.devices=-2"], r"trainer\.devices=-2 is out of range"),
+    (["trainer.num_nodes=0"], r"trainer\.num_nodes=0 is out of range; it must be at least 1"),
+    (["trainer.accumulate_grad_batches=0"], r"trainer\.accumulate_grad_batches=0 is out of range"),
+    (["model.width=0"], r"model\.width=0 is out of range; it must be at least 1 .*Fix it in conf/model/cnn\.yaml or override it \(model\.width=\.\.\.\)"),
+    (["model.depth=0"], r"model\.depth=0 is out of range; it must be at least 1"),
+    (["model.convs_per_block=0"], r"model\.convs_per_block=0 is out of range"),
+    (["model.hidden=-1"], r"model\.hidden=-1 is out of range; it must be at least 0 \(0 for no dense layer"),
+    (["model=efficientnet", "model.input_size=16"], r"model\.input_size=16 is out of range; it must be at least 32"),
+    ([TEXT, "model=lstm", "model.max_length=0"], r"model\.max_length=0 is out of range; it must be at least 1 .*conf/model/lstm\.yaml"),
+    ([TEXT, "model=lstm", "model.vocab_size=0"], r"model\.vocab_size=0 is out of range; it must be at least 1 \(words kept; 0 leaves only \[UNK\]\)"),
+    ([TEXT, "model=lstm", "model.hidden_size=0"], r"model\.hidden_size=0 is out of range"),
+    ([TEXT, "model=lstm", "model.embedding_dim=0"], r"model\.embedding_dim=0 is out of range"),
+    ([TEXT, "model=lstm", "model.layers=0"], r"model\.layers=0 is out of range"),
+    ([TEXT, "model=transformer", "model.max_length=0"], r"model\.max_length=0 is out of range; it must be at least 3 .*special tokens"),
+    ([TEXT, "model=transformer", "model.freeze_layers=-1"], r"model\.freeze_layers=-1 is out of range"),
+    ([TEXT, "model=tfidf", "model.min_df=0"], r"model\.min_df=0 is out of range"),
+    ([TEXT, "model=tfidf", "model.ngram_range=[2,1]"], r"model\.ngram_range=\[2, 1\] is out of range"),
+    ([TEXT, "model=tfidf", "model.C=0"], r"model\.C=0\.0 is out of range"),
+    (["data.num_workers=-1"], r"data\.num_workers=-1 is out of range"),
+    (["competition.image.height=0"], r"competition\.image\.height=0 is out of range; it must be at least 1 pixel"),
+])
+def test_non_positive_sizes_are_out_of_range(make_cfg, overrides, expected):
+    with pytest.raises(PodiumError, match=expected):
+        make_cfg(*overrides)
+
+
+def test_sizes_at_their_limits_compose(make_cfg):
+    assert make_cfg("trainer.devices=-1").trainer.devices == -1  # every visible GPU (the ddp preset's default)
+    assert make_cfg("model.hidden=0", "model.depth=4").model.depth == 4  # 28 -> 14 -> 7 -> 3 -> 1 pixels
+    assert make_cfg("model=efficientnet", "model.input_size=32").model.input_size == 32
+    assert make_cfg(TEXT, "model=lstm", "model.max_length=1").model.max_length == 1
+
+
+def test_cnn_deeper_than_the_images_is_refused(make_cfg):
+    with pytest.raises(PodiumError, match=r"model\.depth=5 is out of range; it must be at most 4 for the competition's 28x28 "
+                                          r"images .*depth 5 needs images of at least 32x32 pixels.*conf/model/cnn\.yaml"):
+        make_cfg("model.depth=5")
+    with pytest.raises(PodiumError, match=r"at most 3 for the competition's 28x12 images"):
+        make_cfg("competition.image.width=12", "model.depth=4")
+    assert make_cfg("model.depth=5", "competition.image.height=32", "competition.image.width=32").model.depth == 5

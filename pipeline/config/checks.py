@@ -140,18 +140,18 @@ def check_ranges(cfg: DictConfig) -> None:
     model, where = cfg.model, f"conf/model/{cfg.model.name}.yaml"
     optimizer = model.get("optimizer") or {}
     if "lr" in optimizer and not optimizer.lr > 0:
-        _out_of_range("model.optimizer.lr", optimizer.lr, "a positive learning rate, e.g. 3e-4", where)
+        out_of_range("model.optimizer.lr", optimizer.lr, "a positive learning rate, e.g. 3e-4", where)
     if "batch_size" in model and model.batch_size < 1:
-        _out_of_range("model.batch_size", model.batch_size, "at least 1", where)
+        out_of_range("model.batch_size", model.batch_size, "at least 1", where)
     if "dropout" in model and not 0 <= model.dropout < 1:
-        _out_of_range("model.dropout", model.dropout, "a probability in [0, 1)", where)
+        out_of_range("model.dropout", model.dropout, "a probability in [0, 1)", where)
     if cfg.trainer.max_epochs is not None and cfg.trainer.max_epochs < 1:
-        _out_of_range("trainer.max_epochs", cfg.trainer.max_epochs, "at least 1", "conf/trainer/ or the model's max_epochs")
+        out_of_range("trainer.max_epochs", cfg.trainer.max_epochs, "at least 1", "conf/trainer/ or the model's max_epochs")
     if str(cfg.trainer.precision) not in PRECISIONS:
-        _out_of_range("trainer.precision", cfg.trainer.precision, f"one of {', '.join(PRECISIONS[:6])}", "conf/trainer/")
+        out_of_range("trainer.precision", cfg.trainer.precision, f"one of {', '.join(PRECISIONS[:6])}", "conf/trainer/")
     if cfg.data.limit_train_rows is not None and cfg.data.limit_train_rows < 2 * cfg.competition.cv.n_splits:
-        _out_of_range("data.limit_train_rows", cfg.data.limit_train_rows,
-                      f"at least 2 rows per fold ({2 * cfg.competition.cv.n_splits}), or null for all rows", "conf/config.yaml")
+        out_of_range("data.limit_train_rows", cfg.data.limit_train_rows,
+                     f"at least 2 rows per fold ({2 * cfg.competition.cv.n_splits}), or null for all rows", "conf/config.yaml")
 
 
 def check_scaling(cfg: DictConfig) -> None:
@@ -192,5 +192,5 @@ def check_batch_split(batch_size: int, processes: int, made_of: str) -> None:
         )
 
 
-def _out_of_range(key: str, value: object, wanted: str, where: str) -> None:
+def out_of_range(key: str, value: object, wanted: str, where: str) -> None:
     raise PodiumError(f"Invalid configuration: {key}={value} is out of range; it must be {wanted}. Fix it in {where} or override it ({key}=...).")

@@ -11,6 +11,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.config import schema
 from pipeline.config.checks import check_choices, check_missing, check_ranges, check_scaling, lightning_flags
+from pipeline.config.files import check_class_names, check_competition_name, yaml_error, yaml_message
+from pipeline.config.sizes import check_fits_images, check_sizes
 from pipeline.errors import PodiumError
 
 ROOT_ENV = "PODIUM_ROOT"
@@ -58,21 +60,41 @@ def compose(overrides: Sequence[str] = (), root: Path | None = None) -> DictConf
 
 
 def _compose_raw(root: Path, overrides: Sequence[str]) -> DictConfig:
-    from hydra import compose as hydra_compose
+    """Hydra's composition of conf/ with `overrides`, without its `hydra` node, its files checked."""
+    import yaml
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
 
     try:
         with initialize_config_dir(config_dir=str(root / "conf"), version_base="1.3"):
-            raw = hydra_compose(config_name="config", overrides=list(overrides))
+            raw, choices = _hydra_compose(overrides)
             default = _default_model(raw, overrides)
             if default:  # the root config's default model reads the other modality
-                raw = hydra_compose(config_name="config", overrides=[f"model={default}", *overrides])
+                raw, choices = _hydra_compose([f"model={default}", *overrides])
+    except yaml.YAMLError as exc:  # a syntax error in a file under conf/
+        raise PodiumError(yaml_message(exc, root) if yaml_error(exc) else f"Invalid YAML under conf/: {exc}") from None
     except HydraException as exc:
-        raise PodiumError(_hydra_message(exc, root)) from None
+        cause = yaml_error(exc)
+        raise PodiumError(yaml_message(cause, root) if cause else _hydra_message(exc, root)) from None
     except OmegaConfBaseException as exc:
         raise PodiumError(_schema_message(exc)) from None
+    check_competition_name(OmegaConf.to_container(raw, resolve=False), choices.get("competition"), overrides)
     return raw
+
+
+def _hydra_compose(overrides: Sequence[str]) -> tuple[DictConfig, dict]:
+    """The composed config and Hydra's choice per config group (the file each group's option names).
+
+    The choices live in the `hydra` node, which is dropped so the config is the one Hydra returns
+    without it.
+    """
+    from hydra import compose as hydra_compose
+
+    raw = hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+    choices = OmegaConf.to_container(raw.hydra.runtime.choices)
+    with open_dict(raw):
+        del raw["hydra"]
+    return raw, choices
 
 
 def _tuned_path(cfg: DictConfig, root: Path) -> Path:
@@ -117,6 +139,7 @@ def validate(raw: DictConfig) -> DictConfig:
     try:
         plain = OmegaConf.to_container(raw, resolve=False)
         check_missing(plain)  # every `???` at once (resolving below stops at the first one an interpolation meets)
+        check_class_names(plain.get("competition") or {})  # as YAML read them, before the schema makes them strings
         model_raw = plain.pop("model", None) or {}
         trainer_extra = lightning_flags(plain.get("trainer") or {})
         cfg = OmegaConf.merge(OmegaConf.structured(schema.Config), plain)
@@ -144,6 +167,8 @@ def validate(raw: DictConfig) -> DictConfig:
         raise PodiumError(_schema_message(exc)) from None
     check_choices(cfg)
     check_ranges(cfg)
+    check_sizes(cfg)
+    check_fits_images(cfg)
     check_scaling(cfg)
     return cfg
 
@@ -203,7 +228,10 @@ def _family_of(model_file: Path) -> str | None:
     """The `family:` of a model config file, following its defaults list (`- transformer`)."""
     import yaml
 
-    content = yaml.safe_load(model_file.read_text()) or {}
+    try:
+        content = yaml.safe_load(model_file.read_text()) or {}
+    except yaml.MarkedYAMLError as exc:
+        raise PodiumError(yaml_message(exc, model_file.parents[2])) from None
     if "family" in content:
         return content["family"]
     parents = [d for d in content.get("defaults", []) if isinstance(d, str) and d != "_self_"]

@@ -1,0 +1,98 @@
+"""Checks on sizes: counts and dimensions in range, and networks that fit the competition's images.
+
+A zero or negative size fails deep inside torch, or worse trains silently on nothing (an LSTM
+vocabulary of 0 words sees only [UNK]); each is refused at compose time, in the style of
+`check_ranges`, naming the key, what it must be, and where it is set.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from pipeline.config.checks import out_of_range
+
+# EfficientNet-Lite0 halves its input five times (stride-2 stages) with padding fixed for its native
+# 224 pixels: measured, 32 pixels a side is the least it accepts (31 fails inside torch's conv2d).
+EFFICIENTNET_MIN_INPUT = 32
+
+# Per family, each size's least value and, where it is not obvious, why.
+AT_LEAST: dict[str, dict[str, tuple[int, str]]] = {
+    "cnn": {"width": (1, "channels of the first block"), "depth": (1, "convolution blocks"),
+            "convs_per_block": (1, ""), "hidden": (0, "0 for no dense layer before the output")},
+    "efficientnet": {"input_size": (EFFICIENTNET_MIN_INPUT, "pixels a side: EfficientNet-Lite0's five stride-2 "
+                                                            "stages need 32 or more; images are resized to it")},
+    "lstm": {"max_length": (1, "tokens kept per text"), "vocab_size": (1, "words kept; 0 leaves only [UNK]"),
+             "embedding_dim": (1, ""), "hidden_size": (1, "LSTM units"), "layers": (1, "")},
+    "transformer": {"max_length": (3, "room for the tokenizer's special tokens, e.g. [CLS] and [SEP], and a token of "
+                                      "text; below that the tokenizer does not truncate at all"),
+                    "freeze_layers": (0, "")},
+    "tfidf": {"min_df": (1, "training texts an n-gram must appear in"), "max_iter": (1, "")},
+}
+
+
+def check_sizes(cfg: DictConfig) -> None:
+    """Trainer, model and image sizes that are zero, negative or otherwise impossible."""
+    _check_trainer(cfg.trainer)
+    model, where = cfg.model, f"conf/model/{cfg.model.name}.yaml"
+    for key, (least, why) in AT_LEAST.get(model.family, {}).items():
+        if model[key] < least:
+            out_of_range(f"model.{key}", model[key], f"at least {least}" + (f" ({why})" if why else ""), where)
+    if model.family == "tfidf":
+        _check_tfidf(model, where)
+    if model.family == "transformer" and not model.layerwise_lr_decay > 0:
+        out_of_range("model.layerwise_lr_decay", model.layerwise_lr_decay, "a positive factor (1 = off)", where)
+    if cfg.data.num_workers < 0:
+        out_of_range("data.num_workers", cfg.data.num_workers, "0 (load in the training process) or more", "conf/config.yaml")
+    comp = cfg.competition
+    if comp.modality == "image":
+        for key in ("height", "width"):
+            if comp.image[key] < 1:
+                out_of_range(f"competition.image.{key}", comp.image[key], "at least 1 pixel", f"conf/competition/{comp.name}.yaml")
+        if comp.image.channels not in (1, 3):
+            out_of_range("competition.image.channels", comp.image.channels, "1 (grey) or 3 (RGB)", f"conf/competition/{comp.name}.yaml")
+
+
+def _check_trainer(trainer: DictConfig) -> None:
+    devices = trainer.devices
+    # An int counts devices (-1: every visible GPU); a list or a string names them, "auto" picks.
+    if isinstance(devices, int) and not isinstance(devices, bool) and devices < 1 and devices != -1:
+        out_of_range("trainer.devices", devices, "a positive number of devices, -1 for every visible GPU, or auto",
+                     "conf/trainer/")
+    if trainer.num_nodes < 1:
+        out_of_range("trainer.num_nodes", trainer.num_nodes, "at least 1 machine", "conf/trainer/")
+    if trainer.accumulate_grad_batches < 1:
+        out_of_range("trainer.accumulate_grad_batches", trainer.accumulate_grad_batches, "at least 1 batch per step",
+                     "the model's file under conf/model/ (accumulate_grad_batches) or conf/trainer/")
+
+
+def _check_tfidf(model: DictConfig, where: str) -> None:
+    if model.max_features is not None and model.max_features < 1:
+        out_of_range("model.max_features", model.max_features, "at least 1, or null for no limit", where)
+    ngrams = list(model.ngram_range)
+    if len(ngrams) != 2 or not 1 <= ngrams[0] <= ngrams[1]:
+        out_of_range("model.ngram_range", ngrams, "[shortest, longest] n-gram lengths, 1 <= shortest <= longest, e.g. [1, 2]", where)
+    if not model.C > 0:
+        out_of_range("model.C", model.C, "a positive inverse regularisation strength, e.g. 4.0", where)
+
+
+def cnn_min_image_size(depth: int) -> int:
+    """The least height and width a CNN of `depth` blocks accepts: each block ends with a 2x2
+    max-pooling (pipeline/models/cnn.py), which halves the image, rounding down, and must leave a pixel."""
+    return 2**depth
+
+
+def check_fits_images(cfg: DictConfig) -> None:
+    """Refuse a CNN deeper than the competition's images allow (torch would fail building it)."""
+    comp, model = cfg.competition, cfg.model
+    if comp.modality != "image" or model.family != "cnn":
+        return  # another modality's competition is refused by check_model_fits, with the models that fit
+    side = min(comp.image.height, comp.image.width)
+    if side < cnn_min_image_size(model.depth):
+        deepest = side.bit_length() - 1  # the largest d with 2**d <= side
+        out_of_range(
+            "model.depth", model.depth,
+            f"at most {deepest} for the competition's {comp.image.height}x{comp.image.width} images (each block halves "
+            f"them, so depth {model.depth} needs images of at least {cnn_min_image_size(model.depth)}x"
+            f"{cnn_min_image_size(model.depth)} pixels: competition.image.height and width, with resize: true)",
+            f"conf/model/{model.name}.yaml",
+        )
