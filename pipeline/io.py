@@ -37,18 +37,27 @@ def _remove_abandoned(target: Path) -> None:
     """Delete temporaries of `target` left by writers that were killed mid-write."""
     for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
         pid = leftover.name[len(target.name) + 2:].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` of this host runs (a killed child its parent has not reaped yet does not).
+
+    Unsure answers (another user's process, no /proc, Windows) say alive: callers only clean up or
+    reclaim after a process that is certainly gone."""
+    if os.name == "nt":  # os.kill(pid, 0) would terminate it there
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process
         return True
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie
+    except (OSError, IndexError):  # no /proc (macOS)
+        return True
 
 
 @contextmanager

@@ -6,10 +6,13 @@ initial network, chance accuracy) is certain to fall below a trained one and be 
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -26,7 +29,7 @@ from pipeline.errors import PodiumError
 from pipeline.tracking import tracking_uri
 from pipeline.training.train import train
 from pipeline.tuning import tune
-from pipeline.tuning.storage import storage_url
+from pipeline.tuning.storage import open_storage, storage_url
 
 # 300 training rows, fold 0 only, 3 epochs a trial: seconds per trial
 SMOKE = ["trainer=smoke", "trainer.max_epochs=3", "tune.folds=1", "tracking.uri=sqlite:///mlflow.db"]
@@ -52,7 +55,7 @@ def tune_project(project) -> Path:
 
 def trials(project: Path, *overrides: str) -> list[optuna.trial.FrozenTrial]:
     cfg = compose([*SMOKE, *overrides], root=project)
-    study = optuna.load_study(study_name=f"animals-cnn-{cfg.tune.name}", storage=storage_url(cfg))
+    study = optuna.load_study(study_name=f"animals-cnn-{cfg.tune.name}", storage=open_storage(cfg))
     return sorted(study.get_trials(), key=lambda t: t.number)
 
 
@@ -114,38 +117,118 @@ def test_hyperband_and_no_pruner_both_finish_their_trials(tune_project):
     assert [(t.state, len(t.intermediate_values)) for t in unpruned] == [(TrialState.COMPLETE, 3)] * 3
 
 
-def test_a_killed_sweep_resumes_keeping_finished_trials_and_retrying_the_killed_one(tune_project):
-    overrides = [*SMOKE, "trainer.max_epochs=4", "tune.n_trials=3", "tune.pruner.name=none", "tune.heartbeat_interval=1",
-                 "tune.grace_period=2", f"tune.enqueue=[{GOOD},{{model.optimizer.lr: 0.003, {ADAM}, model.hidden: 64}}]"]
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # trials() on a heartbeat storage
+@pytest.mark.parametrize("storage", ["sqlite:///optuna.db", "journal:///optuna.log"])
+def test_a_killed_sweep_rerun_at_once_reclaims_the_lost_trial_and_completes_the_study(tune_project, storage):
+    """SIGKILL in the middle of the second trial, rerun at once (well inside the 60 s grace period, and a
+    journal has no heartbeats at all): the trial's recorded pid is gone, so the rerun fails it as lost,
+    retries it with the same parameters and writes the tuned file from the two finished trials."""
+    overrides = [*SMOKE, "trainer.max_epochs=4", "tune.n_trials=2", "tune.pruner.name=none", f"tune.storage={storage}",
+                 "tune.heartbeat_interval=1", "tune.grace_period=60",
+                 f"tune.enqueue=[{GOOD},{{model.optimizer.lr: 0.003, {ADAM}, model.hidden: 64}}]"]
     env = {**os.environ, "PODIUM_ROOT": str(tune_project)}
-    sweep = subprocess.Popen([sys.executable, "-m", "pipeline", "tune", *overrides], env=env, start_new_session=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
+    command = [sys.executable, "-m", "pipeline", "tune", *overrides]
+    sweep = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:  # the event: the second trial has reported its first epoch (three are left: seconds of training)
         deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:  # kill in the middle of the second trial
-            states = _states(tune_project)
-            if states[:1] == [TrialState.COMPLETE] and states[1:2] == [TrialState.RUNNING]:
-                break
+        while not _second_trial_is_training(tune_project, storage):
             assert sweep.poll() is None, sweep.stderr.read().decode()
+            assert time.monotonic() < deadline, "the sweep never reached its second trial"
             time.sleep(0.2)
-        else:
-            pytest.fail("the sweep never reached its second trial")
-        time.sleep(1.0)
     finally:
         os.killpg(sweep.pid, signal.SIGKILL)
         sweep.wait()
-    before = trials(tune_project)
-    assert [t.state for t in before[:2]] == [TrialState.COMPLETE, TrialState.RUNNING]
+    before = trials(tune_project, f"tune.storage={storage}")
+    assert [t.state for t in before] == [TrialState.COMPLETE, TrialState.RUNNING]
+    assert (before[1].user_attrs["host"], before[1].user_attrs["pid"]) == (socket.gethostname(), sweep.pid)
 
-    time.sleep(3)  # past the grace period: the killed trial's heartbeat has stopped
-    tune(overrides, root=tune_project)
-    after = trials(tune_project)
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    lost_reason = f"lost: its worker (pid {sweep.pid} on host {socket.gethostname()}) stopped before the trial ended"
+    assert f"trial 1 {lost_reason}; retried with the same parameters" in rerun.stderr
+    after = trials(tune_project, f"tune.storage={storage}")
     assert (after[0].number, after[0].value, after[0].datetime_complete) == (0, before[0].value, before[0].datetime_complete)
-    assert after[1].state == TrialState.FAIL and "fail_reason" not in after[1].user_attrs  # killed, not failed by itself
-    retry = next(t for t in after if t.system_attrs.get("failed_trial") == 1)
-    assert retry.state == TrialState.COMPLETE and retry.params == after[1].params
-    finished = [t for t in after if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert len(finished) == 3 and not [t for t in after if t.state == TrialState.RUNNING]
+    assert after[1].state == TrialState.FAIL and after[1].user_attrs["fail_reason"] == lost_reason
+    assert [t.number for t in after] == [0, 1, 2]
+    retry = after[2]
+    assert retry.system_attrs["failed_trial"] == 1 and retry.state == TrialState.COMPLETE and retry.params == after[1].params
+    assert "fail_reason" not in retry.user_attrs and retry.user_attrs["pid"] not in (sweep.pid, None)
+    best = max(after[0], retry, key=lambda t: t.value)
+    tuned = yaml.safe_load((tune_project / "competitions/animals/tuned/cnn.yaml").read_text())
+    assert (tuned["trial"], tuned["value"]) == (best.number, round(best.value, 6))
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage", "ignore::optuna.exceptions.ExperimentalWarning")
+def test_no_tuned_file_comes_from_a_study_short_of_its_trials(tune_project, monkeypatch):
+    """Should the workers ever return early, the study is not summarised into a tuned file."""
+    from pipeline.tuning import stage
+    from pipeline.tuning.reclaim import record_worker
+
+    def worker_that_gives_up(root, plan, *_):  # starts a trial and leaves it running
+        record_worker(optuna.load_study(study_name=plan.study_name, storage=trials.storage).ask())
+
+    overrides = [*SMOKE, "tracking=none", "tune.n_trials=2"]
+    trials.storage = open_storage(compose(overrides, root=tune_project))
+    monkeypatch.setattr(stage, "run_worker", worker_that_gives_up)
+    with pytest.raises(PodiumError) as caught:
+        tune(overrides, root=tune_project)
+    assert (f"holds 0 of tune.n_trials=2 finished trials, so no tuned file was written. Still running: trial 0 "
+            f"(pid {os.getpid()} on host {socket.gethostname()}). Run the same command again") in str(caught.value)
+    assert not (tune_project / "competitions/animals/tuned/cnn.yaml").exists()
+
+
+def _second_trial_is_training(project: Path, storage: str) -> bool:
+    try:
+        done = trials(project, f"tune.storage={storage}")
+    except Exception:  # no study yet (KeyError), or the sweep is still creating the storage
+        return False
+    return len(done) > 1 and done[1].state == TrialState.RUNNING and bool(done[1].intermediate_values)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage", "ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_rerun_waits_for_another_hosts_running_trial_and_retries_it_once_its_heartbeat_stops(tune_project, caplog):
+    """A trial of another machine still beating is not lost: the rerun waits for it, saying so, instead
+    of counting it as finished. When its heartbeats stop, the trial is failed as lost and retried."""
+    overrides = [*SMOKE, "tracking=none", "tune.n_trials=1", "tune.heartbeat_interval=1", "tune.grace_period=2"]
+    storage = open_storage(compose(overrides, root=tune_project))
+    study = optuna.create_study(study_name="animals-cnn-default", storage=storage, direction="maximize")
+    good = {"model.optimizer.lr": 0.002, "model.optimizer._target_": "torch.optim.AdamW", "model.hidden": 128}
+    study.enqueue_trial(good)
+    remote = study.ask()  # run by a worker on another machine
+    remote.set_user_attr("host", "elsewhere")
+    remote.set_user_attr("pid", 4242)
+    waited = threading.Event()
+
+    class Waiting(logging.Handler):
+        def emit(self, record):
+            if record.getMessage().startswith("waiting for trial 0 (pid 4242 on host elsewhere) to finish"):
+                waited.set()
+
+    def worker_elsewhere():  # beats until the rerun says it waits for its trial, then dies
+        deadline = time.monotonic() + 120
+        while not waited.wait(0.5) and time.monotonic() < deadline:
+            storage.record_heartbeat(remote._trial_id)
+
+    storage.record_heartbeat(remote._trial_id)
+    beating = threading.Thread(target=worker_elsewhere, daemon=True)
+    beating.start()
+    caplog.set_level(logging.INFO, logger="pipeline")
+    logging.getLogger("pipeline").addHandler(handler := Waiting())
+    try:
+        result = tune(overrides, root=tune_project)
+    finally:
+        logging.getLogger("pipeline").removeHandler(handler)
+        waited.set()
+        beating.join()
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("waiting for")] == [
+        "waiting for trial 0 (pid 4242 on host elsewhere) to finish: with it the study holds tune.n_trials=1 (a trial "
+        "silent for tune.grace_period=2 s is failed here and retried)"]
+    lost, retry = trials(tune_project)
+    assert lost.state == TrialState.FAIL
+    assert lost.user_attrs["fail_reason"] == "lost: its worker (pid 4242 on host elsewhere) sent no heartbeat for tune.grace_period=2 s"
+    assert retry.system_attrs["failed_trial"] == 0 and retry.state == TrialState.COMPLETE and retry.params == good
+    assert retry.user_attrs["host"] == socket.gethostname() and "fail_reason" not in retry.user_attrs
+    assert result.best_trial == 1 and result.counts["complete"] == 1
 
 
 def _states(project: Path) -> list[TrialState]:

@@ -20,6 +20,7 @@ from pipeline.training import distributed
 from pipeline.training.distributed import World
 from pipeline.training.train import train_seed
 from pipeline.tuning.pruning import FoldSteps, Pruning
+from pipeline.tuning.reclaim import record_worker
 from pipeline.tuning.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,10 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
     """Train the trial's parameters on `ctx.folds`; return the metric on those folds' out-of-fold rows.
 
     Raises optuna.TrialPruned when the pruner stops it, and any error (recorded as the trial's
-    `fail_reason`) when it fails; the sweep records either and goes on.
+    `fail_reason`) when it fails; the sweep records either and goes on. The trial first records
+    its worker's host and pid: if the worker dies, a rerun on that host reclaims it at once.
     """
+    record_worker(trial)
     scratch = ctx.scratch / f"trial_{trial.number}"
     tracker = ctx.tracker
     reported: list[int] = []

@@ -37,8 +37,10 @@ from pipeline.training import distributed
 from pipeline.training.train import preflight, trainer_flags
 from pipeline.tuning.plots import write_plots
 from pipeline.tuning.progress import counts, top_trials
+from pipeline.tuning.reclaim import worker_of
 from pipeline.tuning.storage import storage_url
-from pipeline.tuning.study import Plan, follow_study, make_plan, open_study, quiet_optuna, run_worker, scratch_dir
+from pipeline.tuning.study import (Plan, finished_count, follow_study, make_plan, open_study, quiet_optuna, run_worker,
+                                   running, scratch_dir)
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,7 @@ def tune(overrides: Sequence[str] = (), root: Path | None = None, workers: int |
             study.set_user_attr(run_key, run_id)
         _run_workers(root, plan, cfg.tune.n_workers, run_id, world)
         distributed.broadcast_object(None)  # the study is done: the other DDP processes stop following
+        _check_complete(cfg, plan, study)
         result = _summarize(cfg, plan, study, storage, out, started)
         tracker.log_metrics({"best_value": result.best_value if result.best_value is not None else float("nan"),
                              **{f"trials_{k}": v for k, v in result.counts.items()}, "seconds": result.seconds})
@@ -124,6 +127,20 @@ def _enqueue(study, cfg, plan: Plan) -> None:
             raise PodiumError(f"tune.enqueue names {', '.join(sorted(unknown))}, not in the search space "
                               f"({', '.join(sorted(keys))}). Fix the entry or add the parameter to conf/tune/{cfg.model.name}.yaml.")
         study.enqueue_trial(dict(params), skip_if_exists=True)
+
+
+def _check_complete(cfg, plan: Plan, study) -> None:
+    """The tuned file comes only from a study holding tune.n_trials finished trials (or stopped by tune.timeout)."""
+    done = finished_count(study)
+    if done >= cfg.tune.n_trials or cfg.tune.timeout is not None:
+        return
+    busy = running(study)
+    still = f" Still running: {', '.join(f'trial {t.number} ({worker_of(t)})' for t in busy)}." if busy else ""
+    raise PodiumError(
+        f"Study {plan.study_name} holds {done} of tune.n_trials={cfg.tune.n_trials} finished trials, so no tuned file "
+        f"was written.{still} Run the same command again to continue: it waits for running trials, and fails and "
+        f"retries one whose worker is gone (at once on that worker's host, after tune.grace_period="
+        f"{cfg.tune.grace_period} s elsewhere).")
 
 
 def _run_exists(tracker: Tracker, run_id: str) -> bool:

@@ -25,9 +25,12 @@ def open_storage(cfg: DictConfig):
     """An Optuna storage for `tune.storage`.
 
     RDB storages get heartbeats: a trial whose worker was killed stops beating, is marked failed
-    after `tune.grace_period` seconds, and is retried once with the same parameters.
+    after `tune.grace_period` seconds, and is retried once with the same parameters (reclaim.py:
+    on the worker's own host, a rerun does not wait that long).
     """
     import optuna
+
+    from pipeline.tuning.reclaim import retry_lost
 
     url = storage_url(cfg)
     if url.startswith(JOURNAL):
@@ -44,7 +47,7 @@ def open_storage(cfg: DictConfig):
     try:
         return optuna.storages.RDBStorage(
             url, heartbeat_interval=cfg.tune.heartbeat_interval, grace_period=cfg.tune.grace_period,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+            heartbeat_stale_trial_callback=retry_lost,
             engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
         )
     except Exception as exc:  # a driver that is not installed, a server that does not answer, a bad URL

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -15,6 +16,7 @@ from pipeline import io, progress
 from pipeline.config import compose
 from pipeline.config.tuned import config_groups, key_of, to_overrides
 from pipeline.errors import PodiumError
+from pipeline.tuning.reclaim import is_lost, reclaim_lost, worker_of
 from pipeline.tuning.space import SearchSpace, parse_space
 from pipeline.tuning.storage import has_heartbeat, open_storage, storage_url
 
@@ -159,15 +161,20 @@ def open_study(cfg: DictConfig, plan: Plan, worker: int = 0):
 
 
 def finished_count(study) -> int:
-    """Trials that count toward tune.n_trials: complete, pruned, failed by the objective, and
-    running (on storages with heartbeats, where a killed worker's trial cannot stay running)."""
+    """Trials that count toward tune.n_trials: complete, pruned, and failed by the objective (with a
+    fail_reason); not a lost one, whose worker died (reclaim.py: it is retried instead)."""
     from optuna.trial import TrialState
 
-    live = has_heartbeat(study._storage)
     return sum(1 for t in study.get_trials(deepcopy=False)
                if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-               or (t.state == TrialState.FAIL and "fail_reason" in t.user_attrs)
-               or (live and t.state == TrialState.RUNNING))
+               or (t.state == TrialState.FAIL and "fail_reason" in t.user_attrs and not is_lost(t)))
+
+
+def running(study) -> list:
+    """The study's RUNNING trials, oldest first."""
+    from optuna.trial import TrialState
+
+    return study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
 
 
 def follow_study(root: Path, plan: Plan, world) -> None:
@@ -213,28 +220,53 @@ def scratch_dir(cfg: DictConfig, plan: Plan) -> Path:
 def run_worker(root: Path, plan: Plan, worker: int, n_workers: int, parent_run: str | None, world=None) -> None:
     """One worker: run trials until the study holds tune.n_trials (or tune.timeout passes).
 
+    Trials whose worker is gone are failed and retried first (reclaim.py). On heartbeat storages a
+    running trial of another worker counts as claimed: when the running and finished trials make
+    tune.n_trials, this worker waits until they finish or go silent, rather than start more.
     `world`: the DDP processes each trial trains on (this worker is their rank 0); None: this one.
     """
-    import optuna
-
     from pipeline.tuning.objective import run_trial
     from pipeline.tuning.progress import report_trial
 
     quiet_optuna()
     cfg, ctx = _trial_context(root, plan, worker, n_workers, parent_run, world)
     study = open_study(cfg, plan, worker)
-    if has_heartbeat(study._storage):  # a killed sweep's trials: failed now, retried first
-        optuna.storages.fail_stale_trials(study)
-    target = cfg.tune.n_trials
+    target, heartbeat = cfg.tune.n_trials, has_heartbeat(study._storage)
+    deadline = None if cfg.tune.timeout is None else time.monotonic() + cfg.tune.timeout
 
-    def stop_when_done(study, _trial):
-        if finished_count(study) >= target:
+    def claimed(study) -> int:  # finished, and (heartbeats) running: another worker's, still beating
+        reclaim_lost(study, cfg.tune.grace_period)
+        return finished_count(study) + (len(running(study)) if heartbeat else 0)
+
+    def stop_when_claimed(study, _trial):
+        if claimed(study) >= target:
             study.stop()
 
-    done = finished_count(study)
-    if done >= target:
-        return
     with progress.bar(f"{plan.study_name}: trials", total=target, name="trials") as trials:
-        trials.update(completed=done)  # a resumed study starts where it stopped
-        study.optimize(lambda trial: run_trial(trial, ctx), timeout=cfg.tune.timeout, catch=(Exception,),
-                       callbacks=[report_trial(cfg.competition.metric), stop_when_done])
+        trials.update(completed=finished_count(study))  # a resumed study starts where it stopped
+        waited: list[int] = []
+        while deadline is None or time.monotonic() < deadline:
+            if claimed(study) < target:
+                left = None if deadline is None else deadline - time.monotonic()
+                study.optimize(lambda trial: run_trial(trial, ctx), timeout=left, catch=(Exception,),
+                               callbacks=[report_trial(cfg.competition.metric), stop_when_claimed])
+            elif finished_count(study) >= target:
+                return
+            else:
+                waited = _wait_for(running(study), waited, cfg.tune)
+
+
+def _wait_for(trials: list, waited: list[int], tune: DictConfig) -> list[int]:
+    """Pause while other workers' trials run, saying so when the set changes; their numbers."""
+    numbers = [t.number for t in trials]
+    if numbers and numbers != waited:
+        log.info("waiting for %s to finish: with %s the study holds tune.n_trials=%d (a trial silent for tune.grace_period=%s s "
+                 "is failed here and retried)", _listing(trials), "it" if len(trials) == 1 else "them", tune.n_trials,
+                 tune.grace_period)
+    if numbers:
+        time.sleep(min(tune.heartbeat_interval, 2))
+    return numbers
+
+
+def _listing(trials: list) -> str:
+    return ", ".join(f"trial {t.number} ({worker_of(t)})" for t in trials)
