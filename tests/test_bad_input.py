@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import own_file
 from pipeline import cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,7 +69,7 @@ def write_image(size):
     def breaks(root):
         from PIL import Image
 
-        Image.fromarray(np.zeros(size[::-1], dtype=np.uint8)).save(first_image(root))
+        Image.fromarray(np.zeros(size[::-1], dtype=np.uint8)).save(own_file(first_image(root)))
 
     return breaks
 
@@ -155,12 +156,12 @@ CASES = [
     Case("raw data", "image missing", ["prepare"], r"1 image\(s\) missing from .*images, e\.g\. \['\d+\.png'\]",
          breaks=lambda r: first_image(r).unlink()),
     Case("raw data", "corrupt image", ["prepare"], r"Corrupt or unreadable image .*\.png",
-         breaks=lambda r: first_image(r).write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")),
+         breaks=lambda r: own_file(first_image(r)).write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")),
     Case("raw data", "empty image file (0 bytes)", ["prepare"], r"Corrupt or unreadable image .*\.png: it is empty \(0 bytes\)",
-         breaks=lambda r: first_image(r).write_bytes(b"")),
+         breaks=lambda r: own_file(first_image(r)).write_bytes(b"")),
     Case("raw data", "decompression-bomb image", ["prepare", "competition.image.resize=true"],
          r"Image .*\.png declares 200,000,000 pixels, more than Pillow decodes .*shrink the file",
-         breaks=lambda r: first_image(r).write_bytes(declaring_png(20_000, 10_000))),
+         breaks=lambda r: own_file(first_image(r)).write_bytes(declaring_png(20_000, 10_000))),
     Case("raw data", "image of the wrong size", ["prepare"], r"Image .*\.png is 32x20 pixels but competition\.image is 28x28\. .*competition\.image\.resize=true",
          breaks=write_image((32, 20))),
     Case("raw data", "duplicate column name (id,label,label)", ["prepare"],
@@ -276,7 +277,12 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
             if p.relative_to(root).parts[0] != "cache"}
 
 
-@pytest.mark.parametrize("case", CASES, ids=case_id)
+def tiered(case: Case):
+    """Config and submission cases compose or read a CSV (fast); raw-data cases run prepare (integration)."""
+    return case if case.area == "raw data" else pytest.param(case, marks=pytest.mark.fast)
+
+
+@pytest.mark.parametrize("case", [tiered(case) for case in CASES], ids=case_id)
 def test_bad_input_is_refused_with_one_paragraph_and_nothing_written(case, request, monkeypatch, capsys):
     root = request.getfixturevalue("project" if case.competition == "animals" else "text_project")
     if case.breaks:
@@ -291,6 +297,7 @@ def test_bad_input_is_refused_with_one_paragraph_and_nothing_written(case, reque
     assert snapshot(root) == before, "the failed command wrote or changed files"
 
 
+@pytest.mark.fast
 def test_debug_shows_the_traceback(project, monkeypatch, capsys):
     monkeypatch.chdir(project)
     assert cli.main(["--debug", "train", "competition.cv.n_splits=1"]) == 2
@@ -327,6 +334,7 @@ def markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+@pytest.mark.fast
 def test_docs_table_lists_every_case():
     assert len(CASES) >= 25
     assert (REPO / "docs" / "bad-input.md").read_text() == markdown(), "regenerate: python tests/test_bad_input.py > docs/bad-input.md"

@@ -13,7 +13,11 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO, project_with
+
+pytestmark = pytest.mark.slow  # the benchmark scripts and the GPU check's CPU path
 
 
 def test_gpu_check_runs_its_cpu_path(tmp_path, animals_data, rt_data):

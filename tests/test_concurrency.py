@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.slow  # processes racing on one store
 
 
 def test_two_trainings_share_a_new_sqlite_store(project):

@@ -8,6 +8,8 @@ import pytest
 
 from pipeline.errors import PodiumError
 
+pytestmark = pytest.mark.fast  # no training, no servers
+
 
 def test_default_config_composes_with_typed_values(make_cfg):
     cfg = make_cfg()

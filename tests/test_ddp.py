@@ -19,6 +19,8 @@ from pipeline.errors import PodiumError
 from pipeline.training.data import EvalBatches, ShardedBatches, shuffled_batches
 from pipeline.training.distributed import World, gather_rows
 
+pytestmark = pytest.mark.slow  # DDP processes and torchrun
+
 DDP = ("trainer.devices=2", "trainer.strategy=ddp")
 # Each process writes into its own folder if it writes at all: only rank 0's may exist.
 PER_RANK_OUT = "out_dir=outputs/ddp_rank${oc.env:LOCAL_RANK,0}"

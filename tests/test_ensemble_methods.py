@@ -10,6 +10,8 @@ from pipeline.ensemble.stage import evaluate
 from pipeline.errors import PodiumError
 from pipeline.metrics import METRICS, score_predictions
 
+pytestmark = pytest.mark.fast  # no training, no servers
+
 rng = np.random.default_rng(7)
 
 

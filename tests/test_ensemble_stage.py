@@ -13,6 +13,8 @@ from pipeline.errors import PodiumError
 from pipeline.metrics import METRICS
 from pipeline.predictions import Predictions
 
+pytestmark = pytest.mark.fast  # no training, no servers
+
 rng = np.random.default_rng(11)
 N_TRAIN, N_TEST, N_CLASSES = 600, 200, 10
 

@@ -7,6 +7,8 @@ from omegaconf import OmegaConf
 from pipeline.data.folds import assign_folds
 from pipeline.errors import PodiumError
 
+pytestmark = pytest.mark.fast  # no training, no servers
+
 
 def cv(**kw):
     return OmegaConf.create({"scheme": "stratified", "n_splits": 5, "seed": 42, "group_column": None, **kw})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from conftest import own_file
 from pipeline.data.identity import files_digest
 from pipeline.prepare import load_prepared, prepare, prepare_key
 
@@ -19,7 +20,7 @@ def test_replacing_an_image_changes_the_prepared_key_and_the_pixels_trained_on(p
     assert first.folder.name == "prepared"  # the pipeline's own prepared data matched
     image_id = first.train["id"].iloc[0]
     path = project / "data/animals/raw/images" / f"{image_id}.png"
-    Image.fromarray(255 - np.asarray(Image.open(path))).save(path)  # same name and pixel size, other pixels
+    Image.fromarray(255 - np.asarray(Image.open(path))).save(own_file(path))  # same name and pixel size, other pixels
     assert prepare_key(cfg) != key
     second = load_prepared(cfg, tmp_path / "scratch")
     assert second.folder == tmp_path / "scratch" and second.identity != first.identity

@@ -17,6 +17,8 @@ from PIL import Image
 from pipeline.data.images import decode_images
 from pipeline.errors import PodiumError
 
+pytestmark = pytest.mark.fast  # no training, no servers
+
 
 def decode(path: Path, channels: int, height: int, width: int, resize: bool = False) -> np.ndarray:
     """The (C, H, W) uint8 array decode_images makes of the one file at `path`."""

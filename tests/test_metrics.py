@@ -7,6 +7,8 @@ from sklearn import metrics as skm
 from pipeline.metrics import METRICS, get_metric
 from pipeline.errors import PodiumError
 
+pytestmark = pytest.mark.fast  # no training, no servers
+
 rng = np.random.default_rng(0)
 N, C = 500, 4
 Y = rng.integers(0, C, N)

@@ -16,6 +16,8 @@ import mlflow
 import pytest
 from conftest import REPO, free_port, wait_for_http
 
+pytestmark = pytest.mark.slow  # a browser on the MLflow UI
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(os.environ.get("PODIUM_TEST_ARTIFACTS", REPO / "test-artifacts"))
 # Chromium on a closed network: no background calls home, no sandbox (CI runs as root), no GPU.

@@ -7,6 +7,8 @@ import pytest
 from conftest import REPO
 from nbclient import NotebookClient
 
+pytestmark = pytest.mark.slow  # executes the notebooks on a trained project
+
 NOTEBOOKS = REPO / "notebooks"
 
 

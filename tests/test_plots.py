@@ -12,12 +12,14 @@ from sklearn.metrics import precision_recall_fscore_support
 from pipeline import plots
 
 
+
 def png_size(path):
     with Image.open(path) as image:
         assert image.format == "PNG"
         return image.size
 
 
+@pytest.mark.fast
 def test_per_class_scores_match_scikit_learn():
     rng = np.random.default_rng(0)
     target = rng.integers(0, 4, 300)
@@ -28,6 +30,7 @@ def test_per_class_scores_match_scikit_learn():
     assert np.allclose(scores["f1"], f1) and scores["rows"].tolist() == support.tolist()
 
 
+@pytest.mark.fast
 def test_mean_curves_average_every_fold_and_seed_per_epoch():
     history = pd.DataFrame({"seed": [0, 0, 0, 0, 1, 1], "fold": [0, 0, 1, 1, 0, 0], "epoch": [0, 1, 0, 1, 0, 1],
                             "train/loss": [1.0, 0.5, 3.0, 1.5, 2.0, 1.0], "val/score": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]})
@@ -36,6 +39,7 @@ def test_mean_curves_average_every_fold_and_seed_per_epoch():
     assert curves["train_loss"].tolist() == [2.0, 1.0] and curves["val_score"].tolist() == pytest.approx([0.3, 0.4])
 
 
+@pytest.mark.fast
 def test_regression_gets_residuals_instead_of_a_confusion_matrix(tmp_path):
     class Regression:
         task = "regression"
@@ -50,6 +54,7 @@ def test_regression_gets_residuals_instead_of_a_confusion_matrix(tmp_path):
     assert width > 800 and 300 < height < 500
 
 
+@pytest.mark.integration  # its fixture trains a smoke run
 def test_training_and_ensemble_write_plots_and_log_them(smoke_results):
     root = smoke_results.root
     client = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
@@ -85,6 +90,7 @@ def test_training_and_ensemble_write_plots_and_log_them(smoke_results):
     assert "local LB" in printed and f"{submitted['local_leaderboard']:.4f}" in printed
 
 
+@pytest.mark.fast
 def test_member_correlation_of_a_single_member(tmp_path):
     path = plots.member_correlation({"cnn": np.random.default_rng(2).random((50, 3))}, "one member", tmp_path / "c.png")
     assert png_size(path)[0] > 300

@@ -19,6 +19,8 @@ from pipeline.prepare import load_prepared
 from pipeline.training.fold import fold_state
 from pipeline.training.train import train
 
+pytestmark = pytest.mark.slow  # training killed and rerun
+
 # The command the DVC train stage runs, shrunk: 2 folds of 600 rows, 6 epochs each.
 OVERRIDES = ["trainer=smoke", "trainer.max_epochs=6", "train.seeds=[0]", "data.limit_train_rows=1200", "tracking.uri=sqlite:///mlflow.db"]
 OUT = "outputs/animals/models/cnn"

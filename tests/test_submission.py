@@ -8,6 +8,8 @@ from omegaconf import OmegaConf
 from pipeline.errors import PodiumError
 from pipeline.submission import build_submission, check_submission, score_submission, validate_submission
 
+pytestmark = pytest.mark.fast  # no training, no servers
+
 CLASSES = ["cat", "dog", "owl"]
 
 

@@ -9,6 +9,8 @@ from pipeline.config.tuned import override_value, read_tuned, to_overrides, writ
 from pipeline.errors import PodiumError
 from pipeline.tuning.space import parse_space
 
+pytestmark = pytest.mark.fast  # no training, no servers
+
 SPACE = {
     "model": {
         "optimizer": {
