@@ -42,6 +42,16 @@ def wait_for_epoch(process: subprocess.Popen, history: Path, epoch: int, timeout
     raise AssertionError(f"no epoch {epoch} in {history} after {timeout} s")
 
 
+def kill_during_fold_1(project: Path, cfg):
+    """Start the train command, SIGKILL it once fold 1 has recorded epoch 1; the two folds' states."""
+    first, second = fold_state(cfg, 0), fold_state(cfg, 1)
+    run = podium_train(project)
+    wait_for_epoch(run, second.folder / "history.json", epoch=1)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    return first, second
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, animals_data):
     """An uninterrupted run of the same config, in this process and its own project: its files' bytes."""
@@ -52,11 +62,7 @@ def reference(tmp_path_factory, animals_data):
 
 def test_sigkill_mid_fold_then_rerun_resumes_and_matches_an_uninterrupted_run(project, make_cfg, reference):
     cfg = make_cfg(*OVERRIDES[:-1], f"out_dir={OUT}")
-    first, second = fold_state(cfg, 0), fold_state(cfg, 1)
-    run = podium_train(project)
-    wait_for_epoch(run, second.folder / "history.json", epoch=1)
-    run.send_signal(signal.SIGKILL)
-    run.wait()
+    first, second = kill_during_fold_1(project, cfg)
     assert (first.folder / "result.npz").is_file(), "fold 0 finished and recorded"
     assert second.last.is_file() and not (second.folder / "result.npz").exists(), "fold 1 interrupted after a checkpoint"
     assert not (project / OUT / "oof.parquet").exists()
@@ -81,11 +87,7 @@ def test_data_changed_between_kill_and_rerun_trains_afresh_and_says_why(project,
     import pandas as pd
 
     cfg = make_cfg(*OVERRIDES[:-1], f"out_dir={OUT}")
-    first, second = fold_state(cfg, 0), fold_state(cfg, 1)
-    run = podium_train(project)
-    wait_for_epoch(run, second.folder / "history.json", epoch=1)
-    run.send_signal(signal.SIGKILL)
-    run.wait()
+    first, second = kill_during_fold_1(project, cfg)
     assert (first.folder / "result.npz").is_file() and second.last.is_file()
 
     path = project / "data/animals/raw/train.csv"
