@@ -53,9 +53,11 @@ def project_with(root: Path, data: Path) -> Path:
 
 def _link_images(source: str, target: str) -> None:
     if Path(source).parent.name == "images":
-        os.link(source, target)
-    else:
-        shutil.copy2(source, target)
+        try:
+            return os.link(source, target)
+        except OSError:  # another file system (EXDEV), or one without hard links: copy
+            pass
+    shutil.copy2(source, target)
 
 
 def own_file(path: Path) -> Path:

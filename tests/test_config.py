@@ -168,6 +168,8 @@ TEXT = "competition=rotten-tomatoes"
     ([TEXT, "model=tfidf", "model.ngram_range=[2,1]"], r"model\.ngram_range=\[2, 1\] is out of range"),
     ([TEXT, "model=tfidf", "model.C=0"], r"model\.C=0\.0 is out of range"),
     (["data.num_workers=-1"], r"data\.num_workers=-1 is out of range"),
+    (["tune.grace_period=0"], r"tune\.grace_period=0 is out of range; it must be at least 1 second"),
+    (["tune.heartbeat_interval=0"], r"tune\.heartbeat_interval=0 is out of range; it must be at least 1 second"),
     (["competition.image.height=0"], r"competition\.image\.height=0 is out of range; it must be at least 1 pixel"),
 ])
 def test_non_positive_sizes_are_out_of_range(make_cfg, overrides, expected):

@@ -177,6 +177,28 @@ def test_no_tuned_file_comes_from_a_study_short_of_its_trials(tune_project, monk
     assert not (tune_project / "competitions/animals/tuned/cnn.yaml").exists()
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage", "ignore::optuna.exceptions.ExperimentalWarning")
+@pytest.mark.parametrize("storage", ["sqlite:///optuna.db", "journal:///optuna.log"])
+def test_a_trial_given_out_but_never_started_is_reclaimed_after_the_grace_period(tune_project, storage):
+    """A worker killed between Optuna's ask and the trial's first line left a RUNNING trial with no
+    worker recorded and no heartbeat (which Optuna's stale check skips): the rerun fails it as lost
+    and retries it, instead of waiting for it for ever (SQLite) or leaving it RUNNING (journal)."""
+    journal = f"tune.storage={storage}"
+    overrides = [*SMOKE, "tracking=none", "tune.n_trials=1", journal, "tune.grace_period=1"]
+    study = optuna.create_study(study_name="animals-cnn-default", storage=open_storage(compose(overrides, root=tune_project)),
+                                direction="maximize")
+    good = {"model.optimizer.lr": 0.002, "model.optimizer._target_": "torch.optim.AdamW", "model.hidden": 128}
+    study.enqueue_trial(good)
+    study.ask()  # given out; its worker died before it began
+    time.sleep(1.1)  # not a race: the trial's start time is fixed, and it is now more than the grace period ago
+    result = tune(overrides, root=tune_project)
+    lost, retry = trials(tune_project, journal)
+    assert lost.state == TrialState.FAIL and lost.user_attrs["fail_reason"] == (
+        "lost: its worker (unrecorded) never started the trial, tune.grace_period=1 s after Optuna gave it out")
+    assert retry.system_attrs["failed_trial"] == 0 and retry.state == TrialState.COMPLETE and retry.params == good
+    assert result.best_trial == 1
+
+
 def _second_trial_is_training(project: Path, storage: str) -> bool:
     try:
         done = trials(project, f"tune.storage={storage}")

@@ -71,11 +71,12 @@ def _compose_raw(root: Path, overrides: Sequence[str]) -> DictConfig:
             default = _default_model(raw, overrides)
             if default:  # the root config's default model reads the other modality
                 raw, choices = _hydra_compose([f"model={default}", *overrides])
-    except yaml.YAMLError as exc:  # a syntax error in a file under conf/
-        raise PodiumError(yaml_message(exc, root) if yaml_error(exc) else f"Invalid YAML under conf/: {exc}") from None
-    except HydraException as exc:
+    except (yaml.YAMLError, HydraException) as exc:  # a syntax error in a file under conf/, raised or wrapped by Hydra
         cause = yaml_error(exc)
-        raise PodiumError(yaml_message(cause, root) if cause else _hydra_message(exc, root)) from None
+        if cause:
+            raise PodiumError(yaml_message(cause, root)) from None
+        raise PodiumError(_hydra_message(exc, root) if isinstance(exc, HydraException)
+                          else f"Invalid YAML under conf/: {exc}") from None
     except OmegaConfBaseException as exc:
         raise PodiumError(_schema_message(exc)) from None
     check_competition_name(OmegaConf.to_container(raw, resolve=False), choices.get("competition"), overrides)

@@ -41,6 +41,9 @@ def check_sizes(cfg: DictConfig) -> None:
         _check_tfidf(model, where)
     if model.family == "transformer" and not model.layerwise_lr_decay > 0:
         out_of_range("model.layerwise_lr_decay", model.layerwise_lr_decay, "a positive factor (1 = off)", where)
+    for key in ("grace_period", "heartbeat_interval"):  # Optuna's heartbeats take whole seconds, at least 1
+        if cfg.tune[key] < 1:
+            out_of_range(f"tune.{key}", cfg.tune[key], "at least 1 second", "conf/config.yaml")
     if cfg.data.num_workers < 0:
         out_of_range("data.num_workers", cfg.data.num_workers, "0 (load in the training process) or more", "conf/config.yaml")
     comp = cfg.competition

@@ -37,7 +37,7 @@ from pipeline.training import distributed
 from pipeline.training.train import preflight, trainer_flags
 from pipeline.tuning.plots import write_plots
 from pipeline.tuning.progress import counts, top_trials
-from pipeline.tuning.reclaim import worker_of
+from pipeline.tuning.reclaim import listing
 from pipeline.tuning.storage import storage_url
 from pipeline.tuning.study import (Plan, finished_count, follow_study, make_plan, open_study, quiet_optuna, run_worker,
                                    running, scratch_dir)
@@ -135,7 +135,7 @@ def _check_complete(cfg, plan: Plan, study) -> None:
     if done >= cfg.tune.n_trials or cfg.tune.timeout is not None:
         return
     busy = running(study)
-    still = f" Still running: {', '.join(f'trial {t.number} ({worker_of(t)})' for t in busy)}." if busy else ""
+    still = f" Still running: {listing(busy)}." if busy else ""
     raise PodiumError(
         f"Study {plan.study_name} holds {done} of tune.n_trials={cfg.tune.n_trials} finished trials, so no tuned file "
         f"was written.{still} Run the same command again to continue: it waits for running trials, and fails and "

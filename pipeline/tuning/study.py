@@ -16,7 +16,7 @@ from pipeline import io, progress
 from pipeline.config import compose
 from pipeline.config.tuned import config_groups, key_of, to_overrides
 from pipeline.errors import PodiumError
-from pipeline.tuning.reclaim import is_lost, reclaim_lost, worker_of
+from pipeline.tuning.reclaim import is_lost, listing, reclaim_lost
 from pipeline.tuning.space import SearchSpace, parse_space
 from pipeline.tuning.storage import has_heartbeat, open_storage, storage_url
 
@@ -261,12 +261,9 @@ def _wait_for(trials: list, waited: list[int], tune: DictConfig) -> list[int]:
     numbers = [t.number for t in trials]
     if numbers and numbers != waited:
         log.info("waiting for %s to finish: with %s the study holds tune.n_trials=%d (a trial silent for tune.grace_period=%s s "
-                 "is failed here and retried)", _listing(trials), "it" if len(trials) == 1 else "them", tune.n_trials,
+                 "is failed here and retried)", listing(trials), "it" if len(trials) == 1 else "them", tune.n_trials,
                  tune.grace_period)
     if numbers:
         time.sleep(min(tune.heartbeat_interval, 2))
     return numbers
 
-
-def _listing(trials: list) -> str:
-    return ", ".join(f"trial {t.number} ({worker_of(t)})" for t in trials)
