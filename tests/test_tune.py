@@ -199,6 +199,26 @@ def test_a_trial_given_out_but_never_started_is_reclaimed_after_the_grace_period
     assert result.best_trial == 1
 
 
+def test_a_trial_failing_outside_its_training_is_recorded_and_counted(tune_project, monkeypatch):
+    """A tracking server that fails as the trial's value is logged: the trial fails with that reason
+    and counts toward tune.n_trials, so the sweep ends instead of starting trial after trial."""
+    from pipeline.tracking import Tracker
+
+    logged = Tracker.log_metrics
+
+    def server_down(self, metrics, step=None):
+        if "value" in metrics:
+            raise ConnectionError("tracking server went away")
+        return logged(self, metrics, step)
+
+    monkeypatch.setattr(Tracker, "log_metrics", server_down)
+    overrides = [*SMOKE, "tune.n_trials=1", "tune.pruner.name=none"]
+    with pytest.raises(PodiumError):  # no trial completed: nothing to hand over
+        tune(overrides, root=tune_project)
+    [failed] = trials(tune_project)
+    assert failed.state == TrialState.FAIL and failed.user_attrs["fail_reason"] == "ConnectionError: tracking server went away"
+
+
 def _second_trial_is_training(project: Path, storage: str) -> bool:
     try:
         done = trials(project, f"tune.storage={storage}")

@@ -67,15 +67,27 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
                 tracker.set_tags(state="PRUNED", pruned_step=reported[-1])
                 raise
             except Exception as exc:
-                reason = str(exc) if isinstance(exc, PodiumError) else f"{type(exc).__name__}: {exc}"
+                reason = _reason(exc)
                 trial.set_user_attr("fail_reason", reason[:2000])
                 tracker.set_tags(state="FAIL", fail_reason=reason[:5000])
                 raise
             tracker.log_metrics({"value": value})
             tracker.set_tags(state="COMPLETE")
         return value
+    except optuna.TrialPruned:
+        raise
+    except Exception as exc:
+        # failed outside the training (opening or closing the tracker's run): still a finished trial,
+        # with its reason; without one it would not count toward tune.n_trials and the sweep go on for ever
+        if "fail_reason" not in trial.user_attrs:
+            trial.set_user_attr("fail_reason", _reason(exc)[:2000])
+        raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, PodiumError) else f"{type(exc).__name__}: {exc}"
 
 
 def follow(ctx: TrialContext) -> None:
