@@ -7,7 +7,8 @@
 #   3. the GPU's memory as nvidia-smi reports it at the end.
 #
 #   bash benchmarks/gpu_check.sh          # on the GPU
-#   bash benchmarks/gpu_check.sh --cpu    # the same steps on the CPU, shrunk (the test suite runs this)
+#   bash benchmarks/gpu_check.sh --cpu    # the same steps on the CPU, shrunk
+#   GPU_CHECK_FAMILIES=cnn bash benchmarks/gpu_check.sh --cpu   # step 1 for these families only (the test suite's run)
 #
 # It builds the demo data and prepares both demo competitions if they are not there yet, in the
 # project at $PODIUM_ROOT (default: this checkout).
@@ -34,7 +35,8 @@ for competition in animals rotten-tomatoes; do
 done
 
 echo "== 1. training throughput per family ($accelerator)"
-"$PY" benchmarks/training_speed.py --accelerator "$accelerator" --scale "$scale" --repeats "$repeats"
+read -r -a families <<< "${GPU_CHECK_FAMILIES:-cnn efficientnet lstm transformer}"
+"$PY" benchmarks/training_speed.py --accelerator "$accelerator" --scale "$scale" --repeats "$repeats" --families "${families[@]}"
 
 echo "== 2. a 1-device DDP training: out-of-fold and test ids"
 scratch=$(mktemp -d)
