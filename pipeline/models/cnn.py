@@ -6,6 +6,8 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from pipeline.config.sizes import cnn_min_image_size  # one definition: the config check refuses the same depths
+
 
 def conv_block(c_in: int, c_out: int, convs: int) -> nn.Sequential:
     layers: list[nn.Module] = []
@@ -19,7 +21,7 @@ class CNN(nn.Module):
     def __init__(self, channels: int, height: int, width: int, n_outputs: int, *, width_0: int = 32,
                  depth: int = 3, convs_per_block: int = 2, hidden: int = 128, dropout: float = 0.2):
         super().__init__()
-        if min(height, width) < 2**depth:
+        if min(height, width) < cnn_min_image_size(depth):
             raise ValueError(f"depth {depth} halves a {height}x{width} image below 1 pixel; lower model.depth")
         widths = [width_0 * 2**i for i in range(depth)]
         self.features = nn.Sequential(*(conv_block(c_in, c_out, convs_per_block) for c_in, c_out in zip([channels, *widths], widths)))
