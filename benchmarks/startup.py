@@ -49,9 +49,19 @@ def median_seconds(command: list[str], runs: int) -> tuple[float, str]:
 
 def seconds_to_first_step(scratch: Path) -> float:
     """Launch to the first optimizer step of `podium train` (the CNN), tracking into a scratch store."""
-    command = [sys.executable, "-c", UNTIL_FIRST_STEP, "train", "competition=animals", "model=cnn", "train.seeds=null",
-               "train.resume=false", f"out_dir={scratch / 'run'}", f"paths.checkpoints={scratch / 'checkpoints'}",
-               f"tracking.uri=sqlite:///{scratch / 'mlflow.db'}"]
+    command = [
+        sys.executable,
+        "-c",
+        UNTIL_FIRST_STEP,
+        "train",
+        "competition=animals",
+        "model=cnn",
+        "train.seeds=null",
+        "train.resume=false",
+        f"out_dir={scratch / 'run'}",
+        f"paths.checkpoints={scratch / 'checkpoints'}",
+        f"tracking.uri=sqlite:///{scratch / 'mlflow.db'}",
+    ]
     launched = time.time()
     done = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True)
     marks = [line for line in done.stdout.splitlines() if line.startswith("first optimizer step at ")]

@@ -66,11 +66,16 @@ def main() -> None:
     n = len(texts)
     print(f"{n} texts, MiniLM tokenizer, max length 64, median of {args.repeats}")
     print(f"{'path':<38}{'seconds':>9}{'rows/s':>12}")
-    for name, seconds in (("per-row Python loop", loop), ("datasets map, cold cache (Podium)", cold),
-                          ("datasets map, warm cache (Podium)", warm)):
+    for name, seconds in (
+        ("per-row Python loop", loop),
+        ("datasets map, cold cache (Podium)", cold),
+        ("datasets map, warm cache (Podium)", warm),
+    ):
         print(f"{name:<38}{seconds:>9.3f}{n / seconds:>12,.0f}")
-    print(f"cold cache vs loop: {loop / cold:.1f}x; warm cache vs loop: {loop / warm:.1f}x; "
-          f"warm vs cold: {cold / warm:.1f}x")
+    print(
+        f"cold cache vs loop: {loop / cold:.1f}x; warm cache vs loop: {loop / warm:.1f}x; "
+        f"warm vs cold: {cold / warm:.1f}x"
+    )
 
 
 if __name__ == "__main__":

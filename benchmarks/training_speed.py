@@ -112,8 +112,15 @@ def lightning_run(cfg, inputs, net, window: _Window) -> None:
 
     from pipeline.training.fold import build_module, trainer_flags
 
-    trainer = L.Trainer(**trainer_flags(cfg), logger=False, callbacks=[_timer(window)], enable_checkpointing=False,
-                        enable_model_summary=False, num_sanity_val_steps=0, use_distributed_sampler=False)
+    trainer = L.Trainer(
+        **trainer_flags(cfg),
+        logger=False,
+        callbacks=[_timer(window)],
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+    )
     module = build_module(cfg, dataclasses.replace(inputs, net=net))
     trainer.fit(module, inputs.train_loader(cfg, seed=cfg.seed), inputs.eval_loader(inputs.valid, cfg)[0])
 
@@ -131,8 +138,11 @@ def plain_run(cfg, inputs, net, window: _Window, device) -> None:
     net = net.to(device).train()
     augment = build_augment(cfg.augment) if image else None
     opt_cfg = OmegaConf.to_container(cfg.model.optimizer)
-    params = (net.parameter_groups(lr=opt_cfg["lr"], weight_decay=opt_cfg.get("weight_decay", 0.0))
-              if hasattr(net, "parameter_groups") else net.parameters())
+    params = (
+        net.parameter_groups(lr=opt_cfg["lr"], weight_decay=opt_cfg.get("weight_decay", 0.0))
+        if hasattr(net, "parameter_groups")
+        else net.parameters()
+    )
     optimizer = instantiate(opt_cfg, _partial_=True)(params=params)
     scheduler = None
     if cfg.model.scheduler:
@@ -148,10 +158,16 @@ def plain_run(cfg, inputs, net, window: _Window, device) -> None:
         y = y.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             if image:
-                x = augment(x.to(device, non_blocking=True).float() / 255.0) if augment else x.to(device).float() / 255.0
+                x = (
+                    augment(x.to(device, non_blocking=True).float() / 255.0)
+                    if augment
+                    else x.to(device).float() / 255.0
+                )
                 logits = net(x)
             else:
-                logits = net(x["input_ids"].to(device, non_blocking=True), x["attention_mask"].to(device, non_blocking=True))
+                logits = net(
+                    x["input_ids"].to(device, non_blocking=True), x["attention_mask"].to(device, non_blocking=True)
+                )
         if task == "binary":
             loss = F.binary_cross_entropy_with_logits(logits.float().squeeze(1), y.float())
         elif task == "regression":
@@ -190,10 +206,23 @@ def measure_family(family: str, accelerator: str, repeats: int, scale: float, sc
     device = torch.device("cuda" if accelerator == "gpu" else "cpu")
     results: dict = {}
     for precision in PRECISIONS:
-        cfg = compose([f"competition={competition}", f"model={model}", f"trainer={'gpu' if accelerator == 'gpu' else 'cpu'}",
-                       f"trainer.precision={precision}", "trainer.max_epochs=1", f"trainer.limit_train_batches={warmup + n}",
-                       "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false", "tracking.enabled=false",
-                       "train.seeds=null", "train.resume=false", f"paths.checkpoints={scratch / 'checkpoints'}"], root=ROOT)
+        cfg = compose(
+            [
+                f"competition={competition}",
+                f"model={model}",
+                f"trainer={'gpu' if accelerator == 'gpu' else 'cpu'}",
+                f"trainer.precision={precision}",
+                "trainer.max_epochs=1",
+                f"trainer.limit_train_batches={warmup + n}",
+                "trainer.limit_val_batches=1",
+                "trainer.enable_progress_bar=false",
+                "tracking.enabled=false",
+                "train.seeds=null",
+                "train.resume=false",
+                f"paths.checkpoints={scratch / 'checkpoints'}",
+            ],
+            root=ROOT,
+        )
         preflight(cfg)
         torch.use_deterministic_algorithms(bool(cfg.trainer.deterministic))  # as Lightning sets it for both sides
         data = load_prepared(cfg, scratch=scratch / f"prepared-{competition}")
@@ -204,7 +233,7 @@ def measure_family(family: str, accelerator: str, repeats: int, scale: float, sc
         for rep in range(repeats + 1):  # the first round warms up (allocator, caches) and is dropped
             sides = ("plain", "lightning", "podium")
             speeds = {}
-            for side in (sides if rep % 2 else sides[::-1]):  # alternate which goes first
+            for side in sides if rep % 2 else sides[::-1]:  # alternate which goes first
                 window = _Window(warmup, n, device)
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
@@ -221,7 +250,9 @@ def measure_family(family: str, accelerator: str, repeats: int, scale: float, sc
                 for side, speed in speeds.items():
                     runs[side].append(speed)
                 runs["ratio"].append(speeds["podium"] / speeds["plain"])
-        results[precision] = {side: Measured(statistics.median(runs[side])) for side in ("plain", "lightning", "podium")}
+        results[precision] = {
+            side: Measured(statistics.median(runs[side])) for side in ("plain", "lightning", "podium")
+        }
         results[precision]["podium"].peak_gpu_mb = peak
         results[precision]["ratio"] = statistics.median(runs["ratio"])
         if precision == PRECISIONS[-1]:
@@ -244,35 +275,71 @@ def report(measured: dict[str, dict], accelerator: str) -> str:
     for family, r in measured.items():
         for precision in PRECISIONS:
             plain, bare, podium = (r[precision][side].samples_per_s for side in ("plain", "lightning", "podium"))
-            row = [family, r["batch"], precision, f"{plain:,.0f}", f"{bare:,.0f}", f"{podium:,.0f}", f"{r[precision]['ratio']:.3f}x",
-                   f"{podium / bare:.3f}x"]
+            row = [
+                family,
+                r["batch"],
+                precision,
+                f"{plain:,.0f}",
+                f"{bare:,.0f}",
+                f"{podium:,.0f}",
+                f"{r[precision]['ratio']:.3f}x",
+                f"{podium / bare:.3f}x",
+            ]
             rows.append(row + ([f"{r[precision]['podium'].peak_gpu_mb:,.0f}"] if gpu else []))
-    lines.append("Overhead: training samples/s of a hand-written loop, a bare Lightning Trainer and Podium (target podium/plain >= 0.95x)")
-    lines.append(table(["family", "batch", "precision", "plain", "lightning", "podium", "podium/plain", "podium/lightning"]
-                       + (["peak GPU MiB"] if gpu else []), rows))
-    rows = [[family, f"{r['32-true']['podium'].samples_per_s:,.0f}", f"{r['bf16-mixed']['podium'].samples_per_s:,.0f}",
-             f"{r['bf16-mixed']['podium'].samples_per_s / r['32-true']['podium'].samples_per_s:.2f}x"] for family, r in measured.items()]
+    lines.append(
+        "Overhead: training samples/s of a hand-written loop, a bare Lightning Trainer and Podium (target podium/plain >= 0.95x)"
+    )
+    lines.append(
+        table(
+            ["family", "batch", "precision", "plain", "lightning", "podium", "podium/plain", "podium/lightning"]
+            + (["peak GPU MiB"] if gpu else []),
+            rows,
+        )
+    )
+    rows = [
+        [
+            family,
+            f"{r['32-true']['podium'].samples_per_s:,.0f}",
+            f"{r['bf16-mixed']['podium'].samples_per_s:,.0f}",
+            f"{r['bf16-mixed']['podium'].samples_per_s / r['32-true']['podium'].samples_per_s:.2f}x",
+        ]
+        for family, r in measured.items()
+    ]
     lines.append("\nPrecision: Podium samples/s")
     lines.append(table(["family", "32-true", "bf16-mixed", "bf16/32"], rows))
-    rows = [[family, f"{r['loader'].samples_per_s:,.0f}", f"{r['bf16-mixed']['podium'].samples_per_s:,.0f}",
-             f"{r['loader'].samples_per_s / r['bf16-mixed']['podium'].samples_per_s:,.0f}x"] for family, r in measured.items()]
+    rows = [
+        [
+            family,
+            f"{r['loader'].samples_per_s:,.0f}",
+            f"{r['bf16-mixed']['podium'].samples_per_s:,.0f}",
+            f"{r['loader'].samples_per_s / r['bf16-mixed']['podium'].samples_per_s:,.0f}x",
+        ]
+        for family, r in measured.items()
+    ]
     lines.append("\nInput pipeline: the training loader alone vs the model's consumption (bf16-mixed; target >= 5x)")
     lines.append(table(["family", "loader samples/s", "model samples/s", "loader/model"], rows))
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--families", nargs="+", choices=list(FAMILIES), default=list(FAMILIES))
     parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu")
-    parser.add_argument("--repeats", type=int, default=4, help="measured rounds (plain, lightning, podium) per family and precision")
+    parser.add_argument(
+        "--repeats", type=int, default=4, help="measured rounds (plain, lightning, podium) per family and precision"
+    )
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies the timed batches (0.2: a quick check)")
     args = parser.parse_args()
 
     import torch
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{torch.cuda.get_device_name() if args.accelerator == 'gpu' else 'CPU'}", flush=True)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{torch.cuda.get_device_name() if args.accelerator == 'gpu' else 'CPU'}",
+        flush=True,
+    )
     measured = {}
     with tempfile.TemporaryDirectory(prefix="podium-speed-") as scratch:
         for family in args.families:

@@ -27,18 +27,35 @@ from pipeline.tuning import tune
 
 def sweep(pruner: str, warmup: float, args, folder: str) -> dict:
     name = f"{pruner}-{warmup}" if pruner != "none" else pruner
-    overrides = ["competition=animals", "model=cnn", "tracking=none", f"tune.storage=sqlite:///{folder}/bench.db",
-                 f"tune.name={name}", f"tune.n_trials={args.trials}", "tune.folds=1", f"tune.pruner.name={pruner}",
-                 f"tune.pruner.warmup={warmup}",
-                 f"trainer.max_epochs={args.epochs}", f"data.limit_train_rows={args.rows}", "trainer.enable_progress_bar=false",
-                 "tune.write_best=false", f"out_dir={folder}/{name}"]
+    overrides = [
+        "competition=animals",
+        "model=cnn",
+        "tracking=none",
+        f"tune.storage=sqlite:///{folder}/bench.db",
+        f"tune.name={name}",
+        f"tune.n_trials={args.trials}",
+        "tune.folds=1",
+        f"tune.pruner.name={pruner}",
+        f"tune.pruner.warmup={warmup}",
+        f"trainer.max_epochs={args.epochs}",
+        f"data.limit_train_rows={args.rows}",
+        "trainer.enable_progress_bar=false",
+        "tune.write_best=false",
+        f"out_dir={folder}/{name}",
+    ]
     started = time.perf_counter()
     result = tune(overrides, root=find_root())
     seconds = time.perf_counter() - started
     study = optuna.load_study(study_name=result.study, storage=f"sqlite:///{folder}/bench.db")
     epochs = sum(len(t.intermediate_values) for t in study.trials)
-    return {"pruner": name, "epochs": epochs, "seconds": seconds, "best": result.best_value,
-            "complete": result.counts["complete"], "pruned": result.counts["pruned"]}
+    return {
+        "pruner": name,
+        "epochs": epochs,
+        "seconds": seconds,
+        "best": result.best_value,
+        "complete": result.counts["complete"],
+        "pruned": result.counts["pruned"],
+    }
 
 
 def main() -> None:
@@ -46,17 +63,44 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--rows", type=int, default=4000, help="training rows kept (5 folds: fold 0 scores a fifth)")
-    parser.add_argument("--warmups", type=float, nargs="+", default=[0.25], help="tune.pruner.warmup of each pruned sweep")
+    parser.add_argument(
+        "--warmups", type=float, nargs="+", default=[0.25], help="tune.pruner.warmup of each pruned sweep"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="  %(message)s")
     logging.getLogger("pipeline.tuning").setLevel(logging.INFO)  # one line per trial
     with tempfile.TemporaryDirectory() as folder:
         rows = [sweep("median", w, args, folder) for w in args.warmups] + [sweep("none", 0.0, args, folder)]
     full = rows[-1]
-    print(table(["pruner", "trials complete", "pruned", "epochs", "epochs saved", "wall s", "time saved", "best accuracy", "vs unpruned"],
-                [[r["pruner"], r["complete"], r["pruned"], r["epochs"], f"{1 - r['epochs'] / full['epochs']:.0%}",
-                  round(r["seconds"]), f"{1 - r['seconds'] / full['seconds']:.0%}", r["best"], f"{r['best'] - full['best']:+.4f}"]
-                 for r in rows]))
+    print(
+        table(
+            [
+                "pruner",
+                "trials complete",
+                "pruned",
+                "epochs",
+                "epochs saved",
+                "wall s",
+                "time saved",
+                "best accuracy",
+                "vs unpruned",
+            ],
+            [
+                [
+                    r["pruner"],
+                    r["complete"],
+                    r["pruned"],
+                    r["epochs"],
+                    f"{1 - r['epochs'] / full['epochs']:.0%}",
+                    round(r["seconds"]),
+                    f"{1 - r['seconds'] / full['seconds']:.0%}",
+                    r["best"],
+                    f"{r['best'] - full['best']:+.4f}",
+                ]
+                for r in rows
+            ],
+        )
+    )
     n_scored = args.rows // 5
     noise = math.sqrt(full["best"] * (1 - full["best"]) / n_scored)
     print(f"\nnoise: one standard error of accuracy {full['best']:.4f} on {n_scored} scored rows is {noise:.4f}")

@@ -18,7 +18,6 @@ from pipeline.errors import PodiumError
 log = logging.getLogger("pipeline")
 
 
-
 def _compose(args):
     from pipeline.config import compose
 
@@ -29,7 +28,9 @@ def cmd_prepare(args) -> None:
     from pipeline.prepare import prepare
 
     result = prepare(_compose(args))
-    print(f"prepared {result.n_train} training rows in {result.n_folds} folds and {result.n_test} test rows -> {result.folder}")
+    print(
+        f"prepared {result.n_train} training rows in {result.n_folds} folds and {result.n_test} test rows -> {result.folder}"
+    )
 
 
 def cmd_train(args) -> None:
@@ -56,11 +57,15 @@ def cmd_tune(args) -> None:
         return
     c = r.counts
     running = f", {c['running']} running" if c["running"] else ""
-    print(f"study {r.study} ({r.storage}): {c['complete']} complete, {c['pruned']} pruned, {c['fail']} failed{running} "
-          f"in {r.seconds:.0f} s")
+    print(
+        f"study {r.study} ({r.storage}): {c['complete']} complete, {c['pruned']} pruned, {c['fail']} failed{running} "
+        f"in {r.seconds:.0f} s"
+    )
     print(table(*r.top))
-    print(f"best {r.metric} {r.best_value:.4f} (trial {r.best_trial})"
-          + (f" -> {r.tuned_file} (training applies it; train.tuned=false ignores it)" if r.tuned_file else ""))
+    print(
+        f"best {r.metric} {r.best_value:.4f} (trial {r.best_trial})"
+        + (f" -> {r.tuned_file} (training applies it; train.tuned=false ignores it)" if r.tuned_file else "")
+    )
     print(f"trials.csv and plots -> {r.out_dir}")
 
 
@@ -106,8 +111,10 @@ def cmd_new(args) -> None:
     print(f"new {args.task} {args.modality} competition {made.name}:")
     for path in made.written:
         print(f"  {path.relative_to(root)}")
-    print(f"next: fill in the ??? keys of conf/competition/{made.name}.yaml, put Kaggle's files in data/{made.name}/raw/, "
-          f"check with `podium config competition={made.name}`, run `dvc repro competitions/{made.name}/dvc.yaml`.")
+    print(
+        f"next: fill in the ??? keys of conf/competition/{made.name}.yaml, put Kaggle's files in data/{made.name}/raw/, "
+        f"check with `podium config competition={made.name}`, run `dvc repro competitions/{made.name}/dvc.yaml`."
+    )
 
 
 def cmd_config(args) -> None:
@@ -139,10 +146,25 @@ def cmd_ui(args) -> None:
     from pipeline.tracking import tracking_uri
 
     cfg = _compose(args)
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no job runner: starts in seconds
-           "PYTHONWARNINGS": "ignore:starlette.middleware.wsgi is deprecated"}  # MLflow 3.17 imports it; not ours to fix
-    command = [sys.executable, "-m", "mlflow", "server", "--workers", "1", "--host", args.host, "--port", str(args.port),
-               "--backend-store-uri", tracking_uri(cfg)]
+    env = {
+        **os.environ,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no job runner: starts in seconds
+        "PYTHONWARNINGS": "ignore:starlette.middleware.wsgi is deprecated",
+    }  # MLflow 3.17 imports it; not ours to fix
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--workers",
+        "1",
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+        "--backend-store-uri",
+        tracking_uri(cfg),
+    ]
     base = f"http://{args.host}:{args.port}"
     print(f"MLflow UI on {base} (Ctrl-C stops it)", flush=True)
     for name, link in _experiment_links(tracking_uri(cfg), base):
@@ -158,10 +180,17 @@ def cmd_dashboard(args) -> None:
     cfg = _compose(args)
     url = storage_url(cfg)
     if url.startswith("journal:///"):  # optuna-dashboard reads a journal file by its path
-        url = url[len("journal:///"):]
+        url = url[len("journal:///") :]
     print(f"optuna-dashboard on http://{args.host}:{args.port} over {redact(url)} (Ctrl-C stops it)", flush=True)
     # the console script installed beside this interpreter (a dependency of Podium)
-    command = [str(Path(sys.executable).with_name("optuna-dashboard")), url, "--host", args.host, "--port", str(args.port)]
+    command = [
+        str(Path(sys.executable).with_name("optuna-dashboard")),
+        url,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
     _server_exit(serve(command, name="dashboard"), "optuna-dashboard")
 
 
@@ -170,21 +199,32 @@ def _experiment_links(uri: str, base: str) -> list[tuple[str, str]]:
     from mlflow.tracking import MlflowClient
 
     experiments = MlflowClient(uri).search_experiments()
-    return [(e.name, f"{base}/#/experiments/{e.experiment_id}/runs?workflowType=machine_learning")
-            for e in experiments if e.name != "Default"]
+    return [
+        (e.name, f"{base}/#/experiments/{e.experiment_id}/runs?workflowType=machine_learning")
+        for e in experiments
+        if e.name != "Default"
+    ]
 
 
 def _server_exit(code: int, name: str) -> None:
     if code != 0:
-        raise PodiumError(f"{name} stopped with exit code {code} (its messages are above). If the port is taken, "
-                          f"pick another with --port.")
+        raise PodiumError(
+            f"{name} stopped with exit code {code} (its messages are above). If the port is taken, "
+            f"pick another with --port."
+        )
 
 
 COMMANDS = {  # name -> (one-line help, handler)
     "prepare": ("validate the raw files, assign folds, decode images", cmd_prepare),
     "train": ("K-fold training of one model: out-of-fold and test predictions, CV score", cmd_train),
-    "tune": ("Optuna sweep of a model's search space (conf/tune/); training then applies the best parameters", cmd_tune),
-    "ensemble": ("blend trained models (mean, rank, weighted, hill climbing, stacking), chosen by a nested CV estimate", cmd_ensemble),
+    "tune": (
+        "Optuna sweep of a model's search space (conf/tune/); training then applies the best parameters",
+        cmd_tune,
+    ),
+    "ensemble": (
+        "blend trained models (mean, rank, weighted, hill climbing, stacking), chosen by a nested CV estimate",
+        cmd_ensemble,
+    ),
     "submit": ("write the submission from the ensemble, validate it, score it locally", cmd_submit),
     "score": ("validate and score any submission file against a solution file", cmd_score),
     "leaderboard": ("every competition's models, ensemble and local leaderboard score in one table", cmd_leaderboard),
@@ -200,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="podium",
         description="Run a machine-learning competition from raw files to a validated submission.",
         epilog="Each command takes Hydra overrides, e.g. `podium train model=cnn trainer.max_epochs=2`. "
-               "`dvc repro` runs the whole pipeline.",
+        "`dvc repro` runs the whole pipeline.",
     )
     parser.add_argument("--version", action="version", version=f"podium {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
@@ -211,22 +251,33 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "new":
             p.add_argument("name", help="the competition's name: lower-case letters, digits, '-' and '_'")
             p.add_argument("--modality", choices=["image", "text"], default="image", help="default: image")
-            p.add_argument("--task", choices=["binary", "multiclass", "regression"], default="multiclass",
-                           help="default: multiclass")
+            p.add_argument(
+                "--task",
+                choices=["binary", "multiclass", "regression"],
+                default="multiclass",
+                help="default: multiclass",
+            )
             p.set_defaults(func=handler)
             continue
         p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="Hydra overrides of conf/config.yaml")
         if name == "score":
             p.add_argument("--submission", type=Path, required=True, help="the submission CSV to score")
-            p.add_argument("--solution", type=Path, help="the solution CSV (default: the competition's private solution)")
+            p.add_argument(
+                "--solution", type=Path, help="the solution CSV (default: the competition's private solution)"
+            )
         if name == "leaderboard":
             p.add_argument("--out", type=Path, help="also write the table as Markdown to this file")
         if name == "tune":
-            p.add_argument("--workers", type=int, metavar="N", help="worker processes sharing the study (tune.n_workers)")
+            p.add_argument(
+                "--workers", type=int, metavar="N", help="worker processes sharing the study (tune.n_workers)"
+            )
         if name in ("ui", "dashboard"):
             p.add_argument("--port", type=int, default=5000 if name == "ui" else 8080)
-            p.add_argument("--host", default="127.0.0.1",
-                           help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
+            p.add_argument(
+                "--host",
+                default="127.0.0.1",
+                help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)",
+            )
         p.set_defaults(func=handler)
     return parser
 
@@ -253,12 +304,18 @@ def main(argv: list[str] | None = None) -> int:
         _report(args, f"error: {exc}")
         return 2
     except KeyboardInterrupt:
-        _report(args, "interrupted. Files already written are complete, and training keeps its finished folds and "
-                      "the last epoch's checkpoint: rerun the same command (or `dvc repro`) to resume.")
+        _report(
+            args,
+            "interrupted. Files already written are complete, and training keeps its finished folds and "
+            "the last epoch's checkpoint: rerun the same command (or `dvc repro`) to resume.",
+        )
         return 130
     except Exception as exc:  # a bug, not bad input: say so, and where to find the details
-        _report(args, f"unexpected error: {type(exc).__name__}: {exc}\nThis is a bug in Podium or a library it uses, "
-                      f"not a problem with your input. Rerun with --debug for the traceback and report it.")
+        _report(
+            args,
+            f"unexpected error: {type(exc).__name__}: {exc}\nThis is a bug in Podium or a library it uses, "
+            f"not a problem with your input. Rerun with --debug for the traceback and report it.",
+        )
         return 1
     return 0
 

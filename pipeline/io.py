@@ -16,9 +16,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,7 @@ def _temp_prefix(target: Path) -> str:
 def _remove_abandoned(target: Path) -> None:
     """Delete temporaries of `target` left by writers that were killed mid-write."""
     for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
-        pid = leftover.name[len(target.name) + 2:].split(".", 1)[0]
+        pid = leftover.name[len(target.name) + 2 :].split(".", 1)[0]
         if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
 
@@ -139,8 +140,10 @@ def staging_dir(target: Path, keep: Sequence[str] = ()) -> Iterator[Path]:
     if (target / "conf" / "config.yaml").is_file():  # out_dir=. would swap the whole project away
         from pipeline.errors import PodiumError
 
-        raise PodiumError(f"{target} is a Podium project, not an output folder: set out_dir to a folder of its own "
-                          f"(e.g. out_dir=runs/mine).")
+        raise PodiumError(
+            f"{target} is a Podium project, not an output folder: set out_dir to a folder of its own "
+            f"(e.g. out_dir=runs/mine)."
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned(target)
     tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent))

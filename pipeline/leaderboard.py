@@ -28,19 +28,43 @@ def leaderboard_rows(outputs: Path, root: Path) -> list[list]:
     """
     rows: list[list] = []
     for folder in sorted(p for p in outputs.iterdir() if p.is_dir()) if outputs.is_dir() else []:
-        ensemble, submission = _read(folder / "ensemble" / "metrics.json"), _read(folder / "submission" / "metrics.json")
+        ensemble, submission = (
+            _read(folder / "ensemble" / "metrics.json"),
+            _read(folder / "submission" / "metrics.json"),
+        )
         weights = ensemble.get("weights", {})
         sources = ensemble.get("sources") or {p.name: str(p) for p in sorted((folder / "models").glob("*"))}
         member_lb = {row["name"]: row["local_leaderboard"] for row in submission.get("board", [])}
         for name, path in sources.items():
             m = _read(root / path / "metrics.json")
             if m:
-                rows.append([folder.name, name, m["metric"], m["cv"], _reported(m.get("report", {})), weights.get(name),
-                             member_lb.get(name), "-", round(m["seconds"]) if m.get("seconds") is not None else None])
+                rows.append(
+                    [
+                        folder.name,
+                        name,
+                        m["metric"],
+                        m["cv"],
+                        _reported(m.get("report", {})),
+                        weights.get(name),
+                        member_lb.get(name),
+                        "-",
+                        round(m["seconds"]) if m.get("seconds") is not None else None,
+                    ]
+                )
         if ensemble:
-            rows.append([folder.name, f"ensemble ({ensemble['method']}, nested CV)", ensemble["metric"], ensemble["cv"],
-                         _reported(ensemble.get("report", {})), 1.0 if weights else None,
-                         submission.get("local_leaderboard"), _reported(submission.get("report", {}), "local_leaderboard"), None])
+            rows.append(
+                [
+                    folder.name,
+                    f"ensemble ({ensemble['method']}, nested CV)",
+                    ensemble["metric"],
+                    ensemble["cv"],
+                    _reported(ensemble.get("report", {})),
+                    1.0 if weights else None,
+                    submission.get("local_leaderboard"),
+                    _reported(submission.get("report", {}), "local_leaderboard"),
+                    None,
+                ]
+            )
     return rows
 
 

@@ -7,8 +7,8 @@ Each metric is checked against scikit-learn in tests/test_metrics.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

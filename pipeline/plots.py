@@ -7,8 +7,8 @@ blend's weights. A sweep's plots are in pipeline/tuning/plots.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -80,8 +80,15 @@ def confusion_matrix(target: np.ndarray, oof: np.ndarray, classes: Sequence[str]
     for i in range(n):
         for j in range(n):
             if counts[i, j]:
-                ax.text(j, i, counts[i, j], ha="center", va="center", fontsize=8,
-                        color="white" if shares[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    counts[i, j],
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if shares[i, j] > 0.5 else "black",
+                )
     ax.set_xticks(range(n), classes, rotation=45, ha="right")
     ax.set_yticks(range(n), classes)
     ax.set(xlabel="predicted", ylabel="true", title=title)
@@ -98,7 +105,9 @@ def class_scores(target: np.ndarray, oof: np.ndarray, classes: Sequence[str]) ->
         precision = hits / max(np.sum(predicted == k), 1)
         recall = hits / max(np.sum(truth == k), 1)
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        rows.append({"class": name, "rows": int(np.sum(truth == k)), "precision": precision, "recall": recall, "f1": f1})
+        rows.append(
+            {"class": name, "rows": int(np.sum(truth == k)), "precision": precision, "recall": recall, "f1": f1}
+        )
     return pd.DataFrame(rows)
 
 
@@ -127,13 +136,16 @@ def residuals(target: np.ndarray, prediction: np.ndarray, title: str, path: Path
     scatter_ax.plot([low, high], [low, high], color="grey", linewidth=1)
     scatter_ax.set(xlabel="true", ylabel="out-of-fold prediction", title="prediction against truth")
     hist_ax.hist(error, bins=50)
-    hist_ax.set(xlabel="prediction - true", ylabel="rows", title=f"residuals (mean {error.mean():.3g}, sd {error.std():.3g})")
+    hist_ax.set(
+        xlabel="prediction - true", ylabel="rows", title=f"residuals (mean {error.mean():.3g}, sd {error.std():.3g})"
+    )
     figure.suptitle(title)
     return _save(figure, path)
 
 
-def model_plots(folder: Path, history: pd.DataFrame, target: np.ndarray, oof: np.ndarray, comp, metric: str,
-                title: str) -> list[Path]:
+def model_plots(
+    folder: Path, history: pd.DataFrame, target: np.ndarray, oof: np.ndarray, comp, metric: str, title: str
+) -> list[Path]:
     """Every plot of one model's results into `folder` (plots/ of its out_dir), and curves.csv for `dvc plots`."""
     written = []
     if not history.empty and "val/score" in history:
@@ -144,9 +156,16 @@ def model_plots(folder: Path, history: pd.DataFrame, target: np.ndarray, oof: np
         written.append(residuals(target, oof[:, 0], f"{title}: out-of-fold residuals", folder / "residuals.png"))
     else:
         classes = list(comp.classes)
-        written.append(confusion_matrix(target, oof, classes, f"{title}: confusion (out-of-fold)", folder / "confusion_matrix.png"))
-        written.append(class_scores_plot(class_scores(target, oof, classes), f"{title}: per-class scores (out-of-fold)",
-                                         folder / "class_scores.png"))
+        written.append(
+            confusion_matrix(target, oof, classes, f"{title}: confusion (out-of-fold)", folder / "confusion_matrix.png")
+        )
+        written.append(
+            class_scores_plot(
+                class_scores(target, oof, classes),
+                f"{title}: per-class scores (out-of-fold)",
+                folder / "class_scores.png",
+            )
+        )
     return written
 
 
@@ -162,8 +181,15 @@ def member_correlation(oofs: dict[str, np.ndarray], title: str, path: Path) -> P
     image = ax.imshow(matrix, cmap="viridis", vmin=low, vmax=1)
     for i in range(len(names)):
         for j in range(len(names)):
-            ax.text(j, i, f"{matrix[i, j]:.3f}", ha="center", va="center", fontsize=8,
-                    color="black" if matrix[i, j] > (low + 1) / 2 else "white")
+            ax.text(
+                j,
+                i,
+                f"{matrix[i, j]:.3f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="black" if matrix[i, j] > (low + 1) / 2 else "white",
+            )
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
     ax.set_yticks(range(len(names)), names)
     ax.set_title(title)

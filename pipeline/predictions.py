@@ -77,8 +77,11 @@ def check_consistent(folder: Path) -> dict:
     metrics = json.loads(path.read_text()) if path.is_file() else {}
     from pipeline.data.identity import file_sha256
 
-    changed = [name for name, digest in metrics.get("files", {}).items()
-               if not (folder / name).is_file() or file_sha256(folder / name) != digest]
+    changed = [
+        name
+        for name, digest in metrics.get("files", {}).items()
+        if not (folder / name).is_file() or file_sha256(folder / name) != digest
+    ]
     if changed:
         raise PodiumError(
             f"{folder} is inconsistent: {', '.join(changed)} is not the file its metrics.json describes (the folder "
@@ -96,14 +99,22 @@ def load_predictions(folder: Path, comp: DictConfig) -> Predictions:
     for name in ("oof", "test"):
         path = folder / f"{name}.parquet"
         if not path.is_file():
-            raise PodiumError(f"{path} does not exist. Train that model first (podium train model=...) or drop it from ensemble.members.")
+            raise PodiumError(
+                f"{path} does not exist. Train that model first (podium train model=...) or drop it from ensemble.members."
+            )
         frame = pd.read_parquet(path)
         missing = [c for c in cols if c not in frame.columns]
         if missing:
-            raise PodiumError(f"{path} lacks prediction column(s) {missing}: it was made for another competition config. Retrain the model.")
+            raise PodiumError(
+                f"{path} lacks prediction column(s) {missing}: it was made for another competition config. Retrain the model."
+            )
         frames[name] = frame
     oof, test = frames["oof"], frames["test"]
     return Predictions(
-        oof_ids=oof[comp.id_column].to_numpy(), folds=oof["fold"].to_numpy(), target=oof["target"].to_numpy(),
-        oof=oof[cols].to_numpy(np.float64), test_ids=test[comp.id_column].to_numpy(), test=test[cols].to_numpy(np.float64),
+        oof_ids=oof[comp.id_column].to_numpy(),
+        folds=oof["fold"].to_numpy(),
+        target=oof["target"].to_numpy(),
+        oof=oof[cols].to_numpy(np.float64),
+        test_ids=test[comp.id_column].to_numpy(),
+        test=test[cols].to_numpy(np.float64),
     )

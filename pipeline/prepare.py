@@ -52,7 +52,12 @@ def prepare_key(cfg: DictConfig) -> str:
     if comp.modality == "image":
         images = folder / comp.files.images
         files = sorted(p for p in images.rglob("*") if p.is_file()) if images.is_dir() else []
-        cache = io.root(cfg) / cfg.paths.cache / "file-hashes" / f"{hashlib.sha256(str(images).encode()).hexdigest()[:16]}.json"
+        cache = (
+            io.root(cfg)
+            / cfg.paths.cache
+            / "file-hashes"
+            / f"{hashlib.sha256(str(images).encode()).hexdigest()[:16]}.json"
+        )
         parts["images"] = files_digest(files, cache)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -104,8 +109,12 @@ def check_classes(target: np.ndarray, comp: DictConfig) -> None:
         )
     rare = {c: n for c, n in counts.items() if 0 < n < comp.cv.n_splits}
     if rare and comp.cv.scheme not in ("stratified",):  # the stratified scheme refuses it in assign_folds
-        log.warning("class(es) %s have fewer training rows than the %d folds: some folds validate without them, "
-                    "and a metric that needs every class may be undefined there", rare, comp.cv.n_splits)
+        log.warning(
+            "class(es) %s have fewer training rows than the %d folds: some folds validate without them, "
+            "and a metric that needs every class may be undefined there",
+            rare,
+            comp.cv.n_splits,
+        )
 
 
 def prepare(cfg: DictConfig, folder: Path | None = None) -> PrepareResult:
@@ -125,8 +134,13 @@ def prepare(cfg: DictConfig, folder: Path | None = None) -> PrepareResult:
         image_folder = raw.folder / comp.files.images
         for split, frame in (("train", train), ("test", raw.test)):
             log.info("decoding %d %s images from %s", len(frame), split, image_folder)
-            images[split] = decode_images(frame[comp.id_column].tolist(), image_folder, comp.files.image_suffix, comp.image,
-                                          what=f"{split} images")
+            images[split] = decode_images(
+                frame[comp.id_column].tolist(),
+                image_folder,
+                comp.files.image_suffix,
+                comp.image,
+                what=f"{split} images",
+            )
 
     meta = {
         "key": prepare_key(cfg),

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 _display = None  # the rich Progress of the running command, when drawing on a terminal
-_named: dict[str, "Bar"] = {}  # bars that code elsewhere advances by name (the folds of a training)
+_named: dict[str, Bar] = {}  # bars that code elsewhere advances by name (the folds of a training)
 
 
 class Bar:
@@ -34,12 +35,14 @@ class Bar:
             _display.refresh()  # else the next printed line redraws the removed bar once more
         self.task_id = None
 
-    def update(self, description: str | None = None, total: float | None = None, completed: float | None = None,
-               **fields: Any) -> None:
+    def update(
+        self, description: str | None = None, total: float | None = None, completed: float | None = None, **fields: Any
+    ) -> None:
         if _display is not None and self.task_id is not None:
             self.fields.update(fields)
-            _display.update(self.task_id, description=description, total=total, completed=completed,
-                            info=_info(self.fields))
+            _display.update(
+                self.task_id, description=description, total=total, completed=completed, info=_info(self.fields)
+            )
             if fields:  # new figures (every 20 batches at most) are drawn now, not at the next tick
                 _display.refresh()
 
@@ -79,11 +82,27 @@ def display(enabled: bool = True) -> Iterator[None]:
     if not enabled or _display is not None or not console.is_terminal:
         yield
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=30), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TextColumn("<"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                        console=console, transient=True, refresh_per_second=4)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(bar_width=30),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("<"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        transient=True,
+        refresh_per_second=4,
+    )
     _display = progress
     try:
         with progress:
@@ -147,7 +166,9 @@ def epoch_bar(label: str):
 
         def on_train_epoch_start(self, trainer, module):
             if self.is_enabled:
-                self._replace(f"{label} epoch {trainer.current_epoch + 1}/{trainer.max_epochs}", trainer.num_training_batches)
+                self._replace(
+                    f"{label} epoch {trainer.current_epoch + 1}/{trainer.max_epochs}", trainer.num_training_batches
+                )
 
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
             if self.is_enabled:

@@ -18,8 +18,23 @@ from pathlib import Path
 
 from pipeline.secrets import redact
 
-PACKAGES = ("podium", "torch", "lightning", "torchmetrics", "numpy", "pandas", "scikit-learn", "transformers",
-            "tokenizers", "datasets", "mlflow", "optuna", "hydra-core", "omegaconf", "dvc")
+PACKAGES = (
+    "podium",
+    "torch",
+    "lightning",
+    "torchmetrics",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "transformers",
+    "tokenizers",
+    "datasets",
+    "mlflow",
+    "optuna",
+    "hydra-core",
+    "omegaconf",
+    "dvc",
+)
 
 
 def _git(folder: Path, *args: str) -> str | None:
@@ -52,8 +67,7 @@ def dvc_hash(path: Path) -> str | None:
         return file_md5(path)
     if not path.is_dir():
         return None
-    entries = [{"md5": file_md5(f), "relpath": f.relative_to(path).as_posix()}
-               for f in path.rglob("*") if f.is_file()]
+    entries = [{"md5": file_md5(f), "relpath": f.relative_to(path).as_posix()} for f in path.rglob("*") if f.is_file()]
     entries.sort(key=lambda e: e["relpath"])
     listing = json.dumps(entries, sort_keys=True, separators=(", ", ": "))
     return hashlib.md5(listing.encode()).hexdigest() + ".dir"

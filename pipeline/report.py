@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 def fmt(value: Any) -> str:
@@ -34,10 +35,26 @@ def board_table(board: Sequence[dict], metric: str) -> str:
     known) and the time taken."""
     n_folds = max((len(row.get("folds") or []) for row in board), default=0)
     with_lb = any(row.get("local_leaderboard") is not None for row in board)
-    headers = ["", *(f"fold {k}" for k in range(n_folds)), f"CV {metric}", "weight", *(["local LB"] if with_lb else []), "time"]
+    headers = [
+        "",
+        *(f"fold {k}" for k in range(n_folds)),
+        f"CV {metric}",
+        "weight",
+        *(["local LB"] if with_lb else []),
+        "time",
+    ]
     rows = []
     for row in board:
         folds = list(row.get("folds") or [])
-        rows.append([row["name"], *folds, *[None] * (n_folds - len(folds)), row.get("cv"), row.get("weight"),
-                     *([row.get("local_leaderboard")] if with_lb else []), duration(row.get("seconds"))])
+        rows.append(
+            [
+                row["name"],
+                *folds,
+                *[None] * (n_folds - len(folds)),
+                row.get("cv"),
+                row.get("weight"),
+                *([row.get("local_leaderboard")] if with_lb else []),
+                duration(row.get("seconds")),
+            ]
+        )
     return table(headers, rows)

@@ -61,7 +61,7 @@ cv:
 
 CLASSES = {
     "classification": "classes: ???            # every class as written in train.csv, e.g. [cat, dog]; binary: negative first;\n"
-                      "                        # quote numbers and yes/no/true/false, e.g. ['0', '1'] (YAML would retype them)",
+    "                        # quote numbers and yes/no/true/false, e.g. ['0', '1'] (YAML would retype them)",
     "regression": "classes: []              # regression: no classes",
 }
 IMAGE_FILES = """\
@@ -210,37 +210,58 @@ class Scaffold:
 def new_competition(root: Path, name: str, modality: str = "image", task: str = "multiclass") -> Scaffold:
     """Write a new competition's config, pipeline and data layout under the project `root`."""
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
-        raise PodiumError(f"Competition name {name!r} is not usable: use lower-case letters, digits, '-' and '_' "
-                          f"(it names a config file, folders and Hydra's `competition=` option), e.g. house-prices.")
+        raise PodiumError(
+            f"Competition name {name!r} is not usable: use lower-case letters, digits, '-' and '_' "
+            f"(it names a config file, folders and Hydra's `competition=` option), e.g. house-prices."
+        )
     if modality not in MODALITIES or task not in TASKS:
-        raise PodiumError(f"--modality must be one of {', '.join(MODALITIES)} and --task one of {', '.join(TASKS)} "
-                          f"(got {modality}, {task}).")
+        raise PodiumError(
+            f"--modality must be one of {', '.join(MODALITIES)} and --task one of {', '.join(TASKS)} "
+            f"(got {modality}, {task})."
+        )
     metric, direction, submission, scheme = DEFAULTS[task]
     models = MODELS[modality][:2] if modality == "image" else MODELS[modality]
-    values = dict(name=name, task=task, modality=modality, metric=metric, direction=direction, submission=submission,
-                  scheme=scheme, models=", ".join(models),
-                  classes=CLASSES["regression" if task == "regression" else "classification"],
-                  modality_files=IMAGE_FILES if modality == "image" else "",
-                  modality_section=IMAGE_SECTION if modality == "image" else TEXT_SECTION,
-                  train_columns="id, target; the images are files (below)" if modality == "image" else "id, target, text",
-                  test_columns="id" if modality == "image" else "id, text",
-                  group="  # group_column: site   # with /cv@cv: group: rows sharing a value stay in one fold\n")
+    values = dict(
+        name=name,
+        task=task,
+        modality=modality,
+        metric=metric,
+        direction=direction,
+        submission=submission,
+        scheme=scheme,
+        models=", ".join(models),
+        classes=CLASSES["regression" if task == "regression" else "classification"],
+        modality_files=IMAGE_FILES if modality == "image" else "",
+        modality_section=IMAGE_SECTION if modality == "image" else TEXT_SECTION,
+        train_columns="id, target; the images are files (below)" if modality == "image" else "id, target, text",
+        test_columns="id" if modality == "image" else "id, text",
+        group="  # group_column: site   # with /cv@cv: group: rows sharing a value stay in one fold\n",
+    )
     competition = _align_comments(COMPETITION_YAML.format(**values).replace("\n\n\n", "\n\n"))
     files = {
         root / "conf" / "competition" / f"{name}.yaml": competition,
         root / "competitions" / name / "dvc.yaml": DVC_YAML.format(name=name),
         root / "competitions" / name / "README.md": README.format(**values),
         root / "data" / name / "raw" / "LAYOUT.md": LAYOUT.format(
-            name=name, id_column="id",
+            name=name,
+            id_column="id",
             extra_train=", <image files in images/>" if modality == "image" else ", text",
             extra_test="" if modality == "image" else ", text",
-            images="    images/<id>.png         one image per id of train.csv and test.csv\n" if modality == "image" else ""),
-        **{root / "competitions" / name / "tuned" / f"{m}.yaml": TUNED.format(model=m, name=name) for m in MODELS[modality]},
+            images="    images/<id>.png         one image per id of train.csv and test.csv\n"
+            if modality == "image"
+            else "",
+        ),
+        **{
+            root / "competitions" / name / "tuned" / f"{m}.yaml": TUNED.format(model=m, name=name)
+            for m in MODELS[modality]
+        },
     }
     existing = [str(p.relative_to(root)) for p in files if p.exists()]
     if existing:
-        raise PodiumError(f"Competition {name} already exists ({', '.join(existing)}): nothing was written. "
-                          f"Choose another name, or delete those files to start over.")
+        raise PodiumError(
+            f"Competition {name} already exists ({', '.join(existing)}): nothing was written. "
+            f"Choose another name, or delete those files to start over."
+        )
     for path, text in files.items():
         io.write_text(path, text)
     return Scaffold(name, list(files))

@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def serve(command: Sequence[str], env: dict[str, str] | None = None, name: str = "server", grace_s: float = 15) -> int:

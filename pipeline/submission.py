@@ -28,7 +28,9 @@ def build_submission(test_ids: np.ndarray, pred: np.ndarray, sample: pd.DataFram
     order = by_id.reindex(sample[comp.id_column].to_numpy())
     if order.isna().any():
         missing = list(sample[comp.id_column][order.isna().to_numpy()][:5])
-        raise PodiumError(f"No prediction for sample-submission id(s) {missing}: the predictions come from another test set. Rerun the pipeline.")
+        raise PodiumError(
+            f"No prediction for sample-submission id(s) {missing}: the predictions come from another test set. Rerun the pipeline."
+        )
     pred = pred[order.to_numpy(dtype=int)]
     out = pd.DataFrame({comp.id_column: sample[comp.id_column].to_numpy()})
     if comp.task == "regression":
@@ -55,7 +57,9 @@ def validate_submission(sub: pd.DataFrame, sample: pd.DataFrame, comp: DictConfi
     if ids.duplicated().any():
         problems.append(f"duplicated ids, e.g. {list(ids[ids.duplicated()][:5])}")
     if set(ids) != set(sample_ids):
-        problems.append(f"ids differ from the sample: missing {sorted(set(sample_ids) - set(ids))[:5]}, unexpected {sorted(set(ids) - set(sample_ids))[:5]}")
+        problems.append(
+            f"ids differ from the sample: missing {sorted(set(sample_ids) - set(ids))[:5]}, unexpected {sorted(set(ids) - set(sample_ids))[:5]}"
+        )
     elif len(ids) == len(sample_ids) and not (ids.to_numpy() == sample_ids.to_numpy()).all():
         problems.append("ids are not in the sample submission's order")
     values = sub.drop(columns=[id_col])
@@ -66,14 +70,18 @@ def validate_submission(sub: pd.DataFrame, sample: pd.DataFrame, comp: DictConfi
             problems.append(f"{int(empty.sum())} empty label(s) in column {comp.target_column!r}")
         unknown = sorted(set(col[~empty].astype(str)) - set(comp.classes))
         if unknown:
-            problems.append(f"unknown label(s) {unknown[:5]} in column {comp.target_column!r}; valid: {list(comp.classes)}")
+            problems.append(
+                f"unknown label(s) {unknown[:5]} in column {comp.target_column!r}; valid: {list(comp.classes)}"
+            )
         return problems
     numbers = {}
     for column in values.columns:
         numbers[column] = pd.to_numeric(values[column], errors="coerce")
         text = numbers[column].isna() & ~blank(values[column])  # cells that hold something other than a number
         if text.any():
-            problems.append(f"column {column!r} holds non-numbers, e.g. {list(values[column][text].unique()[:5])}, expected numbers")
+            problems.append(
+                f"column {column!r} holds non-numbers, e.g. {list(values[column][text].unique()[:5])}, expected numbers"
+            )
     if problems:
         return problems
     array = pd.DataFrame(numbers).to_numpy(dtype=float)
@@ -97,33 +105,48 @@ def validate_solution(solution: pd.DataFrame, sub: pd.DataFrame, comp: DictConfi
     id_col = comp.id_column
     ids = solution[id_col].astype(str)
     if ids.duplicated().any():
-        problems.append(f"{int(ids.duplicated().sum())} duplicated id(s), e.g. {list(ids[ids.duplicated()].unique()[:5])}")
+        problems.append(
+            f"{int(ids.duplicated().sum())} duplicated id(s), e.g. {list(ids[ids.duplicated()].unique()[:5])}"
+        )
     wanted, have = set(sub[id_col].astype(str)), set(ids)
     if wanted != have:
-        problems.append(f"its ids differ from the submission's: {len(wanted - have)} submission id(s) have no truth "
-                        f"(e.g. {sorted(wanted - have)[:5]}) and {len(have - wanted)} solution id(s) are not in the "
-                        f"submission (e.g. {sorted(have - wanted)[:5]})")
-    one_hot = comp.task != "regression" and comp.target_column not in solution and all(c in solution for c in comp.classes)
+        problems.append(
+            f"its ids differ from the submission's: {len(wanted - have)} submission id(s) have no truth "
+            f"(e.g. {sorted(wanted - have)[:5]}) and {len(have - wanted)} solution id(s) are not in the "
+            f"submission (e.g. {sorted(have - wanted)[:5]})"
+        )
+    one_hot = (
+        comp.task != "regression" and comp.target_column not in solution and all(c in solution for c in comp.classes)
+    )
     if comp.target_column not in solution and not one_hot:
-        return problems + [f"no column {comp.target_column!r} (competition.target_column); it has {list(solution.columns)}"]
+        return [
+            *problems,
+            f"no column {comp.target_column!r} (competition.target_column); it has {list(solution.columns)}",
+        ]
     columns = list(comp.classes) if one_hot else [comp.target_column]
     for column in columns:
         empty = blank(solution[column])
         if empty.any():
-            problems.append(f"column {column!r} is empty on {int(empty.sum())} row(s), first on line(s) {lines_of(empty)}")
+            problems.append(
+                f"column {column!r} is empty on {int(empty.sum())} row(s), first on line(s) {lines_of(empty)}"
+            )
     if problems:
         return problems
     if comp.task == "regression" or one_hot:
         for column in columns:
             bad = ~np.isfinite(pd.to_numeric(solution[column], errors="coerce").to_numpy(dtype=float))
             if bad.any():
-                problems.append(f"column {column!r} holds {int(bad.sum())} value(s) that are not finite numbers, e.g. "
-                                f"{list(solution[column][bad][:5])}, first on line(s) {lines_of(bad)}")
+                problems.append(
+                    f"column {column!r} holds {int(bad.sum())} value(s) that are not finite numbers, e.g. "
+                    f"{list(solution[column][bad][:5])}, first on line(s) {lines_of(bad)}"
+                )
     else:
         unknown = sorted(set(solution[comp.target_column].astype(str)) - set(comp.classes))
         if unknown:
-            problems.append(f"label(s) {unknown[:5]} in column {comp.target_column!r} are not among the competition's "
-                            f"classes {list(comp.classes)}")
+            problems.append(
+                f"label(s) {unknown[:5]} in column {comp.target_column!r} are not among the competition's "
+                f"classes {list(comp.classes)}"
+            )
     return problems
 
 
@@ -131,7 +154,9 @@ def check_submission(sub: pd.DataFrame, sample: pd.DataFrame, comp: DictConfig, 
     """Raise a PodiumError listing all of `validate_submission`'s problems (then `outcome`, if any)."""
     problems = validate_submission(sub, sample, comp)
     if problems:
-        raise PodiumError(f"Invalid submission {where}: " + "; ".join(problems) + f".{' ' + outcome if outcome else ''}")
+        raise PodiumError(
+            f"Invalid submission {where}: " + "; ".join(problems) + f".{' ' + outcome if outcome else ''}"
+        )
 
 
 def _predictions_from(frame: pd.DataFrame, comp: DictConfig) -> np.ndarray:
@@ -162,16 +187,19 @@ def check_solution(solution: pd.DataFrame, sub: pd.DataFrame, comp: DictConfig, 
     """Raise a PodiumError listing every problem `validate_solution` finds in the solution file `where`."""
     problems = validate_solution(solution, sub, comp)
     if problems:
-        raise PodiumError(f"Unusable solution file {where}: " + "; ".join(problems) + ". Scoring against it would give "
-                          f"a meaningless number: fix the file, or pass the right one with --solution.")
+        raise PodiumError(
+            f"Unusable solution file {where}: " + "; ".join(problems) + ". Scoring against it would give "
+            "a meaningless number: fix the file, or pass the right one with --solution."
+        )
 
 
 def score_submission(sub: pd.DataFrame, solution: pd.DataFrame, comp: DictConfig, metric: str | None = None) -> float:
     """The competition metric (or `metric`) of a valid submission against a solution checked by `check_solution`."""
     id_col = comp.id_column
     solution = solution.assign(**{id_col: solution[id_col].astype(str)})
-    merged = solution[[id_col]].merge(sub.assign(**{id_col: sub[id_col].astype(str)}), on=id_col, how="left",
-                                      validate="one_to_one")
+    merged = solution[[id_col]].merge(
+        sub.assign(**{id_col: sub[id_col].astype(str)}), on=id_col, how="left", validate="one_to_one"
+    )
     truth = _truth_from(solution, comp)
     pred = _predictions_from(merged, comp)  # merged keeps the solution's row order
     return get_metric(metric or comp.metric)(truth, pred)

@@ -63,14 +63,25 @@ def submit(cfg: DictConfig, source: Path | None = None) -> SubmitResult:
     io.write_csv(target, sub)
     from pipeline.data.identity import file_sha256
 
-    metrics = {"metric": comp.metric, "cv": cv_score, "local_leaderboard": leaderboard,
-               "report": {name: {"cv": cv_report.get(name), "local_leaderboard": leaderboard_report.get(name)}
-                          for name in comp.report_metrics},
-               "cv_in_sample": source_metrics.get("cv_in_sample"), "board": board, "rows": len(sub),
-               "source": str(source.relative_to(io.root(cfg)) if source.is_relative_to(io.root(cfg)) else source),
-               "submission_sha256": file_sha256(target)}  # which submission.csv these scores are of
+    metrics = {
+        "metric": comp.metric,
+        "cv": cv_score,
+        "local_leaderboard": leaderboard,
+        "report": {
+            name: {"cv": cv_report.get(name), "local_leaderboard": leaderboard_report.get(name)}
+            for name in comp.report_metrics
+        },
+        "cv_in_sample": source_metrics.get("cv_in_sample"),
+        "board": board,
+        "rows": len(sub),
+        "source": str(source.relative_to(io.root(cfg)) if source.is_relative_to(io.root(cfg)) else source),
+        "submission_sha256": file_sha256(target),
+    }  # which submission.csv these scores are of
     out = io.out_dir(cfg)
-    record = provenance(io.root(cfg), {"predictions": source / "test.parquet", "sample submission": folder / comp.files.sample_submission})
+    record = provenance(
+        io.root(cfg),
+        {"predictions": source / "test.parquet", "sample submission": folder / comp.files.sample_submission},
+    )
     with io.staging_dir(out) as tmp:  # the stage's folder as one unit
         io.write_config(tmp / "config.yaml", cfg)
         io.write_json(tmp / "provenance.json", record)
@@ -81,16 +92,22 @@ def submit(cfg: DictConfig, source: Path | None = None) -> SubmitResult:
     tracker = Tracker(cfg)
     with tracker.run("submission", stage="submit", model="submission"):
         tracker.log_provenance(record)
-        scores = {f"cv_{comp.metric}": cv_score, f"leaderboard_{comp.metric}": leaderboard,
-                  f"cv_in_sample_{comp.metric}": source_metrics.get("cv_in_sample"),
-                  **{f"member_leaderboard_{row['name']}": row["local_leaderboard"] for row in board[:-1]},
-                  **{f"cv_{k}": v for k, v in cv_report.items()}, **{f"leaderboard_{k}": v for k, v in leaderboard_report.items()}}
+        scores = {
+            f"cv_{comp.metric}": cv_score,
+            f"leaderboard_{comp.metric}": leaderboard,
+            f"cv_in_sample_{comp.metric}": source_metrics.get("cv_in_sample"),
+            **{f"member_leaderboard_{row['name']}": row["local_leaderboard"] for row in board[:-1]},
+            **{f"cv_{k}": v for k, v in cv_report.items()},
+            **{f"leaderboard_{k}": v for k, v in leaderboard_report.items()},
+        }
         tracker.log_metrics({k: v for k, v in scores.items() if v is not None})
         tracker.log_artifacts([target, out / "config.yaml", out / "metrics.json"])
     return SubmitResult(target, len(sub), cv_score, leaderboard, board)
 
 
-def score_board(cfg: DictConfig, source: Path, source_metrics: dict, sample, solution, leaderboard: float | None) -> list[dict]:
+def score_board(
+    cfg: DictConfig, source: Path, source_metrics: dict, sample, solution, leaderboard: float | None
+) -> list[dict]:
     """The ensemble's board (each member's fold scores, CV, weight and time; the blend last) with the
     local leaderboard score beside each line: what the member's own submission would get.
 
@@ -99,15 +116,24 @@ def score_board(cfg: DictConfig, source: Path, source_metrics: dict, sample, sol
     comp, root = cfg.competition, io.root(cfg)
     board = [dict(row) for row in source_metrics.get("board", [])]
     if not board:  # a single model's folder as the source: its own line
-        board = [{"name": source.name, "folds": list(source_metrics.get("folds", {}).values()), "cv": source_metrics.get("cv"),
-                  "weight": None, "seconds": source_metrics.get("seconds")}]
+        board = [
+            {
+                "name": source.name,
+                "folds": list(source_metrics.get("folds", {}).values()),
+                "cv": source_metrics.get("cv"),
+                "weight": None,
+                "seconds": source_metrics.get("seconds"),
+            }
+        ]
     sources = source_metrics.get("sources", {})
     for row in board[:-1]:
         folder = root / sources[row["name"]] if row["name"] in sources else None
         row["local_leaderboard"] = None
         if solution is not None and folder is not None and (folder / "test.parquet").is_file():
             preds = load_predictions(folder, comp)
-            row["local_leaderboard"] = score_submission(build_submission(preds.test_ids, preds.test, sample, comp), solution, comp)
+            row["local_leaderboard"] = score_submission(
+                build_submission(preds.test_ids, preds.test, sample, comp), solution, comp
+            )
     board[-1]["local_leaderboard"] = leaderboard
     return board
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -27,8 +28,8 @@ def tracking_uri(cfg: DictConfig) -> str:
     """The configured URI, with a relative SQLite path anchored at the project root."""
     uri = cfg.tracking.uri
     prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
-        return prefix + str(root(cfg) / uri[len(prefix):])
+    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+        return prefix + str(root(cfg) / uri[len(prefix) :])
     return uri
 
 
@@ -43,7 +44,7 @@ def _first_use_lock(uri: str) -> Iterator[None]:
     if not uri.startswith(prefix) or fcntl is None:
         yield
         return
-    lock_path = Path(uri[len(prefix):] + ".lock")
+    lock_path = Path(uri[len(prefix) :] + ".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -125,8 +126,16 @@ class Tracker:
         }
 
     @contextmanager
-    def run(self, name: str, *, nested: bool = False, params: bool = False, parent: str | None = None,
-            resume: str | None = None, **tags: str) -> Iterator[str | None]:
+    def run(
+        self,
+        name: str,
+        *,
+        nested: bool = False,
+        params: bool = False,
+        parent: str | None = None,
+        resume: str | None = None,
+        **tags: str,
+    ) -> Iterator[str | None]:
         """A run named `name`, nested under the active run if `nested` or under run id `parent`;
         `resume` reopens an existing run instead. Yields its id.
 
@@ -140,8 +149,13 @@ class Tracker:
         if resume:
             active = self.mlflow.start_run(run_id=resume)
         else:
-            active = self.mlflow.start_run(run_name=name, experiment_id=experiment_id, nested=nested, parent_run_id=parent,
-                                           tags={k: redact(str(v)) for k, v in self.tags(**tags).items()})
+            active = self.mlflow.start_run(
+                run_name=name,
+                experiment_id=experiment_id,
+                nested=nested,
+                parent_run_id=parent,
+                tags={k: redact(str(v)) for k, v in self.tags(**tags).items()},
+            )
         try:
             if params:
                 config = OmegaConf.to_container(portable_config(self.cfg))
@@ -158,7 +172,7 @@ class Tracker:
         if self.enabled:
             items = [(k, redact(str(v))[:6000]) for k, v in params.items()]
             for start in range(0, len(items), 100):  # MLflow takes at most 100 params a call
-                self.mlflow.log_params(dict(items[start:start + 100]))
+                self.mlflow.log_params(dict(items[start : start + 100]))
 
     def set_tags(self, **tags: object) -> None:
         if self.enabled:

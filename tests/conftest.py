@@ -34,20 +34,27 @@ def pytest_collection_modifyitems(config, items):
 def build_demo_data(name: str, factory) -> Path:
     """data/<name>/{raw,private}, built by the competition's own build script."""
     folder = factory.mktemp(f"{name}-data") / name
-    subprocess.run([sys.executable, str(REPO / "competitions" / name / "build.py"), "--out", str(folder)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(REPO / "competitions" / name / "build.py"), "--out", str(folder)],
+        check=True,
+        capture_output=True,
+    )
     return folder
 
 
-def project_with(root: Path, data: Path) -> Path:
+def project_with(root: Path, data: Path, *, images: str = "linked") -> Path:
     """A project root: a copy of conf/ and a private copy of one competition's data (tests may break it).
 
     The tables are copied; image files are hard links to the session's demo data (~9.7k PNGs: 6 s to
-    copy, 0.2 s to link). A test that changes an image must replace it, never write into it, or it
-    would change every later test's data: `own_file(path)` first.
+    copy, 0.5 s to link). A test that changes an image must replace it, never write into it, or it
+    would change every later test's data: `own_file(path)` first. `images="shared"` makes the images
+    folder one symbolic link to the session's (instant), for tests that never change an image.
     """
     shutil.copytree(REPO / "conf", root / "conf")
-    shutil.copytree(data, root / "data" / data.name, copy_function=_link_images)
+    ignore = shutil.ignore_patterns("images") if images == "shared" else None
+    shutil.copytree(data, root / "data" / data.name, copy_function=_link_images, ignore=ignore)
+    if images == "shared" and (data / "raw" / "images").is_dir():
+        (root / "data" / data.name / "raw" / "images").symlink_to(data / "raw" / "images", target_is_directory=True)
     return root
 
 
@@ -91,6 +98,12 @@ def config_maker(root: Path, *base: str):
         return compose(["tracking.uri=sqlite:///mlflow.db", *base, *overrides], root=root)
 
     return make
+
+
+@pytest.fixture
+def shared_images_project(tmp_path, animals_data) -> Path:
+    """`project` whose images folder links to the session's: for tests that change no image (config checks)."""
+    return project_with(tmp_path, animals_data, images="shared")
 
 
 @pytest.fixture
@@ -156,7 +169,13 @@ LOOPBACK = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1 and ::1
 
 # -- one small, complete run shared by the tests that read results (plots, MLflow UI, notebooks) -----------
 
-SMOKE = ("trainer=smoke", "trainer.max_epochs=2", "data.limit_train_rows=400", "train.seeds=[0]", "tracking.uri=sqlite:///mlflow.db")
+SMOKE = (
+    "trainer=smoke",
+    "trainer.max_epochs=2",
+    "data.limit_train_rows=400",
+    "train.seeds=[0]",
+    "tracking.uri=sqlite:///mlflow.db",
+)
 
 
 @dataclass
@@ -188,10 +207,13 @@ def smoke_results(tmp_path_factory, animals_data) -> SmokeResults:
     """The animals pipeline on the smoke preset through the command line: prepare, two CNNs, ensemble, submit."""
     root = project_with(tmp_path_factory.mktemp("smoke-results"), animals_data)
     printed = {}
-    steps = [("prepare",), ("train", "out_dir=outputs/animals/models/cnn"),
-             ("train", "model.name=cnn_wide", "model.width=24", "out_dir=outputs/animals/models/cnn_wide"),
-             ("ensemble", "ensemble.members=[cnn,cnn_wide]", "out_dir=outputs/animals/ensemble"),
-             ("submit", "out_dir=outputs/animals/submission")]
+    steps = [
+        ("prepare",),
+        ("train", "out_dir=outputs/animals/models/cnn"),
+        ("train", "model.name=cnn_wide", "model.width=24", "out_dir=outputs/animals/models/cnn_wide"),
+        ("ensemble", "ensemble.members=[cnn,cnn_wide]", "out_dir=outputs/animals/ensemble"),
+        ("submit", "out_dir=outputs/animals/submission"),
+    ]
     for command, *overrides in steps:
         code, printed[command] = podium(root, command, *SMOKE, *overrides)
         assert code == 0, f"podium {command} failed: {printed[command]}"

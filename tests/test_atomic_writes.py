@@ -53,13 +53,20 @@ def members(project, make_cfg):
     target = train["label"].map({c: i for i, c in enumerate(comp.classes)}).to_numpy()
     rng = np.random.default_rng(0)
     for name, noise in (("good", 1.0), ("weak", 2.0)):
-        def probs(rows, signal=None):
+
+        def probs(rows, signal=None, noise=noise):
             logits = rng.normal(scale=noise, size=(rows, 10)) + (0 if signal is None else 2 * np.eye(10)[signal])
             e = np.exp(logits)
             return e / e.sum(1, keepdims=True)
 
-        Predictions(train["id"].to_numpy(), np.arange(len(train)) % 5, target, probs(len(train), target), test_ids,
-                    probs(len(test_ids))).save(project / "outputs/animals/models" / name, comp)
+        Predictions(
+            train["id"].to_numpy(),
+            np.arange(len(train)) % 5,
+            target,
+            probs(len(train), target),
+            test_ids,
+            probs(len(test_ids)),
+        ).save(project / "outputs/animals/models" / name, comp)
     return project
 
 
@@ -159,8 +166,9 @@ def test_stage_killed_at_every_file_boundary_leaves_the_old_outputs_or_the_new(s
     old_cv = json.loads(old_state["metrics.json"])["cv"]
     seen = []
     for limit in range(1, 60):
-        run = subprocess.run([sys.executable, "-c", DIE_AFTER_RENAME, str(limit), *command], cwd=members,
-                             capture_output=True, text=True)
+        run = subprocess.run(
+            [sys.executable, "-c", DIE_AFTER_RENAME, str(limit), *command], cwd=members, capture_output=True, text=True
+        )
         assert run.returncode in (0, -9), run.stderr
         state = folder_bytes(folder)
         if state == old_state:

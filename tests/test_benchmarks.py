@@ -14,7 +14,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, project_with
 
 pytestmark = pytest.mark.slow  # the benchmark scripts and the GPU check's CPU path
@@ -25,14 +24,25 @@ def test_gpu_check_runs_its_cpu_path(tmp_path, animals_data, rt_data):
     shutil.copytree(rt_data, root / "data" / rt_data.name)
     # one family: the suite checks the script's steps; each family's own training is tested elsewhere
     env = {**os.environ, "PODIUM_ROOT": str(root), "PYTHON": sys.executable, "GPU_CHECK_FAMILIES": "cnn"}
-    run = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--cpu"], env=env, capture_output=True,
-                         text=True, timeout=1500)
+    run = subprocess.run(
+        ["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--cpu"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
     out = run.stdout
-    assert not re.search(r"^(efficientnet|lstm|transformer) ", out, re.M), "GPU_CHECK_FAMILIES=cnn measures the CNN alone"
+    assert not re.search(r"^(efficientnet|lstm|transformer) ", out, re.M), (
+        "GPU_CHECK_FAMILIES=cnn measures the CNN alone"
+    )
     for family in ("cnn",):
         for precision in ("32-true", "bf16-mixed"):
-            assert re.search(rf"^{family} +\d+ +{precision} +[\d,]+ +[\d,]+ +[\d,]+ +\d\.\d{{3}}x", out, re.M), (family, precision, out)
+            assert re.search(rf"^{family} +\d+ +{precision} +[\d,]+ +[\d,]+ +[\d,]+ +\d\.\d{{3}}x", out, re.M), (
+                family,
+                precision,
+                out,
+            )
     assert re.search(r"^oof: 7,772 rows for 7,772 train ids; each id once: True; prepared order: True$", out, re.M), out
     assert re.search(r"^test: 1,944 rows for 1,944 test ids; each id once: True; prepared order: True$", out, re.M), out
     assert "gpu_check: done in" in out

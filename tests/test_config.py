@@ -41,17 +41,29 @@ def test_experiment_preset_applies_last(make_cfg):
         ("model=resnet9000", r"'model/resnet9000' does not exist\. Valid choices for 'model': cnn, efficientnet"),
         ("competition=titanic", r"Valid choices for 'competition': animals"),
         ("+model.widht=64", r"`model\.widht`: Key 'widht' not in 'CNNConfig'\. Valid keys there: .*width"),
-        ("+trainer.max_epoch=3", r"`trainer\.max_epoch`: not a flag of lightning.pytorch.Trainer \(did you mean max_epochs"),
+        (
+            "+trainer.max_epoch=3",
+            r"`trainer\.max_epoch`: not a flag of lightning.pytorch.Trainer \(did you mean max_epochs",
+        ),
         ("model.dropout=lots", r"`model\.dropout`: Value 'lots' of type 'str' could not be converted to Float"),
         ("trainer.max_epochs=2.5", r"`trainer\.max_epochs`"),
         ("model.widht=64", r"Could not override 'model\.widht'"),
         ("competition.metric=f2", r"competition\.metric is 'f2'; valid values are accuracy"),
-        ("competition.task=ranking", r"competition\.task is 'ranking'; valid values are binary, multiclass, regression"),
+        (
+            "competition.task=ranking",
+            r"competition\.task is 'ranking'; valid values are binary, multiclass, regression",
+        ),
         ("competition.direction=minimize", r"metric accuracy is to maximize"),
-        ("ensemble.method=blend", r"ensemble\.method is 'blend'; valid values are auto, mean, rank_mean, weighted, hill_climb, stack"),
+        (
+            "ensemble.method=blend",
+            r"ensemble\.method is 'blend'; valid values are auto, mean, rank_mean, weighted, hill_climb, stack",
+        ),
         ("ensemble.hill_climb.init=top", r"ensemble\.hill_climb\.init is 'top'; valid values are empty, best, random"),
         ("ensemble.seeds=both", r"ensemble\.seeds is 'both'; valid values are average, separate"),
-        ("ensemble.weighted.solver=BFGS", r"ensemble\.weighted\.solver is 'BFGS'; valid values are Powell, Nelder-Mead, SLSQP"),
+        (
+            "ensemble.weighted.solver=BFGS",
+            r"ensemble\.weighted\.solver is 'BFGS'; valid values are Powell, Nelder-Mead, SLSQP",
+        ),
         ("ensemble.candidates=[mean,vote]", r"ensemble\.candidates is 'vote'"),
         ("model.family=vit", r"model\.family is 'vit'; valid families are cnn, efficientnet"),
         ("model=[", r"Invalid configuration or override"),
@@ -63,20 +75,25 @@ def test_bad_config_is_refused_with_key_and_choices(make_cfg, override, expected
 
 
 def test_cli_reports_config_errors_without_traceback(project):
-    out = subprocess.run([sys.executable, "-m", "pipeline", "config", "model=nope"], cwd=project,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "pipeline", "config", "model=nope"], cwd=project, capture_output=True, text=True
+    )
     assert out.returncode == 2
     assert "Valid choices for 'model': cnn, efficientnet" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_help_lists_commands_and_imports_nothing_heavy():
-    code = ("import sys, time; t=time.perf_counter(); from pipeline.cli import build_parser; build_parser(); "
-            "heavy=[m for m in ('torch','lightning','mlflow','sklearn','hydra','pandas') if m in sys.modules]; "
-            "print(heavy, time.perf_counter()-t)")
+    code = (
+        "import sys, time; t=time.perf_counter(); from pipeline.cli import build_parser; build_parser(); "
+        "heavy=[m for m in ('torch','lightning','mlflow','sklearn','hydra','pandas') if m in sys.modules]; "
+        "print(heavy, time.perf_counter()-t)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("[]"), out.stdout
     started = time.perf_counter()
-    help_text = subprocess.run([sys.executable, "-m", "pipeline", "--help"], capture_output=True, text=True, check=True).stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for command in ("prepare", "train", "ensemble", "submit", "score", "config", "ui"):
         assert command in help_text
     print(f"podium --help: {time.perf_counter() - started:.2f} s")
@@ -87,11 +104,16 @@ def test_any_lightning_trainer_flag_is_reachable_and_checked(make_cfg):
 
     cfg = make_cfg("+trainer.log_every_n_steps=7", "+trainer.benchmark=false", "trainer.max_epochs=1")
     assert cfg.trainer.log_every_n_steps == 7 and cfg.trainer.benchmark is False
-    trainer = L.Trainer(**{k: v for k, v in cfg.trainer.items() if v is not None}, logger=False)  # as train_fold builds it
+    trainer = L.Trainer(
+        **{k: v for k, v in cfg.trainer.items() if v is not None}, logger=False
+    )  # as train_fold builds it
     assert trainer.log_every_n_steps == 7
-    with pytest.raises(PodiumError, match=r"trainer.log_every_n_step`: not a flag of lightning.pytorch.Trainer \(did you mean log_every_n_steps"):
+    with pytest.raises(
+        PodiumError,
+        match=r"trainer.log_every_n_step`: not a flag of lightning.pytorch.Trainer \(did you mean log_every_n_steps",
+    ):
         make_cfg("+trainer.log_every_n_step=7")
-    with pytest.raises(PodiumError, match="trainer.callbacks is set by Podium itself"):
+    with pytest.raises(PodiumError, match=r"trainer.callbacks is set by Podium itself"):
         make_cfg("+trainer.callbacks=[]")
 
 
@@ -107,39 +129,76 @@ def edit(path, old: str, new: str) -> None:
 def test_competition_name_must_equal_its_file_name(project, make_cfg):
     animals = project / "conf" / "competition" / "animals.yaml"
     (animals.parent / "wrongname.yaml").write_text(animals.read_text())  # a copy whose name still says animals
-    with pytest.raises(PodiumError, match=r"conf/competition/wrongname\.yaml says `name: animals`, but a competition's "
-                                          r"name must equal its file name .*overwrite outputs/animals/.*Set `name: wrongname`"):
+    with pytest.raises(
+        PodiumError,
+        match=r"conf/competition/wrongname\.yaml says `name: animals`, but a competition's "
+        r"name must equal its file name .*overwrite outputs/animals/.*Set `name: wrongname`",
+    ):
         make_cfg("competition=wrongname")
-    with pytest.raises(PodiumError, match=r"competition\.name=other on the command line .*Remove the competition\.name override"):
+    with pytest.raises(
+        PodiumError, match=r"competition\.name=other on the command line .*Remove the competition\.name override"
+    ):
         make_cfg("competition.name=other")
     edit(animals.parent / "wrongname.yaml", "name: animals", "name: wrongname")
     assert make_cfg("competition=wrongname").competition.name == "wrongname"
 
 
-@pytest.mark.parametrize("file, old, new, expected", [
-    ("competition/animals.yaml", "  height: 28", "\theight: 28",
-     r"Invalid YAML in conf/competition/animals\.yaml, line \d+, column 1: found character '\\t'.*Indent with spaces, not tabs"),
-    ("model/cnn.yaml", "depth: 3", "depth: [3", r"Invalid YAML in conf/model/cnn\.yaml, line \d+, column \d+: .*"
-                                                 r"that starts on line \d+.*close any open bracket or quote"),
-    ("config.yaml", "\nseed: 0", "\nseed: 0\nseed: 1", r"conf/config\.yaml, line \d+, column 1: found duplicate key seed.*Remove one"),
-])
+@pytest.mark.parametrize(
+    "file, old, new, expected",
+    [
+        (
+            "competition/animals.yaml",
+            "  height: 28",
+            "\theight: 28",
+            r"Invalid YAML in conf/competition/animals\.yaml, line \d+, column 1: found character '\\t'.*Indent with spaces, not tabs",
+        ),
+        (
+            "model/cnn.yaml",
+            "depth: 3",
+            "depth: [3",
+            r"Invalid YAML in conf/model/cnn\.yaml, line \d+, column \d+: .*"
+            r"that starts on line \d+.*close any open bracket or quote",
+        ),
+        (
+            "config.yaml",
+            "\nseed: 0",
+            "\nseed: 0\nseed: 1",
+            r"conf/config\.yaml, line \d+, column 1: found duplicate key seed.*Remove one",
+        ),
+    ],
+)
 def test_yaml_syntax_error_names_file_line_and_column(project, make_cfg, file, old, new, expected):
     edit(project / "conf" / file, old, new)
     with pytest.raises(PodiumError, match=expected):
         make_cfg()
 
 
-@pytest.mark.parametrize("classes, expected", [
-    ("[true, false]", r"holds true \(a YAML boolean\), false \(a YAML boolean\), not text.*classes: \['true', 'false'\]"),
-    ("[yes, no]", r"holds true \(a YAML boolean\), false \(a YAML boolean\).*Quote every class name"),
-    ("[01, 02, 1e5, 1.0, null]", r"holds 1 \(a YAML integer\), 2 \(a YAML integer\), 100000\.0 \(a YAML float\), "
-                                 r"1\.0 \(a YAML float\), null \(a YAML null\).*\['01', '02'\]"),
-    ("[cat, cat, dog]", r"competition\.classes in conf/competition/animals\.yaml lists 'cat' more than once"),
-    ("[cat, '', dog]", r"competition\.classes in conf/competition/animals\.yaml has an empty class name at position 2"),
-])
+@pytest.mark.parametrize(
+    "classes, expected",
+    [
+        (
+            "[true, false]",
+            r"holds true \(a YAML boolean\), false \(a YAML boolean\), not text.*classes: \['true', 'false'\]",
+        ),
+        ("[yes, no]", r"holds true \(a YAML boolean\), false \(a YAML boolean\).*Quote every class name"),
+        (
+            "[01, 02, 1e5, 1.0, null]",
+            r"holds 1 \(a YAML integer\), 2 \(a YAML integer\), 100000\.0 \(a YAML float\), "
+            r"1\.0 \(a YAML float\), null \(a YAML null\).*\['01', '02'\]",
+        ),
+        ("[cat, cat, dog]", r"competition\.classes in conf/competition/animals\.yaml lists 'cat' more than once"),
+        (
+            "[cat, '', dog]",
+            r"competition\.classes in conf/competition/animals\.yaml has an empty class name at position 2",
+        ),
+    ],
+)
 def test_class_names_must_be_text_as_yaml_reads_them(project, make_cfg, classes, expected):
-    edit(project / "conf" / "competition" / "animals.yaml",
-         "classes: [bear, bird, cat, cow, dog, elephant, giraffe, horse, sheep, zebra]", f"classes: {classes}")
+    edit(
+        project / "conf" / "competition" / "animals.yaml",
+        "classes: [bear, bird, cat, cow, dog, elephant, giraffe, horse, sheep, zebra]",
+        f"classes: {classes}",
+    )
     with pytest.raises(PodiumError, match=expected):
         make_cfg()
 
@@ -147,31 +206,52 @@ def test_class_names_must_be_text_as_yaml_reads_them(project, make_cfg, classes,
 TEXT = "competition=rotten-tomatoes"
 
 
-@pytest.mark.parametrize("overrides, expected", [
-    (["trainer.devices=0"], r"trainer\.devices=0 is out of range; it must be a positive number of devices, -1 for every"),
-    (["trainer.devices=-2"], r"trainer\.devices=-2 is out of range"),
-    (["trainer.num_nodes=0"], r"trainer\.num_nodes=0 is out of range; it must be at least 1"),
-    (["trainer.accumulate_grad_batches=0"], r"trainer\.accumulate_grad_batches=0 is out of range"),
-    (["model.width=0"], r"model\.width=0 is out of range; it must be at least 1 .*Fix it in conf/model/cnn\.yaml or override it \(model\.width=\.\.\.\)"),
-    (["model.depth=0"], r"model\.depth=0 is out of range; it must be at least 1"),
-    (["model.convs_per_block=0"], r"model\.convs_per_block=0 is out of range"),
-    (["model.hidden=-1"], r"model\.hidden=-1 is out of range; it must be at least 0 \(0 for no dense layer"),
-    (["model=efficientnet", "model.input_size=16"], r"model\.input_size=16 is out of range; it must be at least 32"),
-    ([TEXT, "model=lstm", "model.max_length=0"], r"model\.max_length=0 is out of range; it must be at least 1 .*conf/model/lstm\.yaml"),
-    ([TEXT, "model=lstm", "model.vocab_size=0"], r"model\.vocab_size=0 is out of range; it must be at least 1 \(words kept; 0 leaves only \[UNK\]\)"),
-    ([TEXT, "model=lstm", "model.hidden_size=0"], r"model\.hidden_size=0 is out of range"),
-    ([TEXT, "model=lstm", "model.embedding_dim=0"], r"model\.embedding_dim=0 is out of range"),
-    ([TEXT, "model=lstm", "model.layers=0"], r"model\.layers=0 is out of range"),
-    ([TEXT, "model=transformer", "model.max_length=0"], r"model\.max_length=0 is out of range; it must be at least 3 .*special tokens"),
-    ([TEXT, "model=transformer", "model.freeze_layers=-1"], r"model\.freeze_layers=-1 is out of range"),
-    ([TEXT, "model=tfidf", "model.min_df=0"], r"model\.min_df=0 is out of range"),
-    ([TEXT, "model=tfidf", "model.ngram_range=[2,1]"], r"model\.ngram_range=\[2, 1\] is out of range"),
-    ([TEXT, "model=tfidf", "model.C=0"], r"model\.C=0\.0 is out of range"),
-    (["data.num_workers=-1"], r"data\.num_workers=-1 is out of range"),
-    (["tune.grace_period=0"], r"tune\.grace_period=0 is out of range; it must be at least 1 second"),
-    (["tune.heartbeat_interval=0"], r"tune\.heartbeat_interval=0 is out of range; it must be at least 1 second"),
-    (["competition.image.height=0"], r"competition\.image\.height=0 is out of range; it must be at least 1 pixel"),
-])
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (
+            ["trainer.devices=0"],
+            r"trainer\.devices=0 is out of range; it must be a positive number of devices, -1 for every",
+        ),
+        (["trainer.devices=-2"], r"trainer\.devices=-2 is out of range"),
+        (["trainer.num_nodes=0"], r"trainer\.num_nodes=0 is out of range; it must be at least 1"),
+        (["trainer.accumulate_grad_batches=0"], r"trainer\.accumulate_grad_batches=0 is out of range"),
+        (
+            ["model.width=0"],
+            r"model\.width=0 is out of range; it must be at least 1 .*Fix it in conf/model/cnn\.yaml or override it \(model\.width=\.\.\.\)",
+        ),
+        (["model.depth=0"], r"model\.depth=0 is out of range; it must be at least 1"),
+        (["model.convs_per_block=0"], r"model\.convs_per_block=0 is out of range"),
+        (["model.hidden=-1"], r"model\.hidden=-1 is out of range; it must be at least 0 \(0 for no dense layer"),
+        (
+            ["model=efficientnet", "model.input_size=16"],
+            r"model\.input_size=16 is out of range; it must be at least 32",
+        ),
+        (
+            [TEXT, "model=lstm", "model.max_length=0"],
+            r"model\.max_length=0 is out of range; it must be at least 1 .*conf/model/lstm\.yaml",
+        ),
+        (
+            [TEXT, "model=lstm", "model.vocab_size=0"],
+            r"model\.vocab_size=0 is out of range; it must be at least 1 \(words kept; 0 leaves only \[UNK\]\)",
+        ),
+        ([TEXT, "model=lstm", "model.hidden_size=0"], r"model\.hidden_size=0 is out of range"),
+        ([TEXT, "model=lstm", "model.embedding_dim=0"], r"model\.embedding_dim=0 is out of range"),
+        ([TEXT, "model=lstm", "model.layers=0"], r"model\.layers=0 is out of range"),
+        (
+            [TEXT, "model=transformer", "model.max_length=0"],
+            r"model\.max_length=0 is out of range; it must be at least 3 .*special tokens",
+        ),
+        ([TEXT, "model=transformer", "model.freeze_layers=-1"], r"model\.freeze_layers=-1 is out of range"),
+        ([TEXT, "model=tfidf", "model.min_df=0"], r"model\.min_df=0 is out of range"),
+        ([TEXT, "model=tfidf", "model.ngram_range=[2,1]"], r"model\.ngram_range=\[2, 1\] is out of range"),
+        ([TEXT, "model=tfidf", "model.C=0"], r"model\.C=0\.0 is out of range"),
+        (["data.num_workers=-1"], r"data\.num_workers=-1 is out of range"),
+        (["tune.grace_period=0"], r"tune\.grace_period=0 is out of range; it must be at least 1 second"),
+        (["tune.heartbeat_interval=0"], r"tune\.heartbeat_interval=0 is out of range; it must be at least 1 second"),
+        (["competition.image.height=0"], r"competition\.image\.height=0 is out of range; it must be at least 1 pixel"),
+    ],
+)
 def test_non_positive_sizes_are_out_of_range(make_cfg, overrides, expected):
     with pytest.raises(PodiumError, match=expected):
         make_cfg(*overrides)
@@ -185,8 +265,11 @@ def test_sizes_at_their_limits_compose(make_cfg):
 
 
 def test_cnn_deeper_than_the_images_is_refused(make_cfg):
-    with pytest.raises(PodiumError, match=r"model\.depth=5 is out of range; it must be at most 4 for the competition's 28x28 "
-                                          r"images .*depth 5 needs images of at least 32x32 pixels.*conf/model/cnn\.yaml"):
+    with pytest.raises(
+        PodiumError,
+        match=r"model\.depth=5 is out of range; it must be at most 4 for the competition's 28x28 "
+        r"images .*depth 5 needs images of at least 32x32 pixels.*conf/model/cnn\.yaml",
+    ):
         make_cfg("model.depth=5")
     with pytest.raises(PodiumError, match=r"at most 3 for the competition's 28x12 images"):
         make_cfg("competition.image.width=12", "model.depth=4")

@@ -8,6 +8,7 @@ from pipeline.metrics import METRICS
 
 pytestmark = pytest.mark.fast  # no training, no servers
 
+
 @pytest.fixture
 def rng():
     """Each test's own generator: its data does not depend on which tests ran before it."""
@@ -56,8 +57,17 @@ def test_minimised_metric_direction_is_honoured_for_regression(rng):
     assert weights[1] == 1.0
 
 
-@pytest.mark.parametrize("metric, task", [("log_loss", "multiclass"), ("accuracy", "multiclass"), ("macro_f1", "multiclass"),
-                                          ("log_loss", "binary"), ("rmse", "regression"), ("mae", "regression")])
+@pytest.mark.parametrize(
+    "metric, task",
+    [
+        ("log_loss", "multiclass"),
+        ("accuracy", "multiclass"),
+        ("macro_f1", "multiclass"),
+        ("log_loss", "binary"),
+        ("rmse", "regression"),
+        ("mae", "regression"),
+    ],
+)
 def test_vectorised_candidate_scores_equal_the_metric_on_each_reblend(metric, task, rng):
     from pipeline.ensemble import candidate_scorer
     from pipeline.metrics import score_predictions

@@ -31,10 +31,16 @@ def members(project, make_cfg):
     """Three models' predictions (one with two seeds) and a kept sweep trial, on made-up ids."""
     comp = make_cfg().competition
     target = rng.integers(0, N_CLASSES, N_TRAIN)
-    ids, test_ids, folds = np.array([f"r{i}" for i in range(N_TRAIN)]), np.array([f"t{i}" for i in range(N_TEST)]), np.arange(N_TRAIN) % 5
+    ids, test_ids, folds = (
+        np.array([f"r{i}" for i in range(N_TRAIN)]),
+        np.array([f"t{i}" for i in range(N_TEST)]),
+        np.arange(N_TRAIN) % 5,
+    )
 
     def write(folder, noise):
-        Predictions(ids, folds, target, member(target, noise), test_ids, member(target, noise, N_TEST)).save(project / folder, comp)
+        Predictions(ids, folds, target, member(target, noise), test_ids, member(target, noise, N_TEST)).save(
+            project / folder, comp
+        )
 
     write("outputs/animals/models/good", 1.0)
     write("outputs/animals/models/weak", 1.8)
@@ -46,8 +52,11 @@ def members(project, make_cfg):
 
 
 def test_auto_blends_every_candidate_and_keeps_the_best_nested_method(project, make_cfg, members):
-    cfg = make_cfg("ensemble.members=[good,weak,seeded,runs/sweep/trial_7]", "ensemble.seeds=separate",
-                   "out_dir=outputs/animals/ensemble")
+    cfg = make_cfg(
+        "ensemble.members=[good,weak,seeded,runs/sweep/trial_7]",
+        "ensemble.seeds=separate",
+        "out_dir=outputs/animals/ensemble",
+    )
     result = ensemble(cfg)
     assert list(result.member_scores) == ["good", "weak", "seeded/seed_0", "seeded/seed_1", "runs/sweep/trial_7"]
     nested = {m.method: m.nested for m in result.methods}
@@ -65,8 +74,14 @@ def test_auto_blends_every_candidate_and_keeps_the_best_nested_method(project, m
 
 def test_members_predicting_different_rows_are_refused(project, make_cfg, members):
     comp = make_cfg().competition
-    other = Predictions(np.array([f"x{i}" for i in range(N_TRAIN)]), np.arange(N_TRAIN) % 5, members,
-                        member(members, 1.0), np.array([f"t{i}" for i in range(N_TEST)]), member(members, 1.0, N_TEST))
+    other = Predictions(
+        np.array([f"x{i}" for i in range(N_TRAIN)]),
+        np.arange(N_TRAIN) % 5,
+        members,
+        member(members, 1.0),
+        np.array([f"t{i}" for i in range(N_TEST)]),
+        member(members, 1.0, N_TEST),
+    )
     other.save(project / "outputs/animals/models/stray", comp)
     with pytest.raises(PodiumError, match="Members good and stray predict different training ids"):
         ensemble(make_cfg("ensemble.members=[good,stray]", "out_dir=outputs/animals/ensemble"))
@@ -75,8 +90,15 @@ def test_members_predicting_different_rows_are_refused(project, make_cfg, member
     assert not (project / "outputs/animals/ensemble").exists()
 
 
-TASK_OF = {"accuracy": "multiclass", "log_loss": "multiclass", "roc_auc": "binary", "macro_f1": "multiclass",
-           "qwk": "multiclass", "rmse": "regression", "mae": "regression"}
+TASK_OF = {
+    "accuracy": "multiclass",
+    "log_loss": "multiclass",
+    "roc_auc": "binary",
+    "macro_f1": "multiclass",
+    "qwk": "multiclass",
+    "rmse": "regression",
+    "mae": "regression",
+}
 
 
 @pytest.mark.parametrize("metric", sorted(METRICS))
@@ -100,6 +122,10 @@ def test_every_method_serves_every_metric_in_its_direction(metric):
         result = evaluate(method, problem, oofs, y, np.arange(400) % 4)
         assert np.isfinite(result.nested) and np.isfinite(result.in_sample), method
         member_scores = [METRICS[metric](y, o[:, 0] if task == "regression" else o) for o in oofs]
-        assert not METRICS[metric].better(worst_member(member_scores), result.nested), (method, result.nested, member_scores)
+        assert not METRICS[metric].better(worst_member(member_scores), result.nested), (
+            method,
+            result.nested,
+            member_scores,
+        )
         if task != "regression" and method != "rank_mean":
             assert np.allclose(result.held_out.sum(1), 1), method  # probabilities, renormalised

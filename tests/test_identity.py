@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
 from conftest import own_file
+
 from pipeline.data.identity import files_digest
 from pipeline.prepare import load_prepared, prepare, prepare_key
 

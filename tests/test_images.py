@@ -71,8 +71,11 @@ def test_32bit_integer_image_outside_16bit_range_is_refused(tmp_path, bad):
     values[0, 0] = bad
     Image.fromarray(values).save(tmp_path / "i.tif")
     low, high = min(bad, 0), max(bad, 65535)
-    with pytest.raises(PodiumError, match=rf"i\.tif is a 32-bit integer image \(Pillow mode I\) with values from "
-                                          rf"{low} to {high}, outside the 16-bit range 0\.\.65535"):
+    with pytest.raises(
+        PodiumError,
+        match=rf"i\.tif is a 32-bit integer image \(Pillow mode I\) with values from "
+        rf"{low} to {high}, outside the 16-bit range 0\.\.65535",
+    ):
         decode(tmp_path / "i.tif", 1, *values.shape)
 
 
@@ -90,8 +93,11 @@ def test_float_image_outside_0_1_is_refused(tmp_path, bad, found):
     values = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
     values[1, 1] = bad
     Image.fromarray(values).save(tmp_path / "f.tif")
-    with pytest.raises(PodiumError, match=rf"f\.tif is a floating-point image \(Pillow mode F\) with {found}, "
-                                          rf"outside the range \[0, 1\]"):
+    with pytest.raises(
+        PodiumError,
+        match=rf"f\.tif is a floating-point image \(Pillow mode F\) with {found}, "
+        rf"outside the range \[0, 1\]",
+    ):
         decode(tmp_path / "f.tif", 1, 8, 8)
 
 
@@ -114,7 +120,9 @@ def test_resize_comes_after_scaling_to_8bit(tmp_path):
 
 def test_rgba_composites_over_black(tmp_path):
     # one red pixel each: transparent, half transparent, opaque. The old code dropped alpha: red, red, red.
-    Image.fromarray(np.array([[[200, 100, 50, 0], [200, 100, 50, 128], [200, 100, 50, 255]]], np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(np.array([[[200, 100, 50, 0], [200, 100, 50, 128], [200, 100, 50, 255]]], np.uint8)).save(
+        tmp_path / "a.png"
+    )
     rgb = decode(tmp_path / "a.png", 3, 1, 3)
     np.testing.assert_array_equal(rgb[:, 0].T, [[0, 0, 0], [100, 50, 25], [200, 100, 50]])
     grey = decode(tmp_path / "a.png", 1, 1, 3)[0, 0]
@@ -158,7 +166,9 @@ def test_grey_png_with_transparent_value(tmp_path):
 
 
 def test_rgb_to_grey_is_601_luma_and_grey_to_rgb_replicates(tmp_path):
-    Image.fromarray(np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]]], np.uint8)).save(tmp_path / "c.png")
+    Image.fromarray(np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]]], np.uint8)).save(
+        tmp_path / "c.png"
+    )
     np.testing.assert_array_equal(decode(tmp_path / "c.png", 1, 1, 4)[0, 0], [76, 150, 29, 255])
     Image.fromarray(np.array([[0, 7, 255]], np.uint8)).save(tmp_path / "g.png")
     np.testing.assert_array_equal(decode(tmp_path / "g.png", 3, 1, 3), np.broadcast_to([[0, 7, 255]], (3, 1, 3)))
@@ -213,8 +223,11 @@ def test_exif_orientation_is_applied(tmp_path, suffix):
 
 def test_empty_file(tmp_path):
     (tmp_path / "e.png").write_bytes(b"")
-    with pytest.raises(PodiumError, match=r"Corrupt or unreadable image .*e\.png: it is empty \(0 bytes\)\. "
-                                          r"Replace the file or remove its row\."):
+    with pytest.raises(
+        PodiumError,
+        match=r"Corrupt or unreadable image .*e\.png: it is empty \(0 bytes\)\. "
+        r"Replace the file or remove its row\.",
+    ):
         decode(tmp_path / "e.png", 1, 28, 28)
 
 
@@ -235,18 +248,21 @@ def test_truncated_png(tmp_path):
 def png_declaring(width: int, height: int) -> bytes:
     """A tiny grey PNG whose header claims width x height pixels: a decompression bomb to Pillow,
     which judges the size from the header before reading any pixel data."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0\0"))
-            + chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0\0")) + chunk(b"IEND", b"")
 
 
 def test_decompression_bomb_is_refused(tmp_path):
     (tmp_path / "bomb.png").write_bytes(png_declaring(20_000, 10_000))  # 200,000,000 pixels, 64 bytes on disk
-    with pytest.raises(PodiumError, match=r"bomb\.png declares 200,000,000 pixels, more than Pillow decodes "
-                                          r"\(178,956,970 pixels, twice PIL\.Image\.MAX_IMAGE_PIXELS\).*shrink the file"):
+    with pytest.raises(
+        PodiumError,
+        match=r"bomb\.png declares 200,000,000 pixels, more than Pillow decodes "
+        r"\(178,956,970 pixels, twice PIL\.Image\.MAX_IMAGE_PIXELS\).*shrink the file",
+    ):
         decode(tmp_path / "bomb.png", 1, 28, 28, resize=True)
     assert Image.MAX_IMAGE_PIXELS == 89_478_485  # Pillow's limit is left as it was
 
@@ -263,7 +279,8 @@ def test_images_over_the_warning_limit_decode_with_one_log_line(tmp_path, monkey
     assert [r.getMessage() for r in caplog.records] == [
         f"3 of the images exceed Pillow's decompression-bomb warning limit of 100 pixels (PIL.Image.MAX_IMAGE_PIXELS), "
         f"e.g. {tmp_path / '0.png'} (11x11 = 121 pixels); decoded anyway. Shrinking them to the competition's image "
-        f"size would make decoding faster."]
+        f"size would make decoding faster."
+    ]
     np.testing.assert_array_equal(decoded[:, 0, 0, 0], [0, 40, 80])
     Image.fromarray(np.zeros((15, 15), np.uint8)).save(tmp_path / "3.png")  # 225 pixels
     with pytest.raises(PodiumError, match=r"3\.png declares 225 pixels, more than Pillow decodes \(200 pixels"):

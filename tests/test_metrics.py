@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from pipeline.metrics import METRICS, get_metric
 from pipeline.errors import PodiumError
+from pipeline.metrics import METRICS, get_metric
 
 pytestmark = pytest.mark.fast  # no training, no servers
 

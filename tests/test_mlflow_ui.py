@@ -21,8 +21,15 @@ pytestmark = pytest.mark.slow  # a browser on the MLflow UI
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(os.environ.get("PODIUM_TEST_ARTIFACTS", REPO / "test-artifacts"))
 # Chromium on a closed network: no background calls home, no sandbox (CI runs as root), no GPU.
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 if CHROMIUM is None and not os.environ.get("CI"):  # in CI a missing browser is a failure, not a skip
     pytest.skip("Chromium is not installed (apt-get install chromium; .ci/run does it)", allow_module_level=True)
@@ -32,9 +39,14 @@ if CHROMIUM is None and not os.environ.get("CI"):  # in CI a missing browser is 
 def ui(smoke_results):
     """`podium ui` on a free loopback port over the smoke run's store; stopped whatever happens."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "pipeline", "ui", "--port", str(port), "tracking.uri=sqlite:///mlflow.db"],
-                              cwd=smoke_results.root, start_new_session=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "ui", "--port", str(port), "tracking.uri=sqlite:///mlflow.db"],
+        cwd=smoke_results.root,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/health", server)
         yield f"http://127.0.0.1:{port}"

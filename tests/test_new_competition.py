@@ -45,8 +45,10 @@ def pets(project):
     private.mkdir()
     train = pd.read_csv(animals / "raw" / "train.csv", dtype={"id": str})
     solution = pd.read_csv(animals / "private" / "solution.csv", dtype={"id": str})
-    train, solution = (f[f["label"].isin(["cat", "dog"])].rename(columns={"id": "image_id", "label": "species"})
-                       for f in (train, solution))
+    train, solution = (
+        f[f["label"].isin(["cat", "dog"])].rename(columns={"id": "image_id", "label": "species"})
+        for f in (train, solution)
+    )
     for image_id in [*train["image_id"], *solution["image_id"]]:
         shutil.copy(animals / "raw" / "images" / f"{image_id}.png", raw / "images" / f"{image_id}.png")
     train.to_csv(raw / "train.csv", index=False)
@@ -63,8 +65,14 @@ def test_binary_probability_competition_from_files_and_yaml(pets):
 
     prepared = prepare(cfg())
     assert prepared.n_folds == 2 and prepared.n_train > 1000
-    result = train(cfg("trainer.max_epochs=2", "model.batch_size=32", "trainer.enable_progress_bar=false",
-                       "out_dir=outputs/pets/models/cnn"))
+    result = train(
+        cfg(
+            "trainer.max_epochs=2",
+            "model.batch_size=32",
+            "trainer.enable_progress_bar=false",
+            "out_dir=outputs/pets/models/cnn",
+        )
+    )
     assert result.metric == "roc_auc" and result.cv_score > 0.6
     ensemble(cfg("out_dir=outputs/pets/ensemble"))
     sub = submit(cfg("out_dir=outputs/pets/submission"))
@@ -95,10 +103,16 @@ def test_podium_new_scaffolds_a_commented_competition_that_prepares(pets, monkey
     assert all(k in error for k in ("competition.classes", "competition.image.height", "competition.target_column"))
     assert main(["new", "pets"]) == 2 and "already exists" in capsys.readouterr().err
 
-    for old, new in (("id_column: id ", "id_column: image_id "), ("target_column: ???", "target_column: species"),
-                     ("classes: ???", "classes: [cat, dog]"), ("height: ???", "height: 28"), ("width: ???", "width: 28"),
-                     ("channels: 3", "channels: 1"), ("models: [cnn, efficientnet]", "models: [cnn]"),
-                     ("n_splits: 5", "n_splits: 2")):
+    for old, new in (
+        ("id_column: id ", "id_column: image_id "),
+        ("target_column: ???", "target_column: species"),
+        ("classes: ???", "classes: [cat, dog]"),
+        ("height: ???", "height: 28"),
+        ("width: ???", "width: 28"),
+        ("channels: 3", "channels: 1"),
+        ("models: [cnn, efficientnet]", "models: [cnn]"),
+        ("n_splits: 5", "n_splits: 2"),
+    ):
         text = text.replace(old, new)
     config.write_text(text)
     assert main(["prepare", "competition=pets", "tracking=none"]) == 0
@@ -108,6 +122,11 @@ def test_podium_new_scaffolds_a_commented_competition_that_prepares(pets, monkey
     subprocess.run(["git", "init", "-q"], cwd=pets, check=True)
     dvc = [str(Path(sys.executable).with_name("dvc"))]
     subprocess.run([*dvc, "init", "-q"], cwd=pets, check=True)
-    stages = subprocess.run([*dvc, "stage", "list", "--name-only", "competitions/pets/dvc.yaml"], cwd=pets,
-                            capture_output=True, text=True, check=True).stdout.split()
+    stages = subprocess.run(
+        [*dvc, "stage", "list", "--name-only", "competitions/pets/dvc.yaml"],
+        cwd=pets,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert stages == [f"competitions/pets/dvc.yaml:{s}" for s in ("prepare", "train@cnn", "ensemble", "submit")]

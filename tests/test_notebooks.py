@@ -48,7 +48,7 @@ def test_explore_shows_balance_inputs_and_folds(competition, smoke_results, text
 def test_results_reads_the_runs_from_mlflow(smoke_results):
     text, images, stderr = run_notebook("results", smoke_results.root, "animals")
     assert "latest of 2 models, 1 ensemble, 1 submission" in text
-    board = text[text.index("local LB"):]
+    board = text[text.index("local LB") :]
     assert "cnn_wide" in board and "ensemble (" in board
     assert images == 4, "fold variance, ensemble weights, confusion matrix, worst mistakes"
     assert not stderr, f"warnings or progress bars in the notebook: {stderr}"

@@ -29,7 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 ANIMALS = "competitions/animals/dvc.yaml:"
 TEXT = "competitions/rotten-tomatoes/dvc.yaml:"
 ANIMAL_STAGES = {ANIMALS + s for s in ("data", "prepare", "train@cnn", "train@efficientnet", "ensemble", "submit")}
-TEXT_STAGES = {TEXT + s for s in ("data", "prepare", "train@lstm", "train@transformer_tiny", "train@tfidf", "ensemble", "submit")}
+TEXT_STAGES = {
+    TEXT + s for s in ("data", "prepare", "train@lstm", "train@transformer_tiny", "train@tfidf", "ensemble", "submit")
+}
 STAGES = ANIMAL_STAGES | TEXT_STAGES | {"leaderboard"}
 pytestmark = pytest.mark.slow
 
@@ -68,7 +70,9 @@ def repo(tmp_path_factory) -> Path:
         shutil.copy(REPO / name, root / name)
     (root / "params.yaml").write_text((REPO / "params.yaml").read_text().replace("trainer: cpu", "trainer: smoke"))
     text = root / "conf/competition/rotten-tomatoes.yaml"  # seconds, not minutes: a tiny Transformer
-    text.write_text(text.read_text().replace("models: [lstm, transformer, tfidf]", "models: [lstm, transformer_tiny, tfidf]"))
+    text.write_text(
+        text.read_text().replace("models: [lstm, transformer, tfidf]", "models: [lstm, transformer_tiny, tfidf]")
+    )
     plots = root / "competitions/rotten-tomatoes/dvc.yaml"  # its `plots:` section names each model's files
     plots.write_text(plots.read_text().replace("models/transformer/plots", "models/transformer_tiny/plots"))
     tuned = root / "competitions/rotten-tomatoes/tuned"
@@ -88,7 +92,10 @@ def test_fresh_clone_runs_the_whole_pipeline(repo):
     assert ran_stages(output) == STAGES
     locked = set(yaml.safe_load((repo / "dvc.lock").read_text())["stages"])
     for pipeline_file in ("competitions/animals", "competitions/rotten-tomatoes"):
-        locked |= {f"{pipeline_file}/dvc.yaml:{s}" for s in yaml.safe_load((repo / pipeline_file / "dvc.lock").read_text())["stages"]}
+        locked |= {
+            f"{pipeline_file}/dvc.yaml:{s}"
+            for s in yaml.safe_load((repo / pipeline_file / "dvc.lock").read_text())["stages"]
+        }
     assert locked == STAGES
     for folder in ("prepared", "models/cnn", "models/efficientnet", "ensemble", "submission"):
         saved = yaml.safe_load((repo / "outputs/animals" / folder / "config.yaml").read_text())
@@ -110,7 +117,9 @@ def test_fresh_clone_runs_the_whole_pipeline(repo):
     for r in runs:
         by_stage.setdefault(r.data.tags.get("stage"), []).append(r)
     assert sorted(r.data.tags["model"] for r in by_stage["train"]) == ["cnn", "efficientnet"]
-    assert len(by_stage["train_fold"]) == 8  # (cnn: 3 seeds + efficientnet) x 2 folds, each nested under its model's run
+    assert (
+        len(by_stage["train_fold"]) == 8
+    )  # (cnn: 3 seeds + efficientnet) x 2 folds, each nested under its model's run
     parents = {r.info.run_id for r in by_stage["train"]}
     assert {r.data.tags["mlflow.parentRunId"] for r in by_stage["train_fold"]} == parents
     assert len(by_stage["ensemble"]) == 1 and len(by_stage["submit"]) == 1
@@ -123,9 +132,14 @@ def test_fresh_clone_runs_the_whole_pipeline(repo):
     assert text_result["metric"] == "roc_auc" and text_result["rows"] == 2849
     assert set(text_result["report"]["accuracy"]) == {"cv", "local_leaderboard"}
     text_runs = client.search_runs([client.get_experiment_by_name("rotten-tomatoes").experiment_id])
-    assert sorted(r.data.tags["model"] for r in text_runs if r.data.tags.get("stage") == "train") == ["lstm", "tfidf", "transformer_tiny"]
+    assert sorted(r.data.tags["model"] for r in text_runs if r.data.tags.get("stage") == "train") == [
+        "lstm",
+        "tfidf",
+        "transformer_tiny",
+    ]
     board = (repo / "outputs/leaderboard.md").read_text()
     assert all(name in board for name in ("| animals | cnn", "| rotten-tomatoes | lstm", "nested CV)"))
+
 
 def test_second_repro_runs_nothing(repo):
     output = dvc(repo, "repro")
@@ -142,14 +156,31 @@ def test_model_config_change_reruns_that_model_ensemble_and_submission(repo):
 
 def test_a_sweep_hands_its_best_parameters_to_the_next_repro(repo):
     """`podium tune` writes the tuned file; `dvc repro` retrains exactly that model with its values."""
-    run([sys.executable, "-m", "pipeline", "tune", "competition=animals", "model=cnn", "trainer=smoke", "tune.n_trials=2",
-         "tune.folds=1", "~tune.search_space.model.optimizer", "~tune.search_space.augment"], repo)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "tune",
+            "competition=animals",
+            "model=cnn",
+            "trainer=smoke",
+            "tune.n_trials=2",
+            "tune.folds=1",
+            "~tune.search_space.model.optimizer",
+            "~tune.search_space.augment",
+        ],
+        repo,
+    )
     tuned = yaml.safe_load((repo / "competitions/animals/tuned/cnn.yaml").read_text())["overrides"]
     assert set(tuned) == {"model.dropout", "model.width", "model.hidden"}
     assert_reran_only_cnn_chain(dvc(repo, "repro"))
     saved = yaml.safe_load((repo / "outputs/animals/models/cnn/config.yaml").read_text())
-    assert (saved["model"]["dropout"], saved["model"]["width"], saved["model"]["hidden"]) == \
-        (tuned["model.dropout"], tuned["model.width"], tuned["model.hidden"])
+    assert (saved["model"]["dropout"], saved["model"]["width"], saved["model"]["hidden"]) == (
+        tuned["model.dropout"],
+        tuned["model.width"],
+        tuned["model.hidden"],
+    )
     assert saved["train"]["tuned_from"] == "competitions/animals/tuned/cnn.yaml"
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "tuned cnn"], repo)
@@ -175,18 +206,24 @@ def test_dvc_plots_show_renders_the_curves_and_the_plots(repo):
     """`dvc plots show` draws each pipeline's `plots:` section from the stages' outputs: the mean
     validation curve of every model in one chart, and the PNGs."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    out = subprocess.run([sys.executable, "-m", "dvc", "plots", "show", "--json"], cwd=repo, env=env,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "dvc", "plots", "show", "--json"], cwd=repo, env=env, capture_output=True, text=True
+    )
     assert out.returncode == 0 and not out.stderr.strip(), out.stderr  # DVC warns of any plot it cannot load
     shown = json.loads(out.stdout)
     assert not shown.get("errors"), shown["errors"]  # the key is there only when a plot failed
     curves = {k: v for k, v in shown["data"].items() if "validation score per epoch" in k}
     assert len(curves) == 2 and all(v[0]["type"] == "vega" for v in curves.values())
-    lines = {row["filename"] for row in curves[next(k for k in curves if "animals" in k)][0]["content"]["data"]["values"]}
+    lines = {
+        row["filename"] for row in curves[next(k for k in curves if "animals" in k)][0]["content"]["data"]["values"]
+    }
     assert lines == {"cnn/plots/curves.csv", "efficientnet/plots/curves.csv"}  # a line per model
     images = {k for k in shown["data"] if k.endswith(".png")}
-    for path in ("outputs/animals/models/cnn/plots/confusion_matrix.png", "outputs/animals/ensemble/plots/member_correlation.png",
-                 "outputs/rotten-tomatoes/models/tfidf/plots/class_scores.png"):
+    for path in (
+        "outputs/animals/models/cnn/plots/confusion_matrix.png",
+        "outputs/animals/ensemble/plots/member_correlation.png",
+        "outputs/rotten-tomatoes/models/tfidf/plots/class_scores.png",
+    ):
         assert any(k.endswith(path) for k in images), (path, sorted(shown))
     dvc(repo, "plots", "show", "-o", "dvc_plots")  # the page a person opens
     page = (repo / "dvc_plots" / "index.html").read_text()

@@ -12,7 +12,6 @@ from sklearn.metrics import precision_recall_fscore_support
 from pipeline import plots
 
 
-
 def png_size(path):
     with Image.open(path) as image:
         assert image.format == "PNG"
@@ -32,8 +31,15 @@ def test_per_class_scores_match_scikit_learn():
 
 @pytest.mark.fast
 def test_mean_curves_average_every_fold_and_seed_per_epoch():
-    history = pd.DataFrame({"seed": [0, 0, 0, 0, 1, 1], "fold": [0, 0, 1, 1, 0, 0], "epoch": [0, 1, 0, 1, 0, 1],
-                            "train/loss": [1.0, 0.5, 3.0, 1.5, 2.0, 1.0], "val/score": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]})
+    history = pd.DataFrame(
+        {
+            "seed": [0, 0, 0, 0, 1, 1],
+            "fold": [0, 0, 1, 1, 0, 0],
+            "epoch": [0, 1, 0, 1, 0, 1],
+            "train/loss": [1.0, 0.5, 3.0, 1.5, 2.0, 1.0],
+            "val/score": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+        }
+    )
     curves = plots.mean_curves(history)
     assert curves.columns.tolist() == ["epoch", "train_loss", "val_score"]
     assert curves["train_loss"].tolist() == [2.0, 1.0] and curves["val_score"].tolist() == pytest.approx([0.3, 0.4])
@@ -47,8 +53,9 @@ def test_regression_gets_residuals_instead_of_a_confusion_matrix(tmp_path):
     rng = np.random.default_rng(1)
     target = rng.normal(size=200)
     history = pd.DataFrame({"fold": [0, 0], "epoch": [0, 1], "val/score": [2.0, 1.0]})
-    written = plots.model_plots(tmp_path, history, target, (target + rng.normal(scale=0.3, size=200))[:, None],
-                                Regression(), "rmse", "mlp")
+    written = plots.model_plots(
+        tmp_path, history, target, (target + rng.normal(scale=0.3, size=200))[:, None], Regression(), "rmse", "mlp"
+    )
     assert sorted(p.name for p in written) == ["curves.csv", "learning_curves.png", "residuals.png"]
     width, height = png_size(tmp_path / "residuals.png")
     assert width > 800 and 300 < height < 500
@@ -61,7 +68,12 @@ def test_training_and_ensemble_write_plots_and_log_them(smoke_results):
     experiment = client.get_experiment_by_name("animals").experiment_id
     for name in ("cnn", "cnn_wide"):
         folder = root / "outputs/animals/models" / name / "plots"
-        assert {p.name for p in folder.iterdir()} == {"learning_curves.png", "confusion_matrix.png", "class_scores.png", "curves.csv"}
+        assert {p.name for p in folder.iterdir()} == {
+            "learning_curves.png",
+            "confusion_matrix.png",
+            "class_scores.png",
+            "curves.csv",
+        }
         assert png_size(folder / "confusion_matrix.png")[0] >= 400
         curves = pd.read_csv(folder / "curves.csv")
         assert curves["epoch"].tolist() == [0, 1] and {"train_loss", "val_loss", "val_score"} <= set(curves.columns)
@@ -72,9 +84,13 @@ def test_training_and_ensemble_write_plots_and_log_them(smoke_results):
     metrics = json.loads((root / "outputs/animals/ensemble/metrics.json").read_text())
     board = metrics["board"]
     assert [row["name"] for row in board] == ["cnn", "cnn_wide", f"ensemble ({metrics['method']}, nested)"]
-    assert board[-1]["cv"] == pytest.approx(metrics["cv"]) and board[0]["cv"] == pytest.approx(metrics["members"]["cnn"])
+    assert board[-1]["cv"] == pytest.approx(metrics["cv"]) and board[0]["cv"] == pytest.approx(
+        metrics["members"]["cnn"]
+    )
     member = json.loads((root / "outputs/animals/models/cnn/metrics.json").read_text())
-    assert board[0]["folds"] == pytest.approx(list(member["folds"].values())) and board[0]["seconds"] == member["seconds"]
+    assert (
+        board[0]["folds"] == pytest.approx(list(member["folds"].values())) and board[0]["seconds"] == member["seconds"]
+    )
     # the printed table: a line per member and the blend, each with 2 fold scores, the CV and the time
     printed = smoke_results.printed["ensemble"]
     lines = {line.split()[0]: line for line in printed.splitlines() if line.startswith(("cnn", "ensemble ("))}

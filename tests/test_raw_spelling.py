@@ -68,8 +68,12 @@ def test_ids_and_labels_round_trip_exactly(tmp_path):
     write_rows(private / "solution.csv", ["id", "label"], [[ids[i], labels[i]] for i in test])
 
     common = ["competition=spelling", "tracking.uri=sqlite:///mlflow.db"]
-    for command in (["prepare"], ["train", "model=tfidf", "out_dir=outputs/spelling/models/tfidf"],
-                    ["ensemble", "out_dir=outputs/spelling/ensemble"], ["submit", "out_dir=outputs/spelling/submission"]):
+    for command in (
+        ["prepare"],
+        ["train", "model=tfidf", "out_dir=outputs/spelling/models/tfidf"],
+        ["ensemble", "out_dir=outputs/spelling/ensemble"],
+        ["submit", "out_dir=outputs/spelling/submission"],
+    ):
         code, printed = podium(root, *command, *common)
         assert code == 0, f"podium {command[0]}: {printed}"
 
@@ -89,20 +93,39 @@ def test_a_fold_whose_metric_is_undefined_is_named_not_scored_nan(tmp_path, caps
     root = tmp_path
     shutil.copytree(REPO / "conf", root / "conf")
     (root / "conf/competition/lonely.yaml").write_text(
-        COMPETITION.replace("name: spelling", "name: lonely").replace("task: multiclass", "task: binary")
-        .replace("classes: ['true', 'NA', '01', 'None']", "classes: [bad, good]").replace("metric: accuracy", "metric: roc_auc")
+        COMPETITION.replace("name: spelling", "name: lonely")
+        .replace("task: multiclass", "task: binary")
+        .replace("classes: ['true', 'NA', '01', 'None']", "classes: [bad, good]")
+        .replace("metric: accuracy", "metric: roc_auc")
         .replace("submission: {format: labels}", "submission: {format: probabilities}")
-        .replace("/cv@cv: stratified", "/cv@cv: group").replace("cv: {n_splits: 3, seed: 0}", "cv: {n_splits: 3, seed: 0, group_column: g}"))
+        .replace("/cv@cv: stratified", "/cv@cv: group")
+        .replace("cv: {n_splits: 3, seed: 0}", "cv: {n_splits: 3, seed: 0, group_column: g}")
+    )
     raw = root / "data/lonely/raw"
     raw.mkdir(parents=True)
-    rows = [[f"r{n}", f"{'good fine' if n % 2 else 'bad poor'} {n}", "good" if n % 2 else "bad",
-             "only_yes" if n < 40 and n % 2 else ("only_no" if n < 40 else "mixed")] for n in range(120)]
+    rows = [
+        [
+            f"r{n}",
+            f"{'good fine' if n % 2 else 'bad poor'} {n}",
+            "good" if n % 2 else "bad",
+            "only_yes" if n < 40 and n % 2 else ("only_no" if n < 40 else "mixed"),
+        ]
+        for n in range(120)
+    ]
     write_rows(raw / "train.csv", ["id", "text", "label", "g"], rows)
     write_rows(raw / "test.csv", ["id", "text"], [["t1", "good"], ["t2", "bad"]])
     write_rows(raw / "sample_submission.csv", ["id", "label"], [["t1", "0.5"], ["t2", "0.5"]])
-    code, printed = podium(root, "train", "competition=lonely", "model=tfidf", "tracking.uri=sqlite:///mlflow.db",
-                           "out_dir=outputs/lonely/models/tfidf")
+    code, _printed = podium(
+        root,
+        "train",
+        "competition=lonely",
+        "model=tfidf",
+        "tracking.uri=sqlite:///mlflow.db",
+        "out_dir=outputs/lonely/models/tfidf",
+    )
     err = capsys.readouterr().err
     assert code == 2, err
-    assert re.search(r"tfidf fold \d: the roc_auc of its validation rows is undefined \(NaN\).*hold \{'bad': 0, 'good': 20\}", err), err
+    assert re.search(
+        r"tfidf fold \d: the roc_auc of its validation rows is undefined \(NaN\).*hold \{'bad': 0, 'good': 20\}", err
+    ), err
     assert not (root / "outputs/lonely/models/tfidf/oof.parquet").exists()

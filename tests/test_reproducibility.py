@@ -30,7 +30,9 @@ def test_two_runs_of_one_config_write_identical_predictions_and_their_provenance
     for name in ("oof.parquet", "test.parquet"):
         assert (first.out_dir / name).read_bytes() == (second.out_dir / name).read_bytes(), name
     records = [json.loads((r.out_dir / "provenance.json").read_text()) for r in (first, second)]
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=text_project, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=text_project, capture_output=True, text=True
+    ).stdout.strip()
     assert [r["git"] for r in records] == [{"commit": commit, "dirty": False}, {"commit": commit, "dirty": True}]
     assert {"torch", "lightning", "numpy", "pandas", "mlflow"} <= set(records[0]["packages"])
     raw = text_project / "data/rotten-tomatoes/raw"

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import config_maker, project_with
 from mlflow.tracking import MlflowClient
 
-from conftest import config_maker, project_with
 from pipeline.prepare import load_prepared
 from pipeline.training.fold import fold_state
 from pipeline.training.train import train
@@ -22,13 +22,24 @@ from pipeline.training.train import train
 pytestmark = pytest.mark.slow  # training killed and rerun
 
 # The command the DVC train stage runs, shrunk: 2 folds of 600 rows, 6 epochs each.
-OVERRIDES = ["trainer=smoke", "trainer.max_epochs=6", "train.seeds=[0]", "data.limit_train_rows=1200", "tracking.uri=sqlite:///mlflow.db"]
+OVERRIDES = [
+    "trainer=smoke",
+    "trainer.max_epochs=6",
+    "train.seeds=[0]",
+    "data.limit_train_rows=1200",
+    "tracking.uri=sqlite:///mlflow.db",
+]
 OUT = "outputs/animals/models/cnn"
 
 
 def podium_train(root: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "pipeline", "train", *OVERRIDES, f"out_dir={OUT}"], cwd=root,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "train", *OVERRIDES, f"out_dir={OUT}"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for_epoch(process: subprocess.Popen, history: Path, epoch: int, timeout: float = 120) -> None:
@@ -57,14 +68,18 @@ def reference(tmp_path_factory, animals_data):
     """An uninterrupted run of the same config, in this process and its own project: its files' bytes."""
     root = project_with(tmp_path_factory.mktemp("reference"), animals_data)
     train(config_maker(root)(*OVERRIDES[:-1], "out_dir=runs/reference"))
-    return {name: (root / "runs/reference" / name).read_bytes() for name in ("oof.parquet", "test.parquet", "history.csv")}
+    return {
+        name: (root / "runs/reference" / name).read_bytes() for name in ("oof.parquet", "test.parquet", "history.csv")
+    }
 
 
 def test_sigkill_mid_fold_then_rerun_resumes_and_matches_an_uninterrupted_run(project, make_cfg, reference):
     cfg = make_cfg(*OVERRIDES[:-1], f"out_dir={OUT}")
     first, second = kill_during_fold_1(project, cfg)
     assert (first.folder / "result.npz").is_file(), "fold 0 finished and recorded"
-    assert second.last.is_file() and not (second.folder / "result.npz").exists(), "fold 1 interrupted after a checkpoint"
+    assert second.last.is_file() and not (second.folder / "result.npz").exists(), (
+        "fold 1 interrupted after a checkpoint"
+    )
     assert not (project / OUT / "oof.parquet").exists()
     killed_at = second.resumable_epoch()
     assert 1 <= killed_at < 6
@@ -77,7 +92,12 @@ def test_sigkill_mid_fold_then_rerun_resumes_and_matches_an_uninterrupted_run(pr
     for name, content in reference.items():
         assert (project / OUT / name).read_bytes() == content, f"{name} differs from the uninterrupted run's"
     # a complete run leaves only the best checkpoints, and no temporary file anywhere
-    assert sorted(p.name for p in (first.folder.parent).rglob("*") if p.is_file()) == ["best.ckpt", "best.ckpt", "data.txt", "data.txt"]
+    assert sorted(p.name for p in (first.folder.parent).rglob("*") if p.is_file()) == [
+        "best.ckpt",
+        "best.ckpt",
+        "data.txt",
+        "data.txt",
+    ]
     assert not [p for p in project.rglob("*.tmp")]
 
 

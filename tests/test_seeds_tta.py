@@ -31,12 +31,26 @@ def test_seeds_train_once_each_and_average_into_the_model(make_cfg):
     assert set(json.loads((result.out_dir / "metrics.json").read_text())["seeds"]) == {"0", "1"}
     client = mlflow.MlflowClient(tracking_uri(cfg))
     folds = client.search_runs([client.get_experiment_by_name("animals").experiment_id], "tags.stage = 'train_fold'")
-    assert sorted((r.data.tags["seed"], r.data.tags["fold"]) for r in folds) == [("0", "0"), ("0", "1"), ("1", "0"), ("1", "1")]
+    assert sorted((r.data.tags["seed"], r.data.tags["fold"]) for r in folds) == [
+        ("0", "0"),
+        ("0", "1"),
+        ("1", "0"),
+        ("1", "1"),
+    ]
 
-    separate = ensemble(make_cfg(*TINY, "ensemble.members=[cnn]", "ensemble.seeds=separate", "ensemble.method=mean",
-                                 "out_dir=outputs/animals/ensemble"))
+    separate = ensemble(
+        make_cfg(
+            *TINY,
+            "ensemble.members=[cnn]",
+            "ensemble.seeds=separate",
+            "ensemble.method=mean",
+            "out_dir=outputs/animals/ensemble",
+        )
+    )
     assert list(separate.member_scores) == ["cnn/seed_0", "cnn/seed_1"]
-    averaged_member = ensemble(make_cfg(*TINY, "ensemble.members=[cnn]", "ensemble.method=mean", "out_dir=outputs/animals/ensemble"))
+    averaged_member = ensemble(
+        make_cfg(*TINY, "ensemble.members=[cnn]", "ensemble.method=mean", "out_dir=outputs/animals/ensemble")
+    )
     assert list(averaged_member.member_scores) == ["cnn"]
     # the mean of the two seeds as separate members is the seed average
     assert separate.cv_score == pytest.approx(averaged_member.cv_score)
@@ -72,11 +86,14 @@ def test_views_move_pixels_as_configured():
     assert torch.equal(View().apply(x), x)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("tta.views=[{rotate:10}]", r"tta\.views\[0\] has unknown key\(s\) \['rotate'\]"),
-    ("tta.views=[{shift:[1]}]", r"tta\.views\[0\]: shift must be \[right, down\]"),
-    ("tta.merge=median", r"tta\.merge is 'median'; valid values are mean, geometric_mean, max"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("tta.views=[{rotate:10}]", r"tta\.views\[0\] has unknown key\(s\) \['rotate'\]"),
+        ("tta.views=[{shift:[1]}]", r"tta\.views\[0\]: shift must be \[right, down\]"),
+        ("tta.merge=median", r"tta\.merge is 'median'; valid values are mean, geometric_mean, max"),
+    ],
+)
 def test_a_bad_tta_is_refused_before_training(project, make_cfg, override, message):
     with pytest.raises(PodiumError, match=message):
         train(make_cfg(*TINY, override, "out_dir=runs/bad_tta"))
@@ -84,5 +101,5 @@ def test_a_bad_tta_is_refused_before_training(project, make_cfg, override, messa
 
 
 def test_tta_on_a_text_competition_is_refused(make_text_cfg):
-    with pytest.raises(PodiumError, match="tta.views are image transforms"):
+    with pytest.raises(PodiumError, match=r"tta.views are image transforms"):
         train(make_text_cfg("trainer=smoke", "model=tfidf", "tta=flip", "out_dir=runs/text_tta"))

@@ -14,8 +14,16 @@ CLASSES = ["cat", "dog", "owl"]
 
 
 def comp(task="multiclass", fmt="labels", classes=CLASSES):
-    return OmegaConf.create({"task": task, "id_column": "id", "target_column": "label", "classes": classes,
-                             "metric": "accuracy" if task != "regression" else "rmse", "submission": {"format": fmt}})
+    return OmegaConf.create(
+        {
+            "task": task,
+            "id_column": "id",
+            "target_column": "label",
+            "classes": classes,
+            "metric": "accuracy" if task != "regression" else "rmse",
+            "submission": {"format": fmt},
+        }
+    )
 
 
 SAMPLE = pd.DataFrame({"id": ["c", "a", "b", "d"], "label": "cat"})
@@ -56,15 +64,35 @@ def good_probs():
 @pytest.mark.parametrize(
     "make_bad, sample, fmt, expected",
     [
-        (lambda: good().rename(columns={"label": "animal"}), SAMPLE, "labels", r"columns are \['id', 'animal'\], expected \['id', 'label'\]"),
+        (
+            lambda: good().rename(columns={"label": "animal"}),
+            SAMPLE,
+            "labels",
+            r"columns are \['id', 'animal'\], expected \['id', 'label'\]",
+        ),
         (lambda: good().iloc[:3], SAMPLE, "labels", r"3 rows, expected 4.*ids differ from the sample: missing \['d'\]"),
         (lambda: good().iloc[[1, 0, 2, 3]], SAMPLE, "labels", r"ids are not in the sample submission's order"),
         (lambda: pd.concat([good().iloc[:3], good().iloc[:1]]), SAMPLE, "labels", r"duplicated ids, e\.g\. \['c'\]"),
         (lambda: good().assign(label=["cat", None, "dog", "cat"]), SAMPLE, "labels", r"1 empty label"),
         (lambda: good().assign(label=["cat", "emu", "dog", "cat"]), SAMPLE, "labels", r"unknown label\(s\) \['emu'\]"),
-        (lambda: good_probs().assign(dog=[0.1, np.nan, 0.2, 0.3]), PROB_SAMPLE, "probabilities", r"1 NaN or infinite value"),
-        (lambda: good_probs().assign(dog=[0.1, np.inf, 0.2, 0.3]), PROB_SAMPLE, "probabilities", r"1 NaN or infinite value"),
-        (lambda: good_probs().assign(dog=["x", "y", "z", "w"]), PROB_SAMPLE, "probabilities", r"column 'dog' holds non-numbers, e\.g\. \['x', 'y', 'z', 'w'\], expected numbers"),
+        (
+            lambda: good_probs().assign(dog=[0.1, np.nan, 0.2, 0.3]),
+            PROB_SAMPLE,
+            "probabilities",
+            r"1 NaN or infinite value",
+        ),
+        (
+            lambda: good_probs().assign(dog=[0.1, np.inf, 0.2, 0.3]),
+            PROB_SAMPLE,
+            "probabilities",
+            r"1 NaN or infinite value",
+        ),
+        (
+            lambda: good_probs().assign(dog=["x", "y", "z", "w"]),
+            PROB_SAMPLE,
+            "probabilities",
+            r"column 'dog' holds non-numbers, e\.g\. \['x', 'y', 'z', 'w'\], expected numbers",
+        ),
         (lambda: good_probs().assign(dog=1.5), PROB_SAMPLE, "probabilities", r"probabilities outside \[0, 1\]"),
         (lambda: good_probs().assign(dog=0.9), PROB_SAMPLE, "probabilities", r"do not sum to 1"),
     ],
@@ -95,7 +123,7 @@ def test_binary_probability_submission_scores_roc_auc():
 
 def test_submit_refuses_non_finite_predictions_and_writes_nothing(make_cfg):
     from pipeline.predictions import Predictions
-    from pipeline.submit import submit, submission_path
+    from pipeline.submit import submission_path, submit
 
     cfg = make_cfg("tracking=none", "out_dir=outputs/animals/submission")
     sample = pd.read_csv(f"{cfg.paths.root}/data/animals/raw/sample_submission.csv", dtype={"id": str})
@@ -103,8 +131,9 @@ def test_submit_refuses_non_finite_predictions_and_writes_nothing(make_cfg):
     test[5] = np.nan
     source = submission_path(cfg).parent.parent / "diverged"
     source.mkdir(parents=True)
-    Predictions(np.array(["a"]), np.array([0]), np.array([0]), np.full((1, 10), 0.1),
-                sample["id"].to_numpy(), test).save(source, cfg.competition)
+    Predictions(
+        np.array(["a"]), np.array([0]), np.array([0]), np.full((1, 10), 0.1), sample["id"].to_numpy(), test
+    ).save(source, cfg.competition)
     with pytest.raises(PodiumError, match=r"1 test row\(s\) have NaN or infinite predictions"):
         submit(cfg, source)
     assert not submission_path(cfg).exists()

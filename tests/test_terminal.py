@@ -17,8 +17,14 @@ from conftest import free_port, listening_addresses, wait_for_http
 from pipeline.cli import COMMANDS, build_parser
 
 PODIUM = [sys.executable, "-m", "pipeline"]
-TRAIN = ["train", "trainer=smoke", "trainer.enable_progress_bar=true", "train.seeds=[0]", "tracking.uri=sqlite:///mlflow.db",
-         "out_dir=runs/cnn"]
+TRAIN = [
+    "train",
+    "trainer=smoke",
+    "trainer.enable_progress_bar=true",
+    "train.seeds=[0]",
+    "tracking.uri=sqlite:///mlflow.db",
+    "out_dir=runs/cnn",
+]
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -37,7 +43,9 @@ def test_every_command_has_help_in_the_same_shape():
 def run_on_terminal(command: list[str], cwd: Path, timeout: float = 300) -> tuple[int, str]:
     """Run `command` with a pseudo-terminal as stdin, stdout and stderr; its exit code and everything it drew."""
     master, slave = pty.openpty()
-    proc = subprocess.Popen(command, cwd=cwd, stdin=slave, stdout=slave, stderr=slave, env={**os.environ, "COLUMNS": "160"})
+    proc = subprocess.Popen(
+        command, cwd=cwd, stdin=slave, stdout=slave, stderr=slave, env={**os.environ, "COLUMNS": "160"}
+    )
     os.close(slave)
     chunks, deadline = [], time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -62,19 +70,29 @@ def test_progress_bars_on_a_terminal_and_plain_log_lines_in_a_pipe(project):
     assert re.search(r"epoch 1/1 .*\d+/\d+.*loss \d\.\d{4}", text), "the epoch bar shows batches and the loss"
     assert "podium: cnn fold 1 (2 of 2): accuracy" in text and "CV (all OOF)" in text  # logs and results still there
 
-    piped = subprocess.run([*PODIUM, *TRAIN[:-1], "out_dir=runs/cnn2"], cwd=project, capture_output=True, text=True, timeout=300)
+    piped = subprocess.run(
+        [*PODIUM, *TRAIN[:-1], "out_dir=runs/cnn2"], cwd=project, capture_output=True, text=True, timeout=300
+    )
     assert piped.returncode == 0, piped.stderr
     assert "epoch 1/1" not in piped.stderr + piped.stdout and "\x1b[" not in piped.stderr + piped.stdout
     lines = piped.stderr.splitlines()
-    assert lines and all(line.startswith("podium: ") for line in lines), "only Podium's own log lines: no library warnings"
+    assert lines and all(line.startswith("podium: ") for line in lines), (
+        "only Podium's own log lines: no library warnings"
+    )
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_ui_stops_cleanly_with_everything_it_started(project, stop):
     """Ctrl-C (or kill) stops `podium ui`: exit 0, the port free, no server process left behind."""
     port = free_port()
-    podium = subprocess.Popen([*PODIUM, "ui", "--port", str(port), "tracking.uri=sqlite:///mlflow.db"], cwd=project,
-                              start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    podium = subprocess.Popen(
+        [*PODIUM, "ui", "--port", str(port), "tracking.uri=sqlite:///mlflow.db"],
+        cwd=project,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert wait_for_http(f"http://127.0.0.1:{port}/health", podium) == b"OK"
         assert session_members(podium.pid) - {podium.pid}, "the server runs beside podium"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -18,8 +17,13 @@ from pipeline.training.inputs import FoldInputs
 from pipeline.training.text_data import LengthBucketSampler, PadCollator, TokenDataset, tokenize
 from pipeline.training.train import train
 
-FAST = ("trainer.max_epochs=1", "trainer.enable_progress_bar=false", "data.limit_train_rows=400",
-        "competition.cv.n_splits=2", "model.batch_size=32")
+FAST = (
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "data.limit_train_rows=400",
+    "competition.cv.n_splits=2",
+    "model.batch_size=32",
+)
 
 
 def words_of(texts, tokenizer) -> set[str]:
@@ -53,7 +57,10 @@ def test_tokenization_is_cached_by_fingerprint(rt_data, tmp_path, caplog):
     assert messages[2].startswith("tokenized 500")
     assert len(list((tmp_path / "tokens").glob("*.arrow"))) == 2
     assert np.array_equal(ids, again_ids) and np.array_equal(offsets, again_offsets)
-    assert len(offsets) == 501 and ids[offsets[0]:offsets[1]].tolist() == tokenizer(texts[0], truncation=True, max_length=100)["input_ids"]
+    assert (
+        len(offsets) == 501
+        and ids[offsets[0] : offsets[1]].tolist() == tokenizer(texts[0], truncation=True, max_length=100)["input_ids"]
+    )
 
 
 def test_dynamic_padding_and_length_buckets():
@@ -95,7 +102,7 @@ def lstm_run(make_text_cfg):
 
 
 def test_lstm_trains_with_a_vocabulary_from_each_folds_training_rows_only(lstm_run, text_project):
-    cfg, result = lstm_run
+    _cfg, result = lstm_run
     oof = pd.read_parquet(result.out_dir / "oof.parquet")
     assert len(oof) == 400 and oof["id"].is_unique and {"prob_rotten", "prob_fresh"} <= set(oof.columns)
     assert np.allclose(oof[["prob_rotten", "prob_fresh"]].sum(axis=1), 1, atol=1e-5)
@@ -112,14 +119,16 @@ def test_lstm_trains_with_a_vocabulary_from_each_folds_training_rows_only(lstm_r
         vocab = set(tokenizer.get_vocab())
         train_words = words_of(prepared.loc[prepared["fold"] != fold, "text"], tokenizer)
         valid_only = words_of(prepared.loc[prepared["fold"] == fold, "text"], tokenizer) - train_words
-        test_only = words_of(pd.read_parquet(result.out_dir / "prepared" / "test.parquet")["text"], tokenizer) - train_words
+        test_only = (
+            words_of(pd.read_parquet(result.out_dir / "prepared" / "test.parquet")["text"], tokenizer) - train_words
+        )
         assert valid_only and not (valid_only & vocab), "no word seen only in validation rows"
         assert test_only and not (test_only & vocab), "no word seen only in test rows"
         assert vocab - {"[PAD]", "[UNK]"} <= train_words
 
 
 def test_second_training_run_does_no_tokenization(lstm_run, make_text_cfg, caplog):
-    cfg, _ = lstm_run
+    _cfg, _ = lstm_run
     with caplog.at_level(logging.INFO, logger="pipeline.training.text_data"):
         train(make_text_cfg("model=lstm", *FAST, "out_dir=runs/again"))
     messages = [r.getMessage() for r in caplog.records if r.name == "pipeline.training.text_data"]
@@ -136,7 +145,9 @@ def snippets_competition(project, rt_data, task: str) -> None:
     if task == "multiclass":
         train["label"] = pd.cut(words, [0, 12, 22, 1000], labels=["short", "medium", "long"]).astype(str)
         classes, metric, direction, fmt = "[short, medium, long]", "log_loss", "minimize", "probabilities"
-        pd.DataFrame({"id": test["id"], "short": 1 / 3, "medium": 1 / 3, "long": 1 / 3}).to_csv(raw / "sample_submission.csv", index=False)
+        pd.DataFrame({"id": test["id"], "short": 1 / 3, "medium": 1 / 3, "long": 1 / 3}).to_csv(
+            raw / "sample_submission.csv", index=False
+        )
     else:
         train["label"] = np.log1p(words)
         classes, metric, direction, fmt = "[]", "rmse", "minimize", "labels"
@@ -145,7 +156,7 @@ def snippets_competition(project, rt_data, task: str) -> None:
     test[["id", "text"]].to_csv(raw / "test.csv", index=False)
     (project / "conf" / "competition" / "snippets.yaml").write_text(f"""
 defaults:
-  - /cv@cv: {'stratified' if task == 'multiclass' else 'kfold'}
+  - /cv@cv: {"stratified" if task == "multiclass" else "kfold"}
   - _self_
 name: snippets
 task: {task}
@@ -165,8 +176,18 @@ cv:
 @pytest.mark.parametrize("task, model", [("multiclass", "lstm"), ("regression", "transformer_tiny")])
 def test_text_models_handle_multiclass_and_regression(task, model, text_project, rt_data):
     snippets_competition(text_project, rt_data, task)
-    cfg = compose(["tracking=none", "competition=snippets", f"model={model}", "trainer.max_epochs=1",
-                   "trainer.enable_progress_bar=false", "model.batch_size=16", f"out_dir=runs/{task}"], root=text_project)
+    cfg = compose(
+        [
+            "tracking=none",
+            "competition=snippets",
+            f"model={model}",
+            "trainer.max_epochs=1",
+            "trainer.enable_progress_bar=false",
+            "model.batch_size=16",
+            f"out_dir=runs/{task}",
+        ],
+        root=text_project,
+    )
     result = train(cfg)
     oof = pd.read_parquet(result.out_dir / "oof.parquet")
     test = pd.read_parquet(result.out_dir / "test.parquet")
@@ -188,8 +209,15 @@ def test_tiny_transformer_binary_run(make_text_cfg):
 
 def test_packaged_minilm_loads_offline_and_fine_tunes(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # any hub call would fail
-    cfg = compose(["competition=rotten-tomatoes", "model=transformer", "model.layerwise_lr_decay=0.8",
-                   "model.freeze_layers=2", "model.freeze_embeddings=true"]).model
+    cfg = compose(
+        [
+            "competition=rotten-tomatoes",
+            "model=transformer",
+            "model.layerwise_lr_decay=0.8",
+            "model.freeze_layers=2",
+            "model.freeze_embeddings=true",
+        ]
+    ).model
     tokenizer = transformer.make_tokenizer(cfg, [])
     net = transformer.build(cfg, tokenizer, n_outputs=1)
     assert sum(p.numel() for p in net.parameters()) > 22_000_000, "the real MiniLM, not a tiny one"

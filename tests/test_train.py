@@ -16,9 +16,16 @@ from pipeline.training.train import train
 
 @pytest.fixture
 def cnn_run(make_cfg):
-    cfg = make_cfg("data.limit_train_rows=1500", "competition.cv.n_splits=3", "trainer.max_epochs=3", "train.seeds=[0]",
-                   "trainer.enable_progress_bar=false", "model.width=16", "model.batch_size=32",
-                   "out_dir=outputs/animals/models/cnn")
+    cfg = make_cfg(
+        "data.limit_train_rows=1500",
+        "competition.cv.n_splits=3",
+        "trainer.max_epochs=3",
+        "train.seeds=[0]",
+        "trainer.enable_progress_bar=false",
+        "model.width=16",
+        "model.batch_size=32",
+        "out_dir=outputs/animals/models/cnn",
+    )
     return cfg, train(cfg)
 
 
@@ -59,12 +66,24 @@ def test_training_is_tracked_with_nested_fold_runs(cnn_run):
 def test_ensemble_and_submission_from_trained_members(cnn_run, make_cfg):
     cfg, cnn = cnn_run
     # a second, different member: the same CNN without augmentation
-    other = make_cfg("data.limit_train_rows=1500", "competition.cv.n_splits=3", "trainer.max_epochs=2",
-                     "trainer.enable_progress_bar=false", "model.width=16", "model.batch_size=32", "augment=none",
-                     "model.name=cnn_plain", "out_dir=outputs/animals/models/cnn_plain")
-    plain = train(other)
-    blend_cfg = make_cfg("data.limit_train_rows=1500", "competition.cv.n_splits=3",
-                         "ensemble.members=[cnn,cnn_plain]", "out_dir=outputs/animals/ensemble")
+    other = make_cfg(
+        "data.limit_train_rows=1500",
+        "competition.cv.n_splits=3",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        "model.width=16",
+        "model.batch_size=32",
+        "augment=none",
+        "model.name=cnn_plain",
+        "out_dir=outputs/animals/models/cnn_plain",
+    )
+    train(other)
+    blend_cfg = make_cfg(
+        "data.limit_train_rows=1500",
+        "competition.cv.n_splits=3",
+        "ensemble.members=[cnn,cnn_plain]",
+        "out_dir=outputs/animals/ensemble",
+    )
     result = ensemble(blend_cfg)
     by_method = {m.method: m for m in result.methods}
     assert set(by_method) == {"mean", "weighted", "hill_climb", "stack"}  # rank_mean: accuracy is not an order metric
@@ -83,13 +102,25 @@ def test_ensemble_and_submission_from_trained_members(cnn_run, make_cfg):
     assert all(0.5 < row["local_leaderboard"] <= 1 for row in sub.board)  # each member scored beside its CV
     assert sub.board[0]["cv"] == pytest.approx(cnn.cv_score)
     client = mlflow.MlflowClient(tracking_uri(cfg))
-    submit_run = client.search_runs([client.get_experiment_by_name("animals").experiment_id], "tags.stage = 'submit'")[0]
-    assert {"cv_accuracy", "cv_in_sample_accuracy", "leaderboard_accuracy", "member_leaderboard_cnn"} <= set(submit_run.data.metrics)
+    submit_run = client.search_runs([client.get_experiment_by_name("animals").experiment_id], "tags.stage = 'submit'")[
+        0
+    ]
+    assert {"cv_accuracy", "cv_in_sample_accuracy", "leaderboard_accuracy", "member_leaderboard_cnn"} <= set(
+        submit_run.data.metrics
+    )
 
 
 def test_pretrained_efficientnet_fine_tunes(make_cfg):
-    cfg = make_cfg("model=efficientnet", "data.limit_train_rows=800", "competition.cv.n_splits=2", "trainer.max_epochs=2",
-                   "model.batch_size=32", "trainer.enable_progress_bar=false", "tracking=none", "out_dir=runs/effnet")
+    cfg = make_cfg(
+        "model=efficientnet",
+        "data.limit_train_rows=800",
+        "competition.cv.n_splits=2",
+        "trainer.max_epochs=2",
+        "model.batch_size=32",
+        "trainer.enable_progress_bar=false",
+        "tracking=none",
+        "out_dir=runs/effnet",
+    )
     result = train(cfg)
     test = pd.read_parquet(result.out_dir / "test.parquet")
     probs = test.drop(columns="id").to_numpy()
@@ -113,9 +144,21 @@ def test_podium_train_from_the_shell_writes_its_own_run_folder(project):
     import subprocess
     import sys
 
-    command = [sys.executable, "-m", "pipeline", "train", "competition=animals", "model=cnn", "model.optimizer.lr=3e-4",
-               "trainer.max_epochs=2", "data.limit_train_rows=600", "competition.cv.n_splits=2", "model.batch_size=32",
-               "trainer.enable_progress_bar=false", "train.seeds=[0]"]
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "train",
+        "competition=animals",
+        "model=cnn",
+        "model.optimizer.lr=3e-4",
+        "trainer.max_epochs=2",
+        "data.limit_train_rows=600",
+        "competition.cv.n_splits=2",
+        "model.batch_size=32",
+        "trainer.enable_progress_bar=false",
+        "train.seeds=[0]",
+    ]
     done = subprocess.run(command, cwd=project, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "CV (all OOF)" in done.stdout  # the per-fold table
@@ -132,20 +175,41 @@ def test_a_schedule_too_short_for_its_steps_names_the_config_key(make_cfg):
     from pipeline.errors import PodiumError
 
     # 550 training rows a fold at batch 128 make 4 steps, and a one-cycle warm-up of 25% of 4 steps is empty
-    cfg = make_cfg("data.limit_train_rows=1100", "competition.cv.n_splits=2", "trainer.max_epochs=1",
-                   "trainer.enable_progress_bar=false", "tracking=none", "out_dir=runs/short")
-    with pytest.raises(PodiumError, match=r"Cannot build model\.scheduler \(torch\.optim\.lr_scheduler\.OneCycleLR\) "
-                                          r"with \{'total_steps': 4\}: ZeroDivisionError"):
+    cfg = make_cfg(
+        "data.limit_train_rows=1100",
+        "competition.cv.n_splits=2",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        "tracking=none",
+        "out_dir=runs/short",
+    )
+    with pytest.raises(
+        PodiumError,
+        match=r"Cannot build model\.scheduler \(torch\.optim\.lr_scheduler\.OneCycleLR\) "
+        r"with \{'total_steps': 4\}: ZeroDivisionError",
+    ):
         train(cfg)
 
 
 def test_a_diverging_model_is_refused_and_writes_nothing(make_cfg):
     from pipeline.errors import PodiumError
 
-    cfg = make_cfg("data.limit_train_rows=300", "competition.cv.n_splits=2", "trainer.max_epochs=1", "model.batch_size=32",
-                   "model.optimizer.lr=1e12", "model.scheduler=null", "trainer.precision=32-true", "train.seeds=[0]",
-                   "trainer.enable_progress_bar=false", "tracking=none", "out_dir=runs/diverged")
-    with pytest.raises(PodiumError, match=r"cnn fold 0: the training loss became nan at epoch 0, batch \d+: the run diverged"):
+    cfg = make_cfg(
+        "data.limit_train_rows=300",
+        "competition.cv.n_splits=2",
+        "trainer.max_epochs=1",
+        "model.batch_size=32",
+        "model.optimizer.lr=1e12",
+        "model.scheduler=null",
+        "trainer.precision=32-true",
+        "train.seeds=[0]",
+        "trainer.enable_progress_bar=false",
+        "tracking=none",
+        "out_dir=runs/diverged",
+    )
+    with pytest.raises(
+        PodiumError, match=r"cnn fold 0: the training loss became nan at epoch 0, batch \d+: the run diverged"
+    ):
         train(cfg)
     assert not (Path(cfg.paths.root) / "runs/diverged/oof.parquet").exists()
 
@@ -161,8 +225,15 @@ def test_compiled_channels_last_network_computes_what_the_plain_one_does(make_cf
     from pipeline.training.fold import build_module, fold_state
     from pipeline.training.inputs import fold_inputs
 
-    fast_cfg = make_cfg("trainer=smoke", "trainer.precision=32-true", "train.seeds=[0]", "tracking=none",
-                        "train.compile=true", "train.channels_last=true", "out_dir=runs/fast")
+    fast_cfg = make_cfg(
+        "trainer=smoke",
+        "trainer.precision=32-true",
+        "train.seeds=[0]",
+        "tracking=none",
+        "train.compile=true",
+        "train.channels_last=true",
+        "out_dir=runs/fast",
+    )
     result = train(fast_cfg)  # end to end: trains, checkpoints, predicts
     assert pd.read_parquet(result.out_dir / "oof.parquet")["id"].is_unique
     weights = torch.load(fold_state(fast_cfg, 0).folder / "best.ckpt", weights_only=True)["state_dict"]

@@ -16,7 +16,12 @@ SPACE = {
         "optimizer": {
             "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
             "_target_": {"type": "categorical", "choices": ["torch.optim.AdamW", "torch.optim.SGD"]},
-            "momentum": {"type": "float", "low": 0.8, "high": 0.97, "when": {"model.optimizer._target_": "torch.optim.SGD"}},
+            "momentum": {
+                "type": "float",
+                "low": 0.8,
+                "high": 0.97,
+                "when": {"model.optimizer._target_": "torch.optim.SGD"},
+            },
         },
         "depth": {"type": "int", "low": 2, "high": 4},
     },
@@ -26,8 +31,13 @@ SPACE = {
 
 def test_nested_space_flattens_to_config_keys_in_order():
     space = parse_space(SPACE, "test")
-    assert [p.key for p in space.params] == ["model.optimizer.lr", "model.optimizer._target_", "model.optimizer.momentum",
-                                             "model.depth", "augment"]
+    assert [p.key for p in space.params] == [
+        "model.optimizer.lr",
+        "model.optimizer._target_",
+        "model.optimizer.momentum",
+        "model.depth",
+        "augment",
+    ]
     assert space.params[0].log and space.params[3].type == "int"
 
 
@@ -45,18 +55,24 @@ def test_conditional_parameter_is_sampled_only_when_its_condition_holds():
     assert seen == {"torch.optim.AdamW", "torch.optim.SGD"}
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"model": {"dropout": {"type": "float", "low": 0.5, "high": 0.1}}}, "low 0.5 is above high 0.1"),
-    ({"model": {"width": {"type": "categorical", "choices": []}}}, "`choices` must be a non-empty list"),
-    ({"model": {"width": {"type": "categorical", "choices": [16, 16]}}}, "repeats a value"),
-    ({"model": {"lr": {"type": "float", "low": 0.0, "high": 1.0, "log": True}}}, "a log range must be positive"),
-    ({"model": {"depth": {"type": "int", "low": 1.5, "high": 4}}}, "must both be integers"),
-    ({"model": {"depth": {"type": "integer", "low": 1, "high": 4}}}, "needs `type:` float, int or categorical"),
-    ({"model": {"depth": {"type": "int", "low": 1, "high": 4, "choices": [1]}}}, "unknown spec key(s) choices"),
-    ({"model": {"momentum": {"type": "float", "low": 0.1, "high": 0.9, "when": {"model.opt": "SGD"}}}}, "not a parameter listed before it"),
-    ({"competition": {"cv": {"n_splits": {"type": "int", "low": 2, "high": 5}}}}, "fixed for a study"),
-    ({}, "No search space"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"model": {"dropout": {"type": "float", "low": 0.5, "high": 0.1}}}, "low 0.5 is above high 0.1"),
+        ({"model": {"width": {"type": "categorical", "choices": []}}}, "`choices` must be a non-empty list"),
+        ({"model": {"width": {"type": "categorical", "choices": [16, 16]}}}, "repeats a value"),
+        ({"model": {"lr": {"type": "float", "low": 0.0, "high": 1.0, "log": True}}}, "a log range must be positive"),
+        ({"model": {"depth": {"type": "int", "low": 1.5, "high": 4}}}, "must both be integers"),
+        ({"model": {"depth": {"type": "integer", "low": 1, "high": 4}}}, "needs `type:` float, int or categorical"),
+        ({"model": {"depth": {"type": "int", "low": 1, "high": 4, "choices": [1]}}}, "unknown spec key(s) choices"),
+        (
+            {"model": {"momentum": {"type": "float", "low": 0.1, "high": 0.9, "when": {"model.opt": "SGD"}}}},
+            "not a parameter listed before it",
+        ),
+        ({"competition": {"cv": {"n_splits": {"type": "int", "low": 2, "high": 5}}}}, "fixed for a study"),
+        ({}, "No search space"),
+    ],
+)
 def test_invalid_spaces_are_refused_with_the_parameter_named(spec, message):
     with pytest.raises(PodiumError) as caught:
         parse_space(spec, "conf/tune/cnn.yaml")
@@ -64,10 +80,19 @@ def test_invalid_spaces_are_refused_with_the_parameter_named(spec, message):
 
 
 def test_values_become_hydra_overrides():
-    assert [override_value(v) for v in (0.003, 5, True, None, "torch.optim.SGD", "[1,2]", "a b")] == \
-        ["0.003", "5", "true", "null", "torch.optim.SGD", "[1,2]", "'a b'"]
-    assert to_overrides({"model.dropout": 0.25, "augment": "none"}, groups=["augment", "model"]) == \
-        ["++model.dropout=0.25", "augment=none"]
+    assert [override_value(v) for v in (0.003, 5, True, None, "torch.optim.SGD", "[1,2]", "a b")] == [
+        "0.003",
+        "5",
+        "true",
+        "null",
+        "torch.optim.SGD",
+        "[1,2]",
+        "'a b'",
+    ]
+    assert to_overrides({"model.dropout": 0.25, "augment": "none"}, groups=["augment", "model"]) == [
+        "++model.dropout=0.25",
+        "augment=none",
+    ]
 
 
 def test_tuned_file_round_trips_and_absent_or_empty_means_nothing(tmp_path):

@@ -5,7 +5,7 @@ Each failure is a PodiumError naming the key, the file it comes from and the val
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -28,8 +28,15 @@ def check_missing(cfg: DictConfig | dict) -> None:
 
 
 # Trainer flags Podium sets itself (its logger, callbacks, checkpoint writer): a config may not.
-PODIUM_TRAINER_FLAGS = ("logger", "callbacks", "plugins", "enable_checkpointing", "enable_model_summary",
-                        "num_sanity_val_steps", "default_root_dir")
+PODIUM_TRAINER_FLAGS = (
+    "logger",
+    "callbacks",
+    "plugins",
+    "enable_checkpointing",
+    "enable_model_summary",
+    "num_sanity_val_steps",
+    "default_root_dir",
+)
 
 
 def lightning_flags(trainer: dict) -> dict:
@@ -50,13 +57,17 @@ def lightning_flags(trainer: dict) -> dict:
     accepted = sorted(set(inspect.signature(Trainer.__init__).parameters) - {"self"})
     for key in extra:
         if key in PODIUM_TRAINER_FLAGS:
-            raise PodiumError(f"Invalid configuration: trainer.{key} is set by Podium itself (its MLflow logging, "
-                              f"checkpoints and progress bars). Remove it from the config and the command line.")
+            raise PodiumError(
+                f"Invalid configuration: trainer.{key} is set by Podium itself (its MLflow logging, "
+                f"checkpoints and progress bars). Remove it from the config and the command line."
+            )
         if key not in accepted:
             near = difflib.get_close_matches(key, accepted, n=3)
-            raise PodiumError(f"Invalid configuration at `trainer.{key}`: not a flag of lightning.pytorch.Trainer"
-                              + (f" (did you mean {', '.join(near)}?)" if near else "")
-                              + ". Any Trainer flag can be set as +trainer.<flag>=value.")
+            raise PodiumError(
+                f"Invalid configuration at `trainer.{key}`: not a flag of lightning.pytorch.Trainer"
+                + (f" (did you mean {', '.join(near)}?)" if near else "")
+                + ". Any Trainer flag can be set as +trainer.<flag>=value."
+            )
     return extra
 
 
@@ -138,7 +149,7 @@ def check_choices(cfg: DictConfig) -> None:
 def check_ranges(cfg: DictConfig) -> None:
     """Numbers that would fail (or silently misbehave) deep inside training."""
     model, where = cfg.model, f"conf/model/{cfg.model.name}.yaml"
-    optimizer = model.get("optimizer") or {}
+    optimizer: DictConfig = model.get("optimizer") or OmegaConf.create({})
     if "lr" in optimizer and not optimizer.lr > 0:
         out_of_range("model.optimizer.lr", optimizer.lr, "a positive learning rate, e.g. 3e-4", where)
     if "batch_size" in model and model.batch_size < 1:
@@ -146,12 +157,18 @@ def check_ranges(cfg: DictConfig) -> None:
     if "dropout" in model and not 0 <= model.dropout < 1:
         out_of_range("model.dropout", model.dropout, "a probability in [0, 1)", where)
     if cfg.trainer.max_epochs is not None and cfg.trainer.max_epochs < 1:
-        out_of_range("trainer.max_epochs", cfg.trainer.max_epochs, "at least 1", "conf/trainer/ or the model's max_epochs")
+        out_of_range(
+            "trainer.max_epochs", cfg.trainer.max_epochs, "at least 1", "conf/trainer/ or the model's max_epochs"
+        )
     if str(cfg.trainer.precision) not in PRECISIONS:
         out_of_range("trainer.precision", cfg.trainer.precision, f"one of {', '.join(PRECISIONS[:6])}", "conf/trainer/")
     if cfg.data.limit_train_rows is not None and cfg.data.limit_train_rows < 2 * cfg.competition.cv.n_splits:
-        out_of_range("data.limit_train_rows", cfg.data.limit_train_rows,
-                     f"at least 2 rows per fold ({2 * cfg.competition.cv.n_splits}), or null for all rows", "conf/config.yaml")
+        out_of_range(
+            "data.limit_train_rows",
+            cfg.data.limit_train_rows,
+            f"at least 2 rows per fold ({2 * cfg.competition.cv.n_splits}), or null for all rows",
+            "conf/config.yaml",
+        )
 
 
 def check_scaling(cfg: DictConfig) -> None:
@@ -174,7 +191,9 @@ def check_scaling(cfg: DictConfig) -> None:
     devices, nodes = cfg.trainer.devices, cfg.trainer.num_nodes
     if isinstance(devices, int) and devices > 0 and "batch_size" in cfg.model:
         # known here when devices is a count; otherwise checked once training starts (fold.py)
-        check_batch_split(cfg.model.batch_size, devices * nodes, f"trainer.devices={devices} x trainer.num_nodes={nodes}")
+        check_batch_split(
+            cfg.model.batch_size, devices * nodes, f"trainer.devices={devices} x trainer.num_nodes={nodes}"
+        )
     if cfg.train.channels_last and cfg.competition.modality != "image":
         raise PodiumError(
             f"Invalid configuration: train.channels_last=true applies to image models, and "
@@ -193,4 +212,6 @@ def check_batch_split(batch_size: int, processes: int, made_of: str) -> None:
 
 
 def out_of_range(key: str, value: object, wanted: str, where: str) -> None:
-    raise PodiumError(f"Invalid configuration: {key}={value} is out of range; it must be {wanted}. Fix it in {where} or override it ({key}=...).")
+    raise PodiumError(
+        f"Invalid configuration: {key}={value} is out of range; it must be {wanted}. Fix it in {where} or override it ({key}=...)."
+    )

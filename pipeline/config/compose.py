@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
@@ -75,12 +76,20 @@ def _compose_raw(root: Path, overrides: Sequence[str]) -> DictConfig:
         cause = yaml_error(exc)
         if cause:
             raise PodiumError(yaml_message(cause, root)) from None
-        raise PodiumError(_hydra_message(exc, root) if isinstance(exc, HydraException)
-                          else f"Invalid YAML under conf/: {exc}") from None
+        raise PodiumError(
+            _hydra_message(exc, root) if isinstance(exc, HydraException) else f"Invalid YAML under conf/: {exc}"
+        ) from None
     except OmegaConfBaseException as exc:
         raise PodiumError(_schema_message(exc)) from None
-    check_competition_name(OmegaConf.to_container(raw, resolve=False), choices.get("competition"), overrides)
+    check_competition_name(plain_dict(raw), choices.get("competition"), overrides)
     return raw
+
+
+def plain_dict(node: DictConfig, resolve: bool = False) -> dict[str, Any]:
+    """A config mapping as plain Python containers (interpolations left as written unless `resolve`)."""
+    plain = OmegaConf.to_container(node, resolve=resolve)
+    assert isinstance(plain, dict), f"expected a mapping, got {type(plain).__name__}"
+    return cast(dict[str, Any], plain)
 
 
 def _hydra_compose(overrides: Sequence[str]) -> tuple[DictConfig, dict]:
@@ -92,7 +101,7 @@ def _hydra_compose(overrides: Sequence[str]) -> tuple[DictConfig, dict]:
     from hydra import compose as hydra_compose
 
     raw = hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
-    choices = OmegaConf.to_container(raw.hydra.runtime.choices)
+    choices = plain_dict(raw.hydra.runtime.choices)
     with open_dict(raw):
         del raw["hydra"]
     return raw, choices
@@ -138,12 +147,12 @@ def validate(raw: DictConfig) -> DictConfig:
     default when a model's YAML leaves the key out.
     """
     try:
-        plain = OmegaConf.to_container(raw, resolve=False)
+        plain = plain_dict(raw)
         check_missing(plain)  # every `???` at once (resolving below stops at the first one an interpolation meets)
         check_class_names(plain.get("competition") or {})  # as YAML read them, before the schema makes them strings
         model_raw = plain.pop("model", None) or {}
         trainer_extra = lightning_flags(plain.get("trainer") or {})
-        cfg = OmegaConf.merge(OmegaConf.structured(schema.Config), plain)
+        cfg = cast(DictConfig, OmegaConf.merge(OmegaConf.structured(schema.Config), plain))
         family = model_raw.get("family")
         if family not in schema.MODEL_SCHEMAS:
             raise PodiumError(
@@ -216,8 +225,11 @@ def check_model_fits(cfg: DictConfig) -> None:
     comp = cfg.competition
     wanted = FAMILIES[cfg.model.family].modality
     if wanted != comp.modality:
-        fitting = sorted(p.stem for p in (Path(cfg.paths.root) / "conf" / "model").glob("*.yaml")
-                         if _family_of(p) in {f for f, fam in FAMILIES.items() if fam.modality == comp.modality})
+        fitting = sorted(
+            p.stem
+            for p in (Path(cfg.paths.root) / "conf" / "model").glob("*.yaml")
+            if _family_of(p) in {f for f, fam in FAMILIES.items() if fam.modality == comp.modality}
+        )
         raise PodiumError(
             f"Invalid configuration: model={cfg.model.name} ({cfg.model.family}) reads {wanted} inputs but "
             f"competition={comp.name} is a {comp.modality} competition. Choose a {comp.modality} model: "

@@ -7,8 +7,8 @@ Each failure is a PodiumError naming the file (and line and column, or key) and 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from pipeline.errors import PodiumError
 
@@ -42,8 +42,11 @@ def yaml_message(exc, root: Path) -> str:
         where += f", line {mark.line + 1}, column {mark.column + 1}"
     problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
     started = exc.context_mark
-    opened = (f" ({exc.context} that starts on line {started.line + 1}, column {started.column + 1})"
-              if exc.context and started is not None and mark is not None and started.line != mark.line else "")
+    opened = (
+        f" ({exc.context} that starts on line {started.line + 1}, column {started.column + 1})"
+        if exc.context and started is not None and mark is not None and started.line != mark.line
+        else ""
+    )
     fix = next((fix for phrase, fix in YAML_FIXES.items() if phrase in problem), YAML_FIX)
     return f"Invalid YAML in {where}: {problem}{opened}. {fix}"
 

@@ -8,7 +8,7 @@ types with the key's full path, before any work starts. Model sections differ pe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -30,7 +30,7 @@ class CVConfig:
     scheme: str = "stratified"
     n_splits: int = 5
     seed: int = 42
-    group_column: Optional[str] = None
+    group_column: str | None = None
 
 
 @dataclass
@@ -40,7 +40,7 @@ class FilesConfig:
     sample_submission: str = "sample_submission.csv"
     images: str = "images"
     image_suffix: str = ".png"
-    solution: Optional[str] = "../private/solution.csv"
+    solution: str | None = "../private/solution.csv"
 
 
 @dataclass
@@ -90,8 +90,8 @@ class ModelBase:
     max_epochs: int = 10
     dropout: float = 0.0
     optimizer: dict[str, Any] = field(default_factory=dict)
-    scheduler: Optional[dict[str, Any]] = None
-    gradient_clip_val: Optional[float] = None
+    scheduler: dict[str, Any] | None = None
+    gradient_clip_val: float | None = None
     accumulate_grad_batches: int = 1
 
 
@@ -144,7 +144,7 @@ class TfidfConfig(ModelBase):
 
     ngram_range: list[int] = field(default_factory=lambda: [1, 2])
     min_df: int = 2
-    max_features: Optional[int] = 200_000
+    max_features: int | None = 200_000
     sublinear_tf: bool = True
     C: float = 4.0
     max_iter: int = 1000
@@ -174,9 +174,9 @@ class TTAConfig:
 
 @dataclass
 class TrainConfig:
-    seeds: Optional[list[int]] = None
+    seeds: list[int] | None = None
     tuned: bool = True  # apply competitions/<competition>/tuned/<model>.yaml (written by `podium tune`)
-    tuned_from: Optional[str] = None  # set by compose(): the tuned file applied, for the record
+    tuned_from: str | None = None  # set by compose(): the tuned file applied, for the record
     resume: bool = True  # continue an interrupted run of the same config from its checkpoints
     compile: bool = False  # torch.compile the network
     channels_last: bool = False  # image models: NHWC memory layout
@@ -192,13 +192,13 @@ class TrainerConfig:
     precision: str = "32-true"
     max_epochs: int = 10
     deterministic: bool = True
-    gradient_clip_val: Optional[float] = None
+    gradient_clip_val: float | None = None
     accumulate_grad_batches: int = 1
     enable_progress_bar: bool = True
     num_nodes: int = 1
     sync_batchnorm: bool = False
-    limit_train_batches: Optional[float] = None
-    limit_val_batches: Optional[float] = None
+    limit_train_batches: float | None = None
+    limit_val_batches: float | None = None
 
 
 @dataclass
@@ -216,7 +216,7 @@ class HillClimbConfig:
 
 @dataclass
 class StackConfig:
-    estimator: Optional[dict[str, Any]] = None
+    estimator: dict[str, Any] | None = None
     C: float = 1.0
 
 
@@ -224,7 +224,7 @@ class StackConfig:
 class EnsembleConfig:
     method: str = "auto"
     candidates: list[str] = field(default_factory=lambda: list(ENSEMBLE_METHODS[1:]))
-    members: Optional[list[str]] = None
+    members: list[str] | None = None
     seeds: str = "average"
     weighted: WeightedConfig = field(default_factory=WeightedConfig)
     hill_climb: HillClimbConfig = field(default_factory=HillClimbConfig)
@@ -251,9 +251,9 @@ class SamplerConfig:
 class TuneConfig:
     name: str = "default"
     n_trials: int = 20
-    timeout: Optional[float] = None
+    timeout: float | None = None
     n_workers: int = 1
-    folds: Optional[int] = None
+    folds: int | None = None
     storage: str = "sqlite:///optuna.db"
     heartbeat_interval: int = 10
     grace_period: int = 30
@@ -274,9 +274,9 @@ class TrackingConfig:
 
 @dataclass
 class DataConfig:
-    limit_train_rows: Optional[int] = None
+    limit_train_rows: int | None = None
     num_workers: int = 0
-    pin_memory: Optional[bool] = None  # None: on when training on a GPU
+    pin_memory: bool | None = None  # None: on when training on a GPU
     persistent_workers: bool = True
 
 

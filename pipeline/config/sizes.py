@@ -17,15 +17,33 @@ EFFICIENTNET_MIN_INPUT = 32
 
 # Per family, each size's least value and, where it is not obvious, why.
 AT_LEAST: dict[str, dict[str, tuple[int, str]]] = {
-    "cnn": {"width": (1, "channels of the first block"), "depth": (1, "convolution blocks"),
-            "convs_per_block": (1, ""), "hidden": (0, "0 for no dense layer before the output")},
-    "efficientnet": {"input_size": (EFFICIENTNET_MIN_INPUT, "pixels a side: EfficientNet-Lite0's five stride-2 "
-                                                            "stages need 32 or more; images are resized to it")},
-    "lstm": {"max_length": (1, "tokens kept per text"), "vocab_size": (1, "words kept; 0 leaves only [UNK]"),
-             "embedding_dim": (1, ""), "hidden_size": (1, "LSTM units"), "layers": (1, "")},
-    "transformer": {"max_length": (3, "room for the tokenizer's special tokens, e.g. [CLS] and [SEP], and a token of "
-                                      "text; below that the tokenizer does not truncate at all"),
-                    "freeze_layers": (0, "")},
+    "cnn": {
+        "width": (1, "channels of the first block"),
+        "depth": (1, "convolution blocks"),
+        "convs_per_block": (1, ""),
+        "hidden": (0, "0 for no dense layer before the output"),
+    },
+    "efficientnet": {
+        "input_size": (
+            EFFICIENTNET_MIN_INPUT,
+            "pixels a side: EfficientNet-Lite0's five stride-2 stages need 32 or more; images are resized to it",
+        )
+    },
+    "lstm": {
+        "max_length": (1, "tokens kept per text"),
+        "vocab_size": (1, "words kept; 0 leaves only [UNK]"),
+        "embedding_dim": (1, ""),
+        "hidden_size": (1, "LSTM units"),
+        "layers": (1, ""),
+    },
+    "transformer": {
+        "max_length": (
+            3,
+            "room for the tokenizer's special tokens, e.g. [CLS] and [SEP], and a token of "
+            "text; below that the tokenizer does not truncate at all",
+        ),
+        "freeze_layers": (0, ""),
+    },
     "tfidf": {"min_df": (1, "training texts an n-gram must appear in"), "max_iter": (1, "")},
 }
 
@@ -45,27 +63,47 @@ def check_sizes(cfg: DictConfig) -> None:
         if cfg.tune[key] < 1:
             out_of_range(f"tune.{key}", cfg.tune[key], "at least 1 second", "conf/config.yaml")
     if cfg.data.num_workers < 0:
-        out_of_range("data.num_workers", cfg.data.num_workers, "0 (load in the training process) or more", "conf/config.yaml")
+        out_of_range(
+            "data.num_workers", cfg.data.num_workers, "0 (load in the training process) or more", "conf/config.yaml"
+        )
     comp = cfg.competition
     if comp.modality == "image":
         for key in ("height", "width"):
             if comp.image[key] < 1:
-                out_of_range(f"competition.image.{key}", comp.image[key], "at least 1 pixel", f"conf/competition/{comp.name}.yaml")
+                out_of_range(
+                    f"competition.image.{key}",
+                    comp.image[key],
+                    "at least 1 pixel",
+                    f"conf/competition/{comp.name}.yaml",
+                )
         if comp.image.channels not in (1, 3):
-            out_of_range("competition.image.channels", comp.image.channels, "1 (grey) or 3 (RGB)", f"conf/competition/{comp.name}.yaml")
+            out_of_range(
+                "competition.image.channels",
+                comp.image.channels,
+                "1 (grey) or 3 (RGB)",
+                f"conf/competition/{comp.name}.yaml",
+            )
 
 
 def _check_trainer(trainer: DictConfig) -> None:
     devices = trainer.devices
     # An int counts devices (-1: every visible GPU); a list or a string names them, "auto" picks.
     if isinstance(devices, int) and not isinstance(devices, bool) and devices < 1 and devices != -1:
-        out_of_range("trainer.devices", devices, "a positive number of devices, -1 for every visible GPU, or auto",
-                     "conf/trainer/")
+        out_of_range(
+            "trainer.devices",
+            devices,
+            "a positive number of devices, -1 for every visible GPU, or auto",
+            "conf/trainer/",
+        )
     if trainer.num_nodes < 1:
         out_of_range("trainer.num_nodes", trainer.num_nodes, "at least 1 machine", "conf/trainer/")
     if trainer.accumulate_grad_batches < 1:
-        out_of_range("trainer.accumulate_grad_batches", trainer.accumulate_grad_batches, "at least 1 batch per step",
-                     "the model's file under conf/model/ (accumulate_grad_batches) or conf/trainer/")
+        out_of_range(
+            "trainer.accumulate_grad_batches",
+            trainer.accumulate_grad_batches,
+            "at least 1 batch per step",
+            "the model's file under conf/model/ (accumulate_grad_batches) or conf/trainer/",
+        )
 
 
 def _check_tfidf(model: DictConfig, where: str) -> None:
@@ -73,7 +111,12 @@ def _check_tfidf(model: DictConfig, where: str) -> None:
         out_of_range("model.max_features", model.max_features, "at least 1, or null for no limit", where)
     ngrams = list(model.ngram_range)
     if len(ngrams) != 2 or not 1 <= ngrams[0] <= ngrams[1]:
-        out_of_range("model.ngram_range", ngrams, "[shortest, longest] n-gram lengths, 1 <= shortest <= longest, e.g. [1, 2]", where)
+        out_of_range(
+            "model.ngram_range",
+            ngrams,
+            "[shortest, longest] n-gram lengths, 1 <= shortest <= longest, e.g. [1, 2]",
+            where,
+        )
     if not model.C > 0:
         out_of_range("model.C", model.C, "a positive inverse regularisation strength, e.g. 4.0", where)
 
@@ -93,7 +136,8 @@ def check_fits_images(cfg: DictConfig) -> None:
     if side < cnn_min_image_size(model.depth):
         deepest = side.bit_length() - 1  # the largest d with 2**d <= side
         out_of_range(
-            "model.depth", model.depth,
+            "model.depth",
+            model.depth,
             f"at most {deepest} for the competition's {comp.image.height}x{comp.image.width} images (each block halves "
             f"them, so depth {model.depth} needs images of at least {cnn_min_image_size(model.depth)}x"
             f"{cnn_min_image_size(model.depth)} pixels: competition.image.height and width, with resize: true)",

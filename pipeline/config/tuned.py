@@ -9,8 +9,9 @@ list the file as a DVC params dependency, so a new best reruns exactly that mode
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from pipeline.errors import PodiumError
 
@@ -40,7 +41,9 @@ def to_overrides(params: Mapping[str, Any], groups: Sequence[str]) -> list[str]:
 
     `++` sets a key whether or not the composed config has it yet (an SGD-only `momentum`).
     """
-    return [f"{key}={override_value(v)}" if key in groups else f"++{key}={override_value(v)}" for key, v in params.items()]
+    return [
+        f"{key}={override_value(v)}" if key in groups else f"++{key}={override_value(v)}" for key, v in params.items()
+    ]
 
 
 def config_groups(conf_dir: Path) -> list[str]:
@@ -56,13 +59,17 @@ def read_tuned(path: Path) -> dict[str, Any]:
     try:
         content = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise PodiumError(f"{path} is not valid YAML ({exc}). Fix it, delete it, or rerun `podium tune` to rewrite it.") from None
+        raise PodiumError(
+            f"{path} is not valid YAML ({exc}). Fix it, delete it, or rerun `podium tune` to rewrite it."
+        ) from None
     overrides = content.get("overrides") if isinstance(content, dict) else None
     if overrides is None:
         return {}
     if not isinstance(overrides, dict):
-        raise PodiumError(f"{path}: `overrides` must map config keys to values (got {type(overrides).__name__}). "
-                          f"Fix it, or rerun `podium tune` to rewrite it.")
+        raise PodiumError(
+            f"{path}: `overrides` must map config keys to values (got {type(overrides).__name__}). "
+            f"Fix it, or rerun `podium tune` to rewrite it."
+        )
     return dict(overrides)
 
 

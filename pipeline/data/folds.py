@@ -37,7 +37,9 @@ def assign_folds(target: np.ndarray, groups: np.ndarray | None, cv: DictConfig, 
         "stratified_group": lambda: StratifiedGroupKFold(k, shuffle=True, random_state=cv.seed),
     }
     if cv.scheme in ("group", "stratified_group") and len(np.unique(groups)) < k:
-        raise PodiumError(f"Only {len(np.unique(groups))} distinct groups for {k} folds. Lower competition.cv.n_splits.")
+        raise PodiumError(
+            f"Only {len(np.unique(groups))} distinct groups for {k} folds. Lower competition.cv.n_splits."
+        )
     folds = np.full(n, -1, dtype=np.int64)
     for fold, (_, valid) in enumerate(splitters[cv.scheme]().split(np.zeros(n), target, groups)):
         folds[valid] = fold

@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from omegaconf import DictConfig
@@ -78,8 +78,9 @@ def decode_images(ids: Sequence[str], folder: Path, suffix: str, image: DictConf
     return out
 
 
-def _decode_into(out: np.ndarray, n: int, path: Path, mode: str, size: tuple[int, int], image: DictConfig,
-                 big: "_BigImages") -> None:
+def _decode_into(
+    out: np.ndarray, n: int, path: Path, mode: str, size: tuple[int, int], image: DictConfig, big: _BigImages
+) -> None:
     img = _to_mode(_read(path, big), mode, path)
     if img.size != size and image.resize:
         from PIL import Image
@@ -98,7 +99,7 @@ def _decode_into(out: np.ndarray, n: int, path: Path, mode: str, size: tuple[int
 # ---------------------------------------------------------------- reading
 
 
-def _read(path: Path, big: "_BigImages"):
+def _read(path: Path, big: _BigImages):
     """The decoded image at `path` (pixels loaded, file closed), upright per its EXIF orientation."""
     from PIL import Image, ImageOps
 
@@ -139,8 +140,10 @@ def _unreadable_error(path: Path, exc: Exception) -> PodiumError:
     if empty:
         return PodiumError(f"Corrupt or unreadable image {path}: it is empty (0 bytes). {fix}")
     if isinstance(exc, UnidentifiedImageError):
-        return PodiumError(f"Corrupt or unreadable image {path}: it is not an image Pillow can read "
-                           f"(no known image format starts like this file). {fix}")
+        return PodiumError(
+            f"Corrupt or unreadable image {path}: it is not an image Pillow can read "
+            f"(no known image format starts like this file). {fix}"
+        )
     return PodiumError(f"Corrupt or unreadable image {path}: {exc}. {fix}")
 
 
@@ -196,10 +199,18 @@ class _BigImages:
     def report(self, what: str) -> None:
         if self.count:
             path, (w, h) = self.first
-            log.warning("%d of the %s exceed Pillow's decompression-bomb warning limit of %s pixels "
-                        "(PIL.Image.MAX_IMAGE_PIXELS), e.g. %s (%dx%d = %s pixels); decoded anyway. Shrinking them "
-                        "to the competition's image size would make decoding faster.",
-                        self.count, what, f"{self.limit:,}", path, w, h, f"{w * h:,}")
+            log.warning(
+                "%d of the %s exceed Pillow's decompression-bomb warning limit of %s pixels "
+                "(PIL.Image.MAX_IMAGE_PIXELS), e.g. %s (%dx%d = %s pixels); decoded anyway. Shrinking them "
+                "to the competition's image size would make decoding faster.",
+                self.count,
+                what,
+                f"{self.limit:,}",
+                path,
+                w,
+                h,
+                f"{w * h:,}",
+            )
 
 
 # ---------------------------------------------------------------- converting
@@ -269,7 +280,7 @@ def _from_float(img, path: Path):
     if not inside.all():
         bad = values[~inside]
         finite = values[np.isfinite(values)]
-        found = (f"values from {finite.min():g} to {finite.max():g}" if finite.size else "no finite values")
+        found = f"values from {finite.min():g} to {finite.max():g}" if finite.size else "no finite values"
         if np.isnan(bad).any():
             found += " and NaN"
         raise PodiumError(

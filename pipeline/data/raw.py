@@ -44,10 +44,12 @@ def read_table(path: Path, id_column: str, what: str) -> pd.DataFrame:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
         header = _header(path)
     except pd.errors.EmptyDataError:
-        raise PodiumError(f"The {what} {path} is empty. It needs a header row (the column names) and one row per id.") from None
+        raise PodiumError(
+            f"The {what} {path} is empty. It needs a header row (the column names) and one row per id."
+        ) from None
     except UnicodeDecodeError as exc:
         raise PodiumError(
-            f"The {what} {path} is not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at position {exc.start}). "
+            f"The {what} {path} is not UTF-8 text (byte {exc.object[exc.start : exc.start + 1]!r} at position {exc.start}). "
             f"Save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed.csv`."
         ) from None
     except pd.errors.ParserError as exc:
@@ -119,8 +121,11 @@ def parse_numbers(values: pd.Series, path: Path, column: str, what: str) -> np.n
 def check_file_ids(frame: pd.DataFrame, id_column: str, path: Path, folder: Path, suffix: str) -> None:
     """Ids that name files (images/<id><suffix>) must stay inside `folder`: no '../', no absolute paths."""
     inside = os.path.normpath(folder) + os.sep
-    bad = [i for i in frame[id_column]
-           if "\\" in i or "\0" in i or not os.path.normpath(os.path.join(folder, f"{i}{suffix}")).startswith(inside)]
+    bad = [
+        i
+        for i in frame[id_column]
+        if "\\" in i or "\0" in i or not os.path.normpath(os.path.join(folder, f"{i}{suffix}")).startswith(inside)
+    ]
     if bad:
         raise PodiumError(
             f"{path}: column {id_column!r} has {len(bad)} id(s) that would name files outside {folder}, "

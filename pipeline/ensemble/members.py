@@ -52,5 +52,7 @@ def load_members(folders: dict[str, Path], comp: DictConfig) -> dict[str, Predic
                     f"different prepared data. Retrain both on the same competition config."
                 )
         if not np.array_equal(member.folds, first.folds):
-            raise PodiumError(f"Members {first_name} and {name} used different folds. Retrain both with the same cv settings.")
+            raise PodiumError(
+                f"Members {first_name} and {name} used different folds. Retrain both with the same cv settings."
+            )
     return members

@@ -48,7 +48,7 @@ class Blend:
         self.problem = problem
         self.weights: np.ndarray | None = None
 
-    def fit(self, oofs: np.ndarray, target: np.ndarray) -> "Blend":
+    def fit(self, oofs: np.ndarray, target: np.ndarray) -> Blend:
         self.weights = np.full(len(oofs), 1 / len(oofs))
         return self
 
@@ -95,8 +95,13 @@ class Weighted(Blend):
 
         start = np.full(n, 1 / n)
         if solver == "SLSQP":  # weights directly, constrained to sum to one (smooth metrics: log loss, RMSE)
-            found = minimize(loss, start, method="SLSQP", bounds=[(0, 1)] * n,
-                             constraints=({"type": "eq", "fun": lambda w: w.sum() - 1},))
+            found = minimize(
+                loss,
+                start,
+                method="SLSQP",
+                bounds=[(0, 1)] * n,
+                constraints=({"type": "eq", "fun": lambda w: w.sum() - 1},),
+            )
         else:  # derivative-free on unnormalised weights: copes with stepwise metrics (accuracy, AUC)
             tolerances = {"xtol": 1e-4, "ftol": 1e-9} if solver == "Powell" else {"xatol": 1e-4, "fatol": 1e-9}
             found = minimize(loss, start, method=solver, bounds=[(0, 1)] * n, options={**tolerances, "maxfev": 200 * n})
@@ -111,8 +116,9 @@ class HillClimb(Blend):
 
     def fit(self, oofs, target):
         s = self.problem.settings.hill_climb
-        self.weights, self.history = hill_climb_weights(oofs, target, self.problem.metric, s.rounds, self.problem.task,
-                                                        s.init, s.init_size, s.seed)
+        self.weights, self.history = hill_climb_weights(
+            oofs, target, self.problem.metric, s.rounds, self.problem.task, s.init, s.init_size, s.seed
+        )
         return self
 
 

@@ -8,14 +8,16 @@ running sum of the bag (benchmarks/ensemble_selection.py measures it against a r
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from pipeline.metrics import EPS, Metric, score_predictions
 
 
-def candidate_scorer(metric: Metric, target: np.ndarray, oofs: np.ndarray, task: str) -> Callable[[np.ndarray, int], np.ndarray]:
+def candidate_scorer(
+    metric: Metric, target: np.ndarray, oofs: np.ndarray, task: str
+) -> Callable[[np.ndarray, int], np.ndarray]:
     """A function (running sum, step) -> the score of `(running + oofs[m]) / step` for every member m.
 
     Log loss, accuracy, RMSE and MAE score every candidate at once from what they need (log loss
@@ -35,8 +37,12 @@ def candidate_scorer(metric: Metric, target: np.ndarray, oofs: np.ndarray, task:
         chunk = max(1, int(2e7 // max(1, oofs[0].size)))  # bound the (chunk, rows, classes) temporary
 
         def accuracy(running, step):
-            return np.concatenate([((running + oofs[i:i + chunk]).argmax(axis=2) == target).mean(axis=1)
-                                   for i in range(0, len(oofs), chunk)])
+            return np.concatenate(
+                [
+                    ((running + oofs[i : i + chunk]).argmax(axis=2) == target).mean(axis=1)
+                    for i in range(0, len(oofs), chunk)
+                ]
+            )
 
         return accuracy
     if metric.name in ("rmse", "mae") and task == "regression":
@@ -54,8 +60,9 @@ def candidate_scorer(metric: Metric, target: np.ndarray, oofs: np.ndarray, task:
     return one_by_one
 
 
-def initial_bag(oofs: np.ndarray, target: np.ndarray, metric: Metric, task: str, init: str, size: int,
-                rng: np.random.Generator) -> np.ndarray:
+def initial_bag(
+    oofs: np.ndarray, target: np.ndarray, metric: Metric, task: str, init: str, size: int, rng: np.random.Generator
+) -> np.ndarray:
     """Pick counts to start from: none, the `size` best members alone, or `size` members at random."""
     counts = np.zeros(len(oofs), dtype=np.int64)
     size = min(size, len(oofs))
@@ -68,8 +75,16 @@ def initial_bag(oofs: np.ndarray, target: np.ndarray, metric: Metric, task: str,
     return counts
 
 
-def hill_climb_weights(oofs: np.ndarray, target: np.ndarray, metric: Metric, rounds: int, task: str = "multiclass",
-                       init: str = "empty", init_size: int = 0, seed: int = 0) -> tuple[np.ndarray, list[float]]:
+def hill_climb_weights(
+    oofs: np.ndarray,
+    target: np.ndarray,
+    metric: Metric,
+    rounds: int,
+    task: str = "multiclass",
+    init: str = "empty",
+    init_size: int = 0,
+    seed: int = 0,
+) -> tuple[np.ndarray, list[float]]:
     """Caruana selection with replacement over `oofs` (members, rows, outputs).
 
     Returns the weights of the best prefix (the initial bag counts as round 0) and the blended

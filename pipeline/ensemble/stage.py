@@ -57,8 +57,13 @@ def evaluate(name: str, problem: Problem, oofs: np.ndarray, target: np.ndarray, 
     for fold in np.unique(folds):
         rows = folds == fold
         held_out[rows] = make_blend(name, problem).fit(oofs[:, ~rows], target[~rows]).apply(oofs[:, rows])
-    return MethodScore(name, score_predictions(metric, target, full.apply(oofs), task),
-                       score_predictions(metric, target, held_out, task), held_out, full)
+    return MethodScore(
+        name,
+        score_predictions(metric, target, full.apply(oofs), task),
+        score_predictions(metric, target, held_out, task),
+        held_out,
+        full,
+    )
 
 
 def methods_to_try(cfg: DictConfig, metric, task: str) -> list[str]:
@@ -74,7 +79,9 @@ def methods_to_try(cfg: DictConfig, metric, task: str) -> list[str]:
         return requested
     usable = usable_methods(requested, metric, task)
     if not usable:
-        raise PodiumError(f"None of ensemble.candidates={requested} suits the metric {metric.name}. Add mean or hill_climb.")
+        raise PodiumError(
+            f"None of ensemble.candidates={requested} suits the metric {metric.name}. Add mean or hill_climb."
+        )
     return usable
 
 
@@ -95,63 +102,104 @@ def ensemble(cfg: DictConfig) -> EnsembleResult:
     scores: list[MethodScore] = []
     for n, name in enumerate(tried, 1):
         scores.append(evaluate(name, problem, oofs, first.target, first.folds))
-        log.info("ensemble %d/%d %s: in-sample %.4f, nested %.4f", n, len(tried), name, scores[-1].in_sample, scores[-1].nested)
+        log.info(
+            "ensemble %d/%d %s: in-sample %.4f, nested %.4f",
+            n,
+            len(tried),
+            name,
+            scores[-1].in_sample,
+            scores[-1].nested,
+        )
     chosen = scores[0]
     for s in scores[1:]:  # ties keep the earlier (simpler) method
         chosen = s if metric.better(s.nested, chosen.nested) else chosen
     weights = chosen.blend.describe(names)
     test = chosen.blend.apply(tests)
     reported = report_scores(comp, first.target, chosen.held_out)
-    board = [board_row(name, members[name], metric, comp.task, weights.get(name), _seconds(folders[name])) for name in names]
-    board.append(board_row(f"ensemble ({chosen.method}, nested)", Predictions(
-        first.oof_ids, first.folds, first.target, chosen.held_out, first.test_ids, test), metric, comp.task, None,
-        time.perf_counter() - started))
+    board = [
+        board_row(name, members[name], metric, comp.task, weights.get(name), _seconds(folders[name])) for name in names
+    ]
+    board.append(
+        board_row(
+            f"ensemble ({chosen.method}, nested)",
+            Predictions(first.oof_ids, first.folds, first.target, chosen.held_out, first.test_ids, test),
+            metric,
+            comp.task,
+            None,
+            time.perf_counter() - started,
+        )
+    )
 
     out = io.out_dir(cfg)
     from pipeline.provenance import provenance
     from pipeline.tracking import Tracker
 
     root = io.root(cfg)
-    metrics = {"method": chosen.method, "requested": cfg.ensemble.method, "metric": metric.name,
-               "cv": chosen.nested, "cv_in_sample": chosen.in_sample, "report": reported,
-               "methods": {s.method: {"in_sample": s.in_sample, "nested": s.nested} for s in scores},
-               "weights": weights, "members": member_scores,
-               "sources": {n: str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for n, p in folders.items()},
-               "rounds": getattr(chosen.blend, "history", []), "board": board}
+    metrics = {
+        "method": chosen.method,
+        "requested": cfg.ensemble.method,
+        "metric": metric.name,
+        "cv": chosen.nested,
+        "cv_in_sample": chosen.in_sample,
+        "report": reported,
+        "methods": {s.method: {"in_sample": s.in_sample, "nested": s.nested} for s in scores},
+        "weights": weights,
+        "members": member_scores,
+        "sources": {n: str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for n, p in folders.items()},
+        "rounds": getattr(chosen.blend, "history", []),
+        "board": board,
+    }
     record = provenance(root, {f"member {n}": p for n, p in folders.items()})
     # Every file into a staging folder swapped in as one unit: a kill leaves the old blend or the new one.
     with io.staging_dir(out) as tmp:
-        files = Predictions(first.oof_ids, first.folds, first.target, chosen.held_out, first.test_ids, test).save(tmp, comp)
+        files = Predictions(first.oof_ids, first.folds, first.target, chosen.held_out, first.test_ids, test).save(
+            tmp, comp
+        )
         io.write_config(tmp / "config.yaml", cfg)
         io.write_json(tmp / "provenance.json", record)
-        plots = [p.relative_to(tmp) for p in
-                 ensemble_plots(tmp / "plots", {n: members[n].oof for n in names}, weights, chosen.method)]
+        plots = [
+            p.relative_to(tmp)
+            for p in ensemble_plots(tmp / "plots", {n: members[n].oof for n in names}, weights, chosen.method)
+        ]
         io.write_json(tmp / "metrics.json", {**metrics, "files": file_hashes(files)})
 
     tracker = Tracker(cfg)
     with tracker.run("ensemble", params=True, stage="ensemble", model="ensemble"):
         tracker.log_provenance(record)
-        tracker.log_metrics({f"cv_{metric.name}": chosen.nested, f"cv_in_sample_{metric.name}": chosen.in_sample,
-                             **{f"cv_{k}": v for k, v in reported.items()},
-                             **{f"nested_{s.method}": s.nested for s in scores},
-                             **{f"in_sample_{s.method}": s.in_sample for s in scores},
-                             **{f"weight_{n}": w for n, w in weights.items() if np.isfinite(w)},
-                             **{f"member_cv_{n}": s for n, s in member_scores.items()}})
+        tracker.log_metrics(
+            {
+                f"cv_{metric.name}": chosen.nested,
+                f"cv_in_sample_{metric.name}": chosen.in_sample,
+                **{f"cv_{k}": v for k, v in reported.items()},
+                **{f"nested_{s.method}": s.nested for s in scores},
+                **{f"in_sample_{s.method}": s.in_sample for s in scores},
+                **{f"weight_{n}": w for n, w in weights.items() if np.isfinite(w)},
+                **{f"member_cv_{n}": s for n, s in member_scores.items()},
+            }
+        )
         tracker.log_artifacts([out / "oof.parquet", out / "test.parquet", out / "config.yaml", out / "metrics.json"])
         tracker.set_tags(method=chosen.method)
-        tracker.describe(f"{chosen.method} blend of {', '.join(names)} on {comp.name}: nested CV {metric.name} "
-                         f"{chosen.nested:.4f} (in-sample {chosen.in_sample:.4f}).")
+        tracker.describe(
+            f"{chosen.method} blend of {', '.join(names)} on {comp.name}: nested CV {metric.name} "
+            f"{chosen.nested:.4f} (in-sample {chosen.in_sample:.4f})."
+        )
         tracker.log_artifacts([out / p for p in plots], folder="plots")
     return EnsembleResult(chosen.method, weights, member_scores, chosen.nested, chosen.in_sample, scores, out, board)
 
 
 def board_row(name: str, preds: Predictions, metric, task: str, weight: float | None, seconds: float | None) -> dict:
     """One line of the leaderboard table: the score of each fold's out-of-fold rows, the CV, weight and time."""
-    folds = [score_predictions(metric, preds.target[preds.folds == k], preds.oof[preds.folds == k], task)
-             for k in np.unique(preds.folds)]
-    return {"name": name, "folds": folds, "cv": score_predictions(metric, preds.target, preds.oof, task),
-            "weight": weight if weight is None or np.isfinite(weight) else None,
-            "seconds": None if seconds is None else round(seconds, 1)}
+    folds = [
+        score_predictions(metric, preds.target[preds.folds == k], preds.oof[preds.folds == k], task)
+        for k in np.unique(preds.folds)
+    ]
+    return {
+        "name": name,
+        "folds": folds,
+        "cv": score_predictions(metric, preds.target, preds.oof, task),
+        "weight": weight if weight is None or np.isfinite(weight) else None,
+        "seconds": None if seconds is None else round(seconds, 1),
+    }
 
 
 def _seconds(folder: Path) -> float | None:

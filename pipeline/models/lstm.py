@@ -23,34 +23,57 @@ def make_tokenizer(cfg: DictConfig, texts: list[str], root=None):
     from tokenizers.models import WordLevel
     from transformers import PreTrainedTokenizerFast
 
-    normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()] if cfg.lowercase else [normalizers.NFKC()])
+    normalizer = normalizers.Sequence(
+        [normalizers.NFKC(), normalizers.Lowercase()] if cfg.lowercase else [normalizers.NFKC()]
+    )
     splitter = pre_tokenizers.Whitespace()  # runs of word characters; runs of punctuation
     counts: Counter[str] = Counter()
     for text in texts:
         counts.update(word for word, _ in splitter.pre_tokenize_str(normalizer.normalize_str(text)))
-    words = sorted(counts, key=lambda w: (-counts[w], w))[:cfg.vocab_size]
+    words = sorted(counts, key=lambda w: (-counts[w], w))[: cfg.vocab_size]
     vocab = {PAD: 0, UNK: 1, **{word: i + 2 for i, word in enumerate(words)}}
     backend = Tokenizer(WordLevel(vocab, unk_token=UNK))
     backend.normalizer, backend.pre_tokenizer = normalizer, splitter
-    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token=PAD, unk_token=UNK, model_max_length=cfg.max_length)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token=PAD, unk_token=UNK, model_max_length=cfg.max_length
+    )
 
 
 class LSTMClassifier(nn.Module):
     """Embedding -> LSTM (packed, so padding never enters it) -> pooled state -> dense output."""
 
-    def __init__(self, vocab_size: int, n_outputs: int, *, embedding_dim: int = 128, hidden_size: int = 64,
-                 layers: int = 1, bidirectional: bool = False, dropout: float = 0.0, pooling: str = "last", pad_id: int = 0):
+    def __init__(
+        self,
+        vocab_size: int,
+        n_outputs: int,
+        *,
+        embedding_dim: int = 128,
+        hidden_size: int = 64,
+        layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        pooling: str = "last",
+        pad_id: int = 0,
+    ):
         super().__init__()
         self.pooling = pooling
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
-        self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers=layers, batch_first=True,
-                            bidirectional=bidirectional, dropout=dropout if layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            embedding_dim,
+            hidden_size,
+            num_layers=layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if layers > 1 else 0.0,
+        )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), n_outputs)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         lengths = attention_mask.sum(dim=1).clamp(min=1)
-        packed = pack_padded_sequence(self.dropout(self.embedding(input_ids)), lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed = pack_padded_sequence(
+            self.dropout(self.embedding(input_ids)), lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
         states, (last, _) = self.lstm(packed)
         if self.pooling == "last":
             # the final layer's last state (both directions when bidirectional)
@@ -66,6 +89,14 @@ class LSTMClassifier(nn.Module):
 
 
 def build(cfg: DictConfig, tokenizer, n_outputs: int, root=None) -> nn.Module:
-    return LSTMClassifier(len(tokenizer), n_outputs, embedding_dim=cfg.embedding_dim, hidden_size=cfg.hidden_size,
-                          layers=cfg.layers, bidirectional=cfg.bidirectional, dropout=cfg.dropout,
-                          pooling=cfg.pooling, pad_id=tokenizer.pad_token_id)
+    return LSTMClassifier(
+        len(tokenizer),
+        n_outputs,
+        embedding_dim=cfg.embedding_dim,
+        hidden_size=cfg.hidden_size,
+        layers=cfg.layers,
+        bidirectional=cfg.bidirectional,
+        dropout=cfg.dropout,
+        pooling=cfg.pooling,
+        pad_id=tokenizer.pad_token_id,
+    )

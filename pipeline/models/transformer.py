@@ -91,7 +91,9 @@ def make_tokenizer(cfg: DictConfig, texts: list[str], root: Path | None = None):
         config = AutoConfig.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
     _check_max_length(cfg, getattr(config, "max_position_embeddings", None) or tokenizer.model_max_length)
     if not tokenizer.is_fast:
-        raise PodiumError(f"{cfg.pretrained} has no fast tokenizer (tokenizer.json); Podium tokenizes with fast tokenizers only.")
+        raise PodiumError(
+            f"{cfg.pretrained} has no fast tokenizer (tokenizer.json); Podium tokenizes with fast tokenizers only."
+        )
     return tokenizer
 
 
@@ -142,9 +144,13 @@ def build(cfg: DictConfig, tokenizer, n_outputs: int, root: Path | None = None) 
     source = resolve_pretrained(cfg.pretrained, root)
     overrides = OmegaConf.to_container(cfg.config_overrides)
     with _hub_errors(cfg.pretrained, "config"):
-        config = AutoConfig.from_pretrained(source, num_labels=n_outputs, trust_remote_code=cfg.trust_remote_code, **overrides)
+        config = AutoConfig.from_pretrained(
+            source, num_labels=n_outputs, trust_remote_code=cfg.trust_remote_code, **overrides
+        )
     if cfg.freeze_layers > config.num_hidden_layers:
-        raise PodiumError(f"model.freeze_layers={cfg.freeze_layers} but {cfg.pretrained} has {config.num_hidden_layers} layers.")
+        raise PodiumError(
+            f"model.freeze_layers={cfg.freeze_layers} but {cfg.pretrained} has {config.num_hidden_layers} layers."
+        )
     verbosity = hf_logging.get_verbosity()
     # "Some weights ... newly initialized: classifier" is the point of fine-tuning, not news;
     # a progress bar for a load of under a second is noise
@@ -156,8 +162,9 @@ def build(cfg: DictConfig, tokenizer, n_outputs: int, root: Path | None = None) 
         else:
             with _hub_errors(cfg.pretrained, "weights"):
                 try:
-                    model = AutoModelForSequenceClassification.from_pretrained(source, config=config,
-                                                                               trust_remote_code=cfg.trust_remote_code)
+                    model = AutoModelForSequenceClassification.from_pretrained(
+                        source, config=config, trust_remote_code=cfg.trust_remote_code
+                    )
                 except RuntimeError as exc:  # config_overrides that change tensor shapes
                     raise PodiumError(
                         f"Cannot load {cfg.pretrained} with model.config_overrides={overrides}: {str(exc).splitlines()[0]} "

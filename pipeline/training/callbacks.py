@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 import lightning.pytorch as L
 import numpy as np
@@ -44,7 +44,9 @@ class EpochLogger(L.Callback):
     `on_epoch`, to the fold's saved state (so a resumed fold keeps its earlier epochs; written by
     global rank 0 only)."""
 
-    def __init__(self, tracker: Tracker, fold: int, history: list[dict], on_epoch: Callable[[list[dict]], None] | None = None):
+    def __init__(
+        self, tracker: Tracker, fold: int, history: list[dict], on_epoch: Callable[[list[dict]], None] | None = None
+    ):
         self.tracker, self.fold, self.history, self.on_epoch = tracker, fold, history, on_epoch
 
     # Lightning validates inside the training epoch, so at its end the epoch's metrics are all in.

@@ -24,7 +24,7 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,11 +42,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning checkpoints written by rename (never half-written) and read with `weights_only=True`
     (a checkpoint file cannot run code when it is loaded)."""
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Optional[Any] = None) -> None:
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         with io.atomic_path(Path(path)) as tmp:
             torch.save(checkpoint, tmp)
 
-    def load_checkpoint(self, path, map_location=lambda storage, loc: storage, weights_only: Optional[bool] = None) -> dict[str, Any]:
+    def load_checkpoint(
+        self, path, map_location=lambda storage, loc: storage, weights_only: bool | None = None
+    ) -> dict[str, Any]:
         return torch.load(path, map_location=map_location, weights_only=True)
 
 
@@ -77,9 +79,14 @@ class FoldState:
             return True
         if self.folder not in _told:  # train_seed and train_fold both ask: say it once
             _told.add(self.folder)
-            log.info("%s: the saved state in %s was computed from other data (prepared data %s, now %s: rows, labels, "
-                     "folds or images changed), so it is not reused: training this fold afresh", label, self.folder,
-                     recorded or "unrecorded", identity)
+            log.info(
+                "%s: the saved state in %s was computed from other data (prepared data %s, now %s: rows, labels, "
+                "folds or images changed), so it is not reused: training this fold afresh",
+                label,
+                self.folder,
+                recorded or "unrecorded",
+                identity,
+            )
         return False
 
     def start(self, identity: str) -> None:
@@ -101,8 +108,12 @@ class FoldState:
     def save_result(self, result: FoldResult) -> None:
         with io.atomic_path(self.folder / "result.npz") as tmp:
             with open(tmp, "wb") as fh:
-                np.savez(fh, valid=result.valid, test=result.test if result.test is not None else np.empty(0),
-                         best_epoch=np.int64(-1 if result.best_epoch is None else result.best_epoch))
+                np.savez(
+                    fh,
+                    valid=result.valid,
+                    test=result.test if result.test is not None else np.empty(0),
+                    best_epoch=np.int64(-1 if result.best_epoch is None else result.best_epoch),
+                )
 
     def resumable_epoch(self) -> int | None:
         """The epoch an interrupted fold resumes at (the one after its last checkpoint), or None."""
@@ -110,7 +121,7 @@ class FoldState:
             return None
         try:
             return int(torch.load(self.last, map_location="cpu", weights_only=True)["epoch"]) + 1
-        except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
+        except Exception as exc:
             raise PodiumError(
                 f"The checkpoint {self.last} cannot be read as plain tensors ({type(exc).__name__}: "
                 f"{str(exc).splitlines()[0][:200]}), so it is not loaded: a checkpoint that needs more than "

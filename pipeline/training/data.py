@@ -65,7 +65,11 @@ class ShardedBatches(Sampler[list[int]]):
 
     def __iter__(self):
         for batch in self.batches:
-            yield batch if self.world.size == 1 else np.array_split(np.asarray(batch), self.world.size)[self.world.rank].tolist()
+            yield (
+                batch
+                if self.world.size == 1
+                else np.array_split(np.asarray(batch), self.world.size)[self.world.rank].tolist()
+            )
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -80,8 +84,8 @@ class EvalBatches(Sampler[list[int]]):
     """
 
     def __init__(self, order: np.ndarray, batch_size: int, world: World = World()):
-        batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
-        self.mine = batches[world.rank::world.size]
+        batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+        self.mine = batches[world.rank :: world.size]
         self.positions = np.concatenate(self.mine) if self.mine else np.empty(0, dtype=np.int64)
 
     def __iter__(self):
@@ -96,12 +100,18 @@ def loader_options(data_cfg) -> dict:
     """DataLoader worker settings from the `data` config section."""
     workers = int(data_cfg.num_workers)
     pin = data_cfg.pin_memory if data_cfg.pin_memory is not None else torch.cuda.is_available()
-    return {"num_workers": workers, "pin_memory": bool(pin), "persistent_workers": workers > 0 and bool(data_cfg.persistent_workers)}
+    return {
+        "num_workers": workers,
+        "pin_memory": bool(pin),
+        "persistent_workers": workers > 0 and bool(data_cfg.persistent_workers),
+    }
 
 
 def train_loader(dataset: Dataset, batches: Sampler[list[int]], world: World, data_cfg, collate_fn=None) -> DataLoader:
     """The training loader over `batches` (global batches), sharded for `world`."""
-    return DataLoader(dataset, batch_sampler=ShardedBatches(batches, world), collate_fn=collate_fn, **loader_options(data_cfg))
+    return DataLoader(
+        dataset, batch_sampler=ShardedBatches(batches, world), collate_fn=collate_fn, **loader_options(data_cfg)
+    )
 
 
 def shuffled_batches(n: int, batch_size: int, seed: int) -> BatchSampler:

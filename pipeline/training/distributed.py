@@ -39,7 +39,7 @@ class World:
         return self.rank == 0
 
     @classmethod
-    def of(cls, trainer) -> "World":
+    def of(cls, trainer) -> World:
         """A Lightning Trainer's World. One process is rank 0 of its own world, whatever a
         scheduler numbered it (SLURM numbers the tasks of `srun -n 4 ...`, independent workers)."""
         return cls(trainer.global_rank if trainer.world_size > 1 else 0, trainer.world_size)
@@ -58,8 +58,15 @@ def start(trainer_flags: dict) -> World:
 
     # A Trainer's construction resolves the cluster environment (Lightning's own launcher,
     # torchrun, SLURM, ...) and the ranks, without starting anything.
-    probe = L.Trainer(**{**trainer_flags, "logger": False, "enable_checkpointing": False, "enable_model_summary": False,
-                         "enable_progress_bar": False})
+    probe = L.Trainer(
+        **{
+            **trainer_flags,
+            "logger": False,
+            "enable_checkpointing": False,
+            "enable_model_summary": False,
+            "enable_progress_bar": False,
+        }
+    )
     world = World.of(probe)
     if not world.is_main:  # rank 0 alone logs; warnings and errors still show
         logging.getLogger("pipeline").setLevel(logging.WARNING)

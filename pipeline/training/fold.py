@@ -10,7 +10,7 @@ shared with the speed benchmarks (benchmarks/training_speed.py).
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import lightning.pytorch as L
 import numpy as np
@@ -40,11 +40,21 @@ log = logging.getLogger(__name__)
 def fold_state(cfg: DictConfig, fold: int) -> FoldState:
     """The fold's checkpoint folder: one per config (by hash), so experiments never share checkpoints."""
     comp = cfg.competition
-    return FoldState(io.root(cfg) / cfg.paths.checkpoints / comp.name / cfg.model.name / config_hash(cfg) / f"fold_{fold}")
+    return FoldState(
+        io.root(cfg) / cfg.paths.checkpoints / comp.name / cfg.model.name / config_hash(cfg) / f"fold_{fold}"
+    )
 
 
-def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker, history: list[dict],
-               callbacks: Sequence[L.Callback] = (), predict_test: bool = True, label: str | None = None) -> FoldResult:
+def train_fold(
+    cfg: DictConfig,
+    data: PreparedData,
+    fold: int,
+    tracker: Tracker,
+    history: list[dict],
+    callbacks: Sequence[L.Callback] = (),
+    predict_test: bool = True,
+    label: str | None = None,
+) -> FoldResult:
     """Train one fold (resuming an interrupted one when `train.resume`); its validation and test predictions.
 
     `callbacks` join the trainer's own (a sweep's pruning callback); `label` names the fold in
@@ -69,11 +79,16 @@ def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker,
     inputs = fold_inputs(cfg, data, is_valid)
     module = build_module(cfg, inputs)
     try:
-        trainer.fit(module, inputs.train_loader(cfg, seed=cfg.seed + fold, world=world),
-                    inputs.eval_loader(inputs.valid, cfg, world)[0], ckpt_path=state.last if resume_at is not None else None)
+        trainer.fit(
+            module,
+            inputs.train_loader(cfg, seed=cfg.seed + fold, world=world),
+            inputs.eval_loader(inputs.valid, cfg, world)[0],
+            ckpt_path=state.last if resume_at is not None else None,
+        )
     except UndefinedScore as exc:
-        raise PodiumError(undefined_score(f"{label} ({exc})", metric.name, data.train["target"].to_numpy()[is_valid],
-                                          comp)) from None
+        raise PodiumError(
+            undefined_score(f"{label} ({exc})", metric.name, data.train["target"].to_numpy()[is_valid], comp)
+        ) from None
     except SystemExit:
         if trainer.interrupted:  # Lightning turns Ctrl-C into sys.exit(1); keep it a Ctrl-C
             raise KeyboardInterrupt from None
@@ -88,20 +103,32 @@ def train_fold(cfg: DictConfig, data: PreparedData, fold: int, tracker: Tracker,
         """Every row's prediction by the fold's best checkpoint, each process predicting its share."""
         loader, positions = inputs.eval_loader(dataset, cfg, world)
         batches = trainer.predict(module, loader, ckpt_path=checkpoint.best_model_path) or []
-        rows = np.concatenate([b.numpy() for b in batches]).astype(np.float64) if batches else np.empty((0, n_outputs(comp)))
+        rows = (
+            np.concatenate([b.numpy() for b in batches]).astype(np.float64)
+            if batches
+            else np.empty((0, n_outputs(comp)))
+        )
         return gather_rows(positions, rows, len(dataset), f"{label} {what}")
 
     scores = [(h["val/score"], h["epoch"]) for h in history if h["fold"] == fold]
     pick = max if metric.direction == "maximize" else min
     best_epoch = pick(scores, key=lambda s: s[0])[1]  # first best epoch, as the checkpoint kept
-    result = FoldResult(predict(inputs.valid, "out-of-fold"), predict(inputs.test, "test") if predict_test else None, best_epoch)
+    result = FoldResult(
+        predict(inputs.valid, "out-of-fold"), predict(inputs.test, "test") if predict_test else None, best_epoch
+    )
     if world.is_main:
         state.save_result(result)
     return result
 
 
-def build_trainer(cfg: DictConfig, fold: int, tracker: Tracker, history: list[dict], callbacks: Sequence[L.Callback] = (),
-                  label: str | None = None) -> tuple[L.Trainer, ModelCheckpoint]:
+def build_trainer(
+    cfg: DictConfig,
+    fold: int,
+    tracker: Tracker,
+    history: list[dict],
+    callbacks: Sequence[L.Callback] = (),
+    label: str | None = None,
+) -> tuple[L.Trainer, ModelCheckpoint]:
     """The fold's Lightning Trainer with Podium's callbacks, and its checkpoint callback.
 
     Podium's callbacks: the best and last checkpoints, per-epoch records, the divergence check,
@@ -109,14 +136,31 @@ def build_trainer(cfg: DictConfig, fold: int, tracker: Tracker, history: list[di
     """
     label = label or f"{cfg.model.name} fold {fold}"
     state = fold_state(cfg, fold)
-    checkpoint = ModelCheckpoint(dirpath=state.folder, filename="best", monitor="val/score",
-                                 mode="max" if get_metric(cfg.competition.metric).direction == "maximize" else "min",
-                                 save_top_k=1, save_last=True, enable_version_counter=False)
-    own = [checkpoint, EpochLogger(tracker, fold, history, state.save_history), FiniteLoss(label), Reseed(cfg.seed + fold),
-           *([progress.epoch_bar(label)] if cfg.trainer.enable_progress_bar else [])]
-    trainer = L.Trainer(**trainer_flags(cfg), logger=False, callbacks=[*own, *callbacks], plugins=[AtomicCheckpointIO()],
-                        enable_model_summary=False, num_sanity_val_steps=0,
-                        use_distributed_sampler=False)  # Podium shards the data itself (training/data.py)
+    checkpoint = ModelCheckpoint(
+        dirpath=state.folder,
+        filename="best",
+        monitor="val/score",
+        mode="max" if get_metric(cfg.competition.metric).direction == "maximize" else "min",
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    own = [
+        checkpoint,
+        EpochLogger(tracker, fold, history, state.save_history),
+        FiniteLoss(label),
+        Reseed(cfg.seed + fold),
+        *([progress.epoch_bar(label)] if cfg.trainer.enable_progress_bar else []),
+    ]
+    trainer = L.Trainer(
+        **trainer_flags(cfg),
+        logger=False,
+        callbacks=[*own, *callbacks],
+        plugins=[AtomicCheckpointIO()],
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+    )  # Podium shards the data itself (training/data.py)
     return trainer, checkpoint
 
 
@@ -125,17 +169,30 @@ def build_module(cfg: DictConfig, inputs: FoldInputs) -> CompetitionModule:
     comp = cfg.competition
     augment = build_augment(cfg.augment) if comp.modality == "image" else None
     tta = build_tta(cfg.tta, comp.modality, comp.task)
-    return CompetitionModule(inputs.net, cfg.model, comp.task, get_metric(comp.metric), augment, tta,
-                             channels_last=cfg.train.channels_last, compile=cfg.train.compile)
+    return CompetitionModule(
+        inputs.net,
+        cfg.model,
+        comp.task,
+        get_metric(comp.metric),
+        augment,
+        tta,
+        channels_last=cfg.train.channels_last,
+        compile=cfg.train.compile,
+    )
 
 
 def undefined_score(label: str, metric: str, target: np.ndarray, comp: DictConfig) -> str:
     """Why a fold's score is NaN, with the class counts of its validation rows."""
-    present = (dict(zip(comp.classes, np.bincount(target.astype(int), minlength=len(comp.classes)).tolist()))
-               if comp.task != "regression" else f"{len(target)} rows")
-    return (f"{label}: the {metric} of its validation rows is undefined (NaN), so no outputs were written; its "
-            f"validation rows hold {present}. A metric such as AUC or F1 needs every class among a fold's rows: "
-            f"use fewer folds (competition.cv.n_splits), a stratified cv.scheme, or another metric.")
+    present = (
+        dict(zip(comp.classes, np.bincount(target.astype(int), minlength=len(comp.classes)).tolist()))
+        if comp.task != "regression"
+        else f"{len(target)} rows"
+    )
+    return (
+        f"{label}: the {metric} of its validation rows is undefined (NaN), so no outputs were written; its "
+        f"validation rows hold {present}. A metric such as AUC or F1 needs every class among a fold's rows: "
+        f"use fewer folds (competition.cv.n_splits), a stratified cv.scheme, or another metric."
+    )
 
 
 def trainer_flags(cfg: DictConfig) -> dict:
@@ -156,6 +213,11 @@ def fit_fold(cfg: DictConfig, data: PreparedData, fold: int) -> FoldResult:
     is_valid = data.train["fold"].to_numpy() == fold
     texts, target = data.train[column].to_numpy(), data.train["target"].to_numpy()
     valid_pred, test_pred = family_module(cfg.model.family).fit_predict(
-        cfg.model, cfg.competition.task, list(texts[~is_valid]), target[~is_valid],
-        [list(texts[is_valid]), data.test[column].tolist()], seed=cfg.seed + fold)
+        cfg.model,
+        cfg.competition.task,
+        list(texts[~is_valid]),
+        target[~is_valid],
+        [list(texts[is_valid]), data.test[column].tolist()],
+        seed=cfg.seed + fold,
+    )
     return FoldResult(valid_pred, test_pred, None)

@@ -8,9 +8,9 @@ fold's checkpoint, so the saved model can be used again on its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from omegaconf import DictConfig
@@ -55,7 +55,9 @@ class FoldInputs:
 
         Text rows go in order of length (least padding); the returned positions undo that.
         """
-        order = np.argsort(dataset.lengths, kind="stable") if isinstance(dataset, TokenDataset) else np.arange(len(dataset))
+        order = (
+            np.argsort(dataset.lengths, kind="stable") if isinstance(dataset, TokenDataset) else np.arange(len(dataset))
+        )
         batches = EvalBatches(order, cfg.model.batch_size, world)
         return loaders.eval_loader(dataset, batches, cfg.data, self.collate), batches.positions
 

@@ -33,8 +33,17 @@ class UndefinedScore(PodiumError):
 class CompetitionModule(L.LightningModule):
     """Trains `net` on the competition's loss; logs `val/score`, the competition metric per epoch."""
 
-    def __init__(self, net: nn.Module, model_cfg: DictConfig, task: str, metric: Metric, augment: nn.Module | None = None,
-                 tta: TTA | None = None, channels_last: bool = False, compile: bool = False):
+    def __init__(
+        self,
+        net: nn.Module,
+        model_cfg: DictConfig,
+        task: str,
+        metric: Metric,
+        augment: nn.Module | None = None,
+        tta: TTA | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
+    ):
         super().__init__()
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
         self.channels_last = channels_last
@@ -124,7 +133,9 @@ class CompetitionModule(L.LightningModule):
         if not np.isfinite(score) and np.isfinite(pred).all():  # not a divergence: the metric is undefined here
             raise UndefinedScore(f"epoch {self.current_epoch}")
         # the same on every process (computed on all rows); sync_dist only says so to Lightning
-        self.log("val/score", float(score) if np.isfinite(score) else float(self.metric.worst), prog_bar=True, sync_dist=True)
+        self.log(
+            "val/score", float(score) if np.isfinite(score) else float(self.metric.worst), prog_bar=True, sync_dist=True
+        )
 
     def predict_step(self, batch, batch_idx):
         inputs, _ = batch
@@ -135,7 +146,9 @@ class CompetitionModule(L.LightningModule):
     def configure_optimizers(self):
         opt_cfg = OmegaConf.to_container(self.model_cfg.optimizer)
         if hasattr(self.net, "parameter_groups"):  # per-group learning rates / weight decay (Transformers)
-            params = self.net.parameter_groups(lr=opt_cfg.get("lr", 1e-3), weight_decay=opt_cfg.get("weight_decay", 0.0))
+            params = self.net.parameter_groups(
+                lr=opt_cfg.get("lr", 1e-3), weight_decay=opt_cfg.get("weight_decay", 0.0)
+            )
         else:
             params = [p for p in self.parameters() if p.requires_grad]
         optimizer = _instantiate("model.optimizer", opt_cfg, params=params)
@@ -145,7 +158,10 @@ class CompetitionModule(L.LightningModule):
         interval = sched_cfg.pop("interval", "step")  # "step": every batch; "epoch": once per epoch
         runtime = {}
         # Schedules that need the run's length (OneCycleLR, ...) get it here, not from config.
-        if "total_steps" in inspect.signature(get_class(sched_cfg["_target_"])).parameters and "total_steps" not in sched_cfg:
+        if (
+            "total_steps" in inspect.signature(get_class(sched_cfg["_target_"])).parameters
+            and "total_steps" not in sched_cfg
+        ):
             runtime["total_steps"] = int(self.trainer.estimated_stepping_batches)
         scheduler = _instantiate("model.scheduler", sched_cfg, optimizer=optimizer, **runtime)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}

@@ -58,20 +58,30 @@ def tokenize(texts: list[str], tokenizer, max_length: int, cache_dir: Path) -> t
     cache_file.parent.mkdir(parents=True, exist_ok=True)
 
     with progress.bar("tokenizing", total=len(texts)) as tokenizing:
+
         def encode(batch):
             tokenizing.advance(len(batch["text"]))
             return {"input_ids": tokenizer(batch["text"], truncation=True, max_length=max_length)["input_ids"]}
 
         with _datasets_bars_off():  # its own bar would draw through ours
             tokens = HFDataset.from_dict({"text": texts}).map(
-                encode, batched=True, batch_size=1000, remove_columns=["text"], cache_file_name=str(cache_file),
+                encode,
+                batched=True,
+                batch_size=1000,
+                remove_columns=["text"],
+                cache_file_name=str(cache_file),
                 load_from_cache_file=True,
             )
     column = tokens.data.column("input_ids").combine_chunks()
     ids = column.values.to_numpy(zero_copy_only=False).astype(np.int64)
     offsets = column.offsets.to_numpy().astype(np.int64)
-    log.info("%s %d texts in %.2f s (%s)", "read tokens of" if hit else "tokenized", len(texts),
-             time.perf_counter() - started, cache_file)
+    log.info(
+        "%s %d texts in %.2f s (%s)",
+        "read tokens of" if hit else "tokenized",
+        len(texts),
+        time.perf_counter() - started,
+        cache_file,
+    )
     return ids, offsets
 
 
@@ -101,7 +111,7 @@ class TokenDataset(Dataset):
 
     def __getitem__(self, index: int):
         row = self.rows[index]
-        return self.ids[self.offsets[row]:self.offsets[row + 1]], self.targets[index]
+        return self.ids[self.offsets[row] : self.offsets[row + 1]], self.targets[index]
 
     @property
     def lengths(self) -> np.ndarray:
@@ -120,8 +130,8 @@ class PadCollator:
         input_ids = torch.full((len(sequences), width), self.pad_id, dtype=torch.long)
         attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
         for i, seq in enumerate(sequences):
-            input_ids[i, :len(seq)] = seq
-            attention_mask[i, :len(seq)] = 1
+            input_ids[i, : len(seq)] = seq
+            attention_mask[i, : len(seq)] = 1
         return {"input_ids": input_ids, "attention_mask": attention_mask}, torch.stack(list(targets))
 
 
@@ -142,9 +152,9 @@ class LengthBucketSampler(Sampler[list[int]]):
         order = np.fromiter(self.sampler, dtype=np.int64, count=len(self.lengths))
         batches = []
         for start in range(0, len(order), self.chunk):
-            chunk = order[start:start + self.chunk]
+            chunk = order[start : start + self.chunk]
             chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
-            batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
         if self.drop_last:
             batches = [b for b in batches if len(b) == self.batch_size]
         for k in np.random.default_rng([self.seed, self.sampler.epoch, 1]).permutation(len(batches)):

@@ -16,9 +16,9 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -66,9 +66,16 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def train_seed(cfg: DictConfig, data: PreparedData, tracker: Tracker, history: list[dict], label: str,
-               only_folds: Sequence[int] | None = None, callbacks: Callable[[int], list] | None = None,
-               predict_test: bool = True) -> tuple[np.ndarray, np.ndarray, list[float], list]:
+def train_seed(
+    cfg: DictConfig,
+    data: PreparedData,
+    tracker: Tracker,
+    history: list[dict],
+    label: str,
+    only_folds: Sequence[int] | None = None,
+    callbacks: Callable[[int], list] | None = None,
+    predict_test: bool = True,
+) -> tuple[np.ndarray, np.ndarray, list[float], list]:
     """Every fold of one seed (`cfg.seed`): out-of-fold and fold-averaged test predictions, fold scores, best epochs.
 
     A sweep trial trains `only_folds` (rows of other folds stay zero), adds `callbacks(k)` to the
@@ -84,9 +91,20 @@ def train_seed(cfg: DictConfig, data: PreparedData, tracker: Tracker, history: l
     fold_scores, best_epochs = [], []
     for index, fold in enumerate(only_folds if only_folds is not None else range(n_folds)):
         fold_started = time.perf_counter()
-        with tracker.run(f"{label} fold {fold}", nested=True, model=cfg.model.name, fold=str(fold), seed=str(cfg.seed), stage="train_fold"):
+        with tracker.run(
+            f"{label} fold {fold}",
+            nested=True,
+            model=cfg.model.name,
+            fold=str(fold),
+            seed=str(cfg.seed),
+            stage="train_fold",
+        ):
             state = fold_state(cfg, fold)
-            reusable = cfg.train.resume and not hasattr(family, "fit_predict") and state.same_data(data.identity, f"{label} fold {fold}")
+            reusable = (
+                cfg.train.resume
+                and not hasattr(family, "fit_predict")
+                and state.same_data(data.identity, f"{label} fold {fold}")
+            )
             kept = state.finished() if reusable else None
             if kept is not None:  # finished by an interrupted run of this config
                 log.info("%s fold %d: finished by an earlier run, kept (%s)", label, fold, state.folder)
@@ -96,8 +114,16 @@ def train_seed(cfg: DictConfig, data: PreparedData, tracker: Tracker, history: l
             elif hasattr(family, "fit_predict"):
                 result = fit_fold(cfg, data, fold)
             else:
-                result = train_fold(cfg, data, fold, tracker, history, callbacks(index) if callbacks else (), predict_test,
-                                    label=f"{label} fold {fold}")
+                result = train_fold(
+                    cfg,
+                    data,
+                    fold,
+                    tracker,
+                    history,
+                    callbacks(index) if callbacks else (),
+                    predict_test,
+                    label=f"{label} fold {fold}",
+                )
             valid_pred, best_epoch = result.valid, result.best_epoch
             test_pred = result.test if predict_test else np.zeros_like(test)
             if not (np.isfinite(valid_pred).all() and np.isfinite(test_pred).all()):
@@ -111,13 +137,23 @@ def train_seed(cfg: DictConfig, data: PreparedData, tracker: Tracker, history: l
             score = score_predictions(metric, target[is_valid], valid_pred, comp.task)
             if not np.isfinite(score):
                 raise PodiumError(undefined_score(f"{label} fold {fold}", metric.name, target[is_valid], comp))
-            tracker.log_metrics({f"fold_{metric.name}": score, **({"best_epoch": best_epoch} if best_epoch is not None else {})})
+            tracker.log_metrics(
+                {f"fold_{metric.name}": score, **({"best_epoch": best_epoch} if best_epoch is not None else {})}
+            )
         fold_scores.append(score)
         best_epochs.append(best_epoch)
         progress.advance("folds")
-        log.info("%s fold %d (%d of %d): %s %.4f (best epoch %s) in %.0f s", label, fold, index + 1,
-                 len(only_folds) if only_folds is not None else n_folds, metric.name, score,
-                 best_epoch if best_epoch is not None else "-", time.perf_counter() - fold_started)
+        log.info(
+            "%s fold %d (%d of %d): %s %.4f (best epoch %s) in %.0f s",
+            label,
+            fold,
+            index + 1,
+            len(only_folds) if only_folds is not None else n_folds,
+            metric.name,
+            score,
+            best_epoch if best_epoch is not None else "-",
+            time.perf_counter() - fold_started,
+        )
     return oof, test, fold_scores, best_epochs
 
 
@@ -144,19 +180,29 @@ def train(cfg: DictConfig) -> TrainResult | None:
     if cfg.train.tuned_from:
         log.info("with the tuned parameters of %s", cfg.train.tuned_from)
     if world.size > 1:
-        log.info("training on %d processes (trainer.devices=%s, trainer.num_nodes=%s); model.batch_size=%d is split "
-                 "into %d per process", world.size, cfg.trainer.devices, cfg.trainer.num_nodes, cfg.model.batch_size,
-                 cfg.model.batch_size // world.size)
+        log.info(
+            "training on %d processes (trainer.devices=%s, trainer.num_nodes=%s); model.batch_size=%d is split "
+            "into %d per process",
+            world.size,
+            cfg.trainer.devices,
+            cfg.trainer.num_nodes,
+            cfg.model.batch_size,
+            cfg.model.batch_size // world.size,
+        )
     started = time.perf_counter()
     seeds = list(cfg.train.seeds) if cfg.train.seeds else [cfg.seed]
     if len(set(seeds)) != len(seeds):
-        raise PodiumError(f"train.seeds={seeds} repeats a seed: each seed would train the same model twice. List distinct seeds.")
+        raise PodiumError(
+            f"train.seeds={seeds} repeats a seed: each seed would train the same model twice. List distinct seeds."
+        )
     out = io.out_dir(cfg)
     tracker = Tracker(cfg, enabled=world.is_main)
     data = distributed.load_data(cfg, out / "prepared", world)
     n_folds = int(data.train["fold"].max()) + 1
-    with (tracker.run(f"{cfg.model.name}", params=True, model=cfg.model.name, stage="train") as run_id,
-          progress.bar(f"{cfg.model.name}: folds", total=len(seeds) * n_folds, name="folds")):
+    with (
+        tracker.run(f"{cfg.model.name}", params=True, model=cfg.model.name, stage="train") as run_id,
+        progress.bar(f"{cfg.model.name}: folds", total=len(seeds) * n_folds, name="folds"),
+    ):
         per_seed, history = {}, []
         for seed in seeds:
             label = cfg.model.name if len(seeds) == 1 else f"{cfg.model.name} seed {seed}"
@@ -164,8 +210,13 @@ def train(cfg: DictConfig) -> TrainResult | None:
             seed_started = time.perf_counter()
             oof, test, fold_scores, best_epochs = train_seed(_with_seed(cfg, seed), data, tracker, seed_history, label)
             history += [{"seed": seed, **row} for row in seed_history]
-            per_seed[seed] = {"oof": oof, "test": test, "fold_scores": fold_scores, "best_epochs": best_epochs,
-                              "seconds": time.perf_counter() - seed_started}
+            per_seed[seed] = {
+                "oof": oof,
+                "test": test,
+                "fold_scores": fold_scores,
+                "best_epochs": best_epochs,
+                "seconds": time.perf_counter() - seed_started,
+            }
         result = _write_outputs(cfg, data, per_seed, history, tracker, out, run_id, started) if world.is_main else None
     if world.is_main and not hasattr(family_module(cfg.model.family), "fit_predict"):
         for seed in seeds:  # complete: nothing left to resume; the next run of this config trains afresh
@@ -174,8 +225,16 @@ def train(cfg: DictConfig) -> TrainResult | None:
     return result
 
 
-def _write_outputs(cfg: DictConfig, data: PreparedData, per_seed: dict[int, dict], history: list[dict], tracker: Tracker,
-                   out: Path, run_id: str | None, started: float) -> TrainResult:
+def _write_outputs(
+    cfg: DictConfig,
+    data: PreparedData,
+    per_seed: dict[int, dict],
+    history: list[dict],
+    tracker: Tracker,
+    out: Path,
+    run_id: str | None,
+    started: float,
+) -> TrainResult:
     """Predictions, scores, history, plots, config and provenance of a finished training, to files and MLflow."""
     comp, metric = cfg.competition, get_metric(cfg.competition.metric)
     folds, target = data.train["fold"].to_numpy(), data.train["target"].to_numpy()
@@ -189,40 +248,69 @@ def _write_outputs(cfg: DictConfig, data: PreparedData, per_seed: dict[int, dict
                 log.info("%s seed %d: CV %s %.4f", cfg.model.name, seed, metric.name, run["cv"])
             seed_dir = tmp / "seeds" / f"seed_{seed}"
             files = Predictions(ids, folds, target, run["oof"], test_ids, run["test"]).save(seed_dir, comp)
-            io.write_json(seed_dir / "metrics.json", {"model": cfg.model.name, "seed": seed, "metric": metric.name, "cv": run["cv"],
-                                                      "folds": {str(k): s for k, s in enumerate(run["fold_scores"])},
-                                                      "seconds": round(run["seconds"], 1), "files": file_hashes(files)})
+            io.write_json(
+                seed_dir / "metrics.json",
+                {
+                    "model": cfg.model.name,
+                    "seed": seed,
+                    "metric": metric.name,
+                    "cv": run["cv"],
+                    "folds": {str(k): s for k, s in enumerate(run["fold_scores"])},
+                    "seconds": round(run["seconds"], 1),
+                    "files": file_hashes(files),
+                },
+            )
 
         # The model's own predictions: the mean over seeds (one seed: that seed's).
         oof = np.mean([p["oof"] for p in per_seed.values()], axis=0)
         test = np.mean([p["test"] for p in per_seed.values()], axis=0)
-        fold_scores = [score_predictions(metric, target[folds == k], oof[folds == k], comp.task) for k in range(n_folds)]
+        fold_scores = [
+            score_predictions(metric, target[folds == k], oof[folds == k], comp.task) for k in range(n_folds)
+        ]
         cv_score = score_predictions(metric, target, oof, comp.task)
         reported = report_scores(comp, target, oof)
         seconds = time.perf_counter() - started
         best_epochs = [e for p in per_seed.values() for e in p["best_epochs"]]
         files = Predictions(ids, folds, target, oof, test_ids, test).save(tmp, comp)
-        metrics = {"model": cfg.model.name, "metric": metric.name, "cv": cv_score,
-                   "folds": {str(k): s for k, s in enumerate(fold_scores)},
-                   "fold_mean": float(np.mean(fold_scores)), "fold_std": float(np.std(fold_scores)),
-                   "report": reported, "seeds": {str(s): p["cv"] for s, p in per_seed.items()},
-                   "best_epochs": best_epochs, "seconds": round(seconds, 1), "files": file_hashes(files)}
+        metrics = {
+            "model": cfg.model.name,
+            "metric": metric.name,
+            "cv": cv_score,
+            "folds": {str(k): s for k, s in enumerate(fold_scores)},
+            "fold_mean": float(np.mean(fold_scores)),
+            "fold_std": float(np.std(fold_scores)),
+            "report": reported,
+            "seeds": {str(s): p["cv"] for s, p in per_seed.items()},
+            "best_epochs": best_epochs,
+            "seconds": round(seconds, 1),
+            "files": file_hashes(files),
+        }
         io.write_csv(tmp / "history.csv", pd.DataFrame(history))
-        plots = [p.relative_to(tmp) for p in
-                 model_plots(tmp / "plots", pd.DataFrame(history), target, oof, comp, metric.name, cfg.model.name)]
+        plots = [
+            p.relative_to(tmp)
+            for p in model_plots(tmp / "plots", pd.DataFrame(history), target, oof, comp, metric.name, cfg.model.name)
+        ]
         io.write_config(tmp / "config.yaml", cfg)
         io.write_json(tmp / "metrics.json", metrics)
         record = provenance(io.root(cfg), {"raw": io.raw_dir(cfg), "prepared": data.folder})
         io.write_json(tmp / "provenance.json", record)
-    written = [out / "oof.parquet", out / "test.parquet"] + sorted((out / "seeds").glob("seed_*/*.parquet"))
+    written = [out / "oof.parquet", out / "test.parquet", *sorted((out / "seeds").glob("seed_*/*.parquet"))]
     tracker.log_provenance(record)
-    tracker.log_metrics({f"cv_{metric.name}": cv_score, **{f"cv_{k}": v for k, v in reported.items()},
-                         **({f"cv_{metric.name}_seed_{s}": p["cv"] for s, p in per_seed.items()} if len(per_seed) > 1 else {}),
-                         "fold_std": metrics["fold_std"], "seconds": seconds})
+    tracker.log_metrics(
+        {
+            f"cv_{metric.name}": cv_score,
+            **{f"cv_{k}": v for k, v in reported.items()},
+            **({f"cv_{metric.name}_seed_{s}": p["cv"] for s, p in per_seed.items()} if len(per_seed) > 1 else {}),
+            "fold_std": metrics["fold_std"],
+            "seconds": seconds,
+        }
+    )
     tracker.log_artifacts([*written, out / "history.csv", out / "config.yaml", out / "metrics.json"])
     tracker.log_artifacts([out / p for p in plots], folder="plots")
-    tracker.describe(f"{cfg.model.name} on {comp.name}: CV {metric.name} {cv_score:.4f} (fold std {metrics['fold_std']:.4f}) "
-                     f"over {n_folds} folds x {len(per_seed)} seed(s), in {seconds:.0f} s.")
+    tracker.describe(
+        f"{cfg.model.name} on {comp.name}: CV {metric.name} {cv_score:.4f} (fold std {metrics['fold_std']:.4f}) "
+        f"over {n_folds} folds x {len(per_seed)} seed(s), in {seconds:.0f} s."
+    )
     return TrainResult(cfg.model.name, metric.name, cv_score, fold_scores, seconds, out, run_id, best_epochs)
 
 

@@ -35,8 +35,11 @@ class View:
         if self.shift != (0.0, 0.0) or self.scale != 1.0:
             height, width = x.shape[-2:]
             # affine_grid maps output to input in [-1, 1] coordinates: one pixel is 2/size.
-            theta = torch.tensor([[1 / self.scale, 0, -2 * self.shift[0] / width],
-                                  [0, 1 / self.scale, -2 * self.shift[1] / height]], dtype=x.dtype, device=x.device)
+            theta = torch.tensor(
+                [[1 / self.scale, 0, -2 * self.shift[0] / width], [0, 1 / self.scale, -2 * self.shift[1] / height]],
+                dtype=x.dtype,
+                device=x.device,
+            )
             grid = F.affine_grid(theta.expand(len(x), 2, 3), list(x.shape), align_corners=False)
             x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         return x
@@ -65,18 +68,26 @@ def build_tta(cfg: DictConfig, modality: str, task: str) -> TTA | None:
         return None
     where = "Fix it in conf/tta/ or on the command line (tta=none turns TTA off)."
     if modality != "image":
-        raise PodiumError(f"tta.views are image transforms, but this competition's modality is {modality}. Use tta=none.")
+        raise PodiumError(
+            f"tta.views are image transforms, but this competition's modality is {modality}. Use tta=none."
+        )
     if cfg.merge == "geometric_mean" and task == "regression":
-        raise PodiumError(f"tta.merge=geometric_mean needs positive predictions; a regression task has none. Use mean. {where}")
+        raise PodiumError(
+            f"tta.merge=geometric_mean needs positive predictions; a regression task has none. Use mean. {where}"
+        )
     views = [View()]
     for n, entry in enumerate(cfg.views):
         unknown = sorted(set(entry) - set(VIEW_KEYS))
         if unknown or not entry:
-            raise PodiumError(f"tta.views[{n}] has unknown key(s) {unknown or '(empty view)'}; a view sets any of "
-                              f"{', '.join(VIEW_KEYS)}. {where}")
+            raise PodiumError(
+                f"tta.views[{n}] has unknown key(s) {unknown or '(empty view)'}; a view sets any of "
+                f"{', '.join(VIEW_KEYS)}. {where}"
+            )
         shift = tuple(float(v) for v in entry.get("shift", (0, 0)))
         scale = float(entry.get("scale", 1.0))
         if len(shift) != 2 or scale <= 0:
-            raise PodiumError(f"tta.views[{n}]: shift must be [right, down] in pixels and scale > 0 (got {dict(entry)}). {where}")
+            raise PodiumError(
+                f"tta.views[{n}]: shift must be [right, down] in pixels and scale > 0 (got {dict(entry)}). {where}"
+            )
         views.append(View(bool(entry.get("hflip", False)), bool(entry.get("vflip", False)), shift, scale))
     return TTA(tuple(views), cfg.merge)

@@ -56,8 +56,15 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
     tracker = ctx.tracker
     reported: list[int] = []
     try:
-        with tracker.run(f"trial {trial.number}", nested=True, parent=ctx.parent_run, stage="tune_trial",
-                         model=ctx.model, study=ctx.study_name, trial=str(trial.number)):
+        with tracker.run(
+            f"trial {trial.number}",
+            nested=True,
+            parent=ctx.parent_run,
+            stage="tune_trial",
+            model=ctx.model,
+            study=ctx.study_name,
+            trial=str(trial.number),
+        ):
             try:
                 params = ctx.space.sample(trial)
                 tracker.log_params(params)
@@ -102,11 +109,20 @@ def follow(ctx: TrialContext) -> None:
 
 def _trial_config(ctx: TrialContext, number: int, params: dict):
     """The trial's config: the sweep's overrides under its parameters, checkpoints in its scratch folder."""
-    return compose([*ctx.overrides, *to_overrides(params, ctx.groups), f"paths.checkpoints={ctx.scratch / f'trial_{number}'}",
-                    "train.resume=false"], root=ctx.root)
+    return compose(
+        [
+            *ctx.overrides,
+            *to_overrides(params, ctx.groups),
+            f"paths.checkpoints={ctx.scratch / f'trial_{number}'}",
+            "train.resume=false",
+        ],
+        root=ctx.root,
+    )
 
 
-def _evaluate(trial: optuna.Trial | None, cfg, ctx: TrialContext, reported: list[int], number: int | None = None) -> float:
+def _evaluate(
+    trial: optuna.Trial | None, cfg, ctx: TrialContext, reported: list[int], number: int | None = None
+) -> float:
     """Train and score the trial's folds; `trial` is None on the processes that follow rank 0."""
     metric, comp = get_metric(cfg.competition.metric), cfg.competition
     number = trial.number if trial is not None else number
@@ -114,8 +130,9 @@ def _evaluate(trial: optuna.Trial | None, cfg, ctx: TrialContext, reported: list
     final = len(ctx.folds) * epochs - 1
     pruning = lambda k: [Pruning(FoldSteps(trial, k * epochs, final, reported) if trial is not None else None)]  # noqa: E731
     tracker = ctx.tracker
-    oof, _, fold_scores, _ = train_seed(cfg, ctx.data, tracker, [], f"trial {number}", only_folds=ctx.folds,
-                                        callbacks=pruning, predict_test=False)
+    oof, _, fold_scores, _ = train_seed(
+        cfg, ctx.data, tracker, [], f"trial {number}", only_folds=ctx.folds, callbacks=pruning, predict_test=False
+    )
     rows = np.isin(ctx.data.train["fold"].to_numpy(), ctx.folds)
     value = score_predictions(metric, ctx.data.train["target"].to_numpy()[rows], oof[rows], comp.task)
     if not np.isfinite(value):

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 from pathlib import Path
+
 from pipeline import io
 from pipeline.tuning.storage import has_heartbeat
 
@@ -87,21 +88,36 @@ def reclaim_lost(study, grace_period: float) -> list[int]:
     lost = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs, pid = trial.user_attrs, trial.user_attrs.get("pid")
-        dead = (attrs.get("host") == here and attrs.get("pids") == scope and pid is not None
-                and (pid == os.getpid() or not io.process_alive(pid)))
+        dead = (
+            attrs.get("host") == here
+            and attrs.get("pids") == scope
+            and pid is not None
+            and (pid == os.getpid() or not io.process_alive(pid))
+        )
         # Optuna records datetime_start as the local time, naive
-        unrecorded = "host" not in attrs and trial.datetime_start is not None and \
-            (datetime.now() - trial.datetime_start).total_seconds() > grace_period
+        unrecorded = (
+            "host" not in attrs
+            and trial.datetime_start is not None
+            and (datetime.now() - trial.datetime_start).total_seconds() > grace_period
+        )
         if not (dead or unrecorded) and trial._trial_id not in stale:
             continue
-        why = ("stopped before the trial ended" if dead else
-               f"never started the trial, tune.grace_period={grace_period} s after Optuna gave it out" if unrecorded else
-               f"sent no heartbeat for tune.grace_period={grace_period} s")
+        why = (
+            "stopped before the trial ended"
+            if dead
+            else f"never started the trial, tune.grace_period={grace_period} s after Optuna gave it out"
+            if unrecorded
+            else f"sent no heartbeat for tune.grace_period={grace_period} s"
+        )
         reason = f"{LOST}its worker ({worker_of(trial)}) {why}"
         if _fail(study, trial._trial_id, reason):
             again = retry_lost(study, storage.get_trial(trial._trial_id))
-            log.warning("trial %d %s; %s", trial.number, reason,
-                        "retried with the same parameters" if again else f"not retried (lost {MAX_RETRY + 1} times)")
+            log.warning(
+                "trial %d %s; %s",
+                trial.number,
+                reason,
+                "retried with the same parameters" if again else f"not retried (lost {MAX_RETRY + 1} times)",
+            )
             lost.append(trial.number)
     return lost
 
@@ -116,4 +132,3 @@ def _fail(study, trial_id: int, reason: str) -> bool:
         return study._storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
     except UpdateFinishedTrialError:
         return False
-

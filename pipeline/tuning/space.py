@@ -16,8 +16,9 @@ samples the parameters whose `when` holds (define-by-run) and sets each with one
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from pipeline.errors import PodiumError
 
@@ -72,8 +73,15 @@ class SearchSpace:
         return sampled
 
     def describe(self) -> dict[str, str]:
-        return {p.key: (f"{p.type} {p.low}..{p.high}{' log' if p.log else ''}" if p.type != "categorical"
-                        else f"one of {list(p.choices)}") + (f" when {dict(p.when)}" if p.when else "") for p in self.params}
+        return {
+            p.key: (
+                f"{p.type} {p.low}..{p.high}{' log' if p.log else ''}"
+                if p.type != "categorical"
+                else f"one of {list(p.choices)}"
+            )
+            + (f" when {dict(p.when)}" if p.when else "")
+            for p in self.params
+        }
 
 
 def parse_space(raw: Mapping[str, Any], where: str) -> SearchSpace:
@@ -84,8 +92,10 @@ def parse_space(raw: Mapping[str, Any], where: str) -> SearchSpace:
     an earlier parameter, and keys that would change the data every trial is scored on.
     """
     if not raw:
-        raise PodiumError(f"No search space: {where} defines no tune.search_space. Add parameters there "
-                          f"(format in conf/tune/cnn.yaml) or pass them as +tune.search_space.<key>={{...}}.")
+        raise PodiumError(
+            f"No search space: {where} defines no tune.search_space. Add parameters there "
+            f"(format in conf/tune/cnn.yaml) or pass them as +tune.search_space.<key>={{...}}."
+        )
     params: list[Param] = []
     for key, spec in _leaves(raw):
         params.append(_param(key, spec, {p.key: p for p in params}, where))
@@ -107,14 +117,18 @@ def _param(key: str, spec: Any, earlier: Mapping[str, Param], where: str) -> Par
         return PodiumError(f"Invalid search space in {where}, parameter `{key}`: {problem}")
 
     if key.startswith(FIXED_PREFIXES):
-        raise fail(f"{key.split('.')[0]} settings are fixed for a study (they change the rows, folds or "
-                   f"bookkeeping every trial is scored on). Set them on the command line instead.")
+        raise fail(
+            f"{key.split('.')[0]} settings are fixed for a study (they change the rows, folds or "
+            f"bookkeeping every trial is scored on). Set them on the command line instead."
+        )
     if not isinstance(spec, Mapping) or spec.get("type") not in TYPES:
         raise fail(f"needs `type:` float, int or categorical (got {spec!r}).")
     kind = spec["type"]
     unknown = set(spec) - KEYS[kind] - {"type", "when"}
     if unknown:
-        raise fail(f"unknown spec key(s) {', '.join(sorted(unknown))} for type {kind}; valid: {', '.join(sorted(KEYS[kind] | {'when'}))}.")
+        raise fail(
+            f"unknown spec key(s) {', '.join(sorted(unknown))} for type {kind}; valid: {', '.join(sorted(KEYS[kind] | {'when'}))}."
+        )
     when = {}
     for other, values in (spec.get("when") or {}).items():
         if other not in earlier:
@@ -125,14 +139,16 @@ def _param(key: str, spec: Any, earlier: Mapping[str, Param], where: str) -> Par
         if not isinstance(choices, (list, tuple)) or not choices:
             raise fail("`choices` must be a non-empty list.")
         if not all(c is None or isinstance(c, (bool, int, float, str)) for c in choices):
-            raise fail("choices must be numbers, strings, booleans or null (write a list as the text \"[1,2]\").")
+            raise fail('choices must be numbers, strings, booleans or null (write a list as the text "[1,2]").')
         if len(set(map(repr, choices))) != len(choices):
             raise fail(f"`choices` repeats a value: {list(choices)}.")
         return Param(key, kind, choices=tuple(choices), when=when)
     low, high, step = spec.get("low"), spec.get("high"), spec.get("step")
     number = int if kind == "int" else (int, float)
     if not all(isinstance(v, number) and not isinstance(v, bool) for v in (low, high)):
-        raise fail(f"`low` and `high` must both be {'integers' if kind == 'int' else 'numbers'} (got {low!r}, {high!r}).")
+        raise fail(
+            f"`low` and `high` must both be {'integers' if kind == 'int' else 'numbers'} (got {low!r}, {high!r})."
+        )
     if low > high:
         raise fail(f"low {low} is above high {high}.")
     log = bool(spec.get("log", False))

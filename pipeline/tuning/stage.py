@@ -19,10 +19,11 @@ import logging
 import multiprocessing
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -39,8 +40,17 @@ from pipeline.tuning.plots import write_plots
 from pipeline.tuning.progress import counts, top_trials
 from pipeline.tuning.reclaim import listing
 from pipeline.tuning.storage import storage_url
-from pipeline.tuning.study import (Plan, finished_count, follow_study, make_plan, open_study, quiet_optuna, run_worker,
-                                   running, scratch_dir)
+from pipeline.tuning.study import (
+    Plan,
+    finished_count,
+    follow_study,
+    make_plan,
+    open_study,
+    quiet_optuna,
+    run_worker,
+    running,
+    scratch_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +83,16 @@ def tune(overrides: Sequence[str] = (), root: Path | None = None, workers: int |
     preflight(cfg)
     quiet_optuna()
     if cfg.tune.n_workers < 1 or cfg.tune.n_trials < 1:
-        raise PodiumError(f"tune.n_workers={cfg.tune.n_workers} and tune.n_trials={cfg.tune.n_trials} must both be at least 1.")
+        raise PodiumError(
+            f"tune.n_workers={cfg.tune.n_workers} and tune.n_trials={cfg.tune.n_trials} must both be at least 1."
+        )
     world = distributed.start(trainer_flags(cfg))
     if world.size > 1 and cfg.tune.n_workers > 1:
-        raise PodiumError(f"tune.n_workers={cfg.tune.n_workers} with {world.size} training processes per trial: a DDP "
-                          f"sweep runs one trial at a time on all of them. Drop --workers, or run several DDP sweeps "
-                          f"on the same tune.storage (each its own command) to try trials in parallel.")
+        raise PodiumError(
+            f"tune.n_workers={cfg.tune.n_workers} with {world.size} training processes per trial: a DDP "
+            f"sweep runs one trial at a time on all of them. Drop --workers, or run several DDP sweeps "
+            f"on the same tune.storage (each its own command) to try trials in parallel."
+        )
     plan = make_plan(cfg, base)
     if not world.is_main:
         follow_study(root, plan, world)
@@ -87,8 +101,13 @@ def tune(overrides: Sequence[str] = (), root: Path | None = None, workers: int |
     load_prepared(cfg, scratch=scratch_dir(cfg, plan) / "prepared")  # once, before workers start reading it
     _enqueue(study, cfg, plan)
     storage = io.redact(storage_url(cfg))
-    log.info("study %s in %s: %d trials on record; search space: %s", plan.study_name, storage, len(study.trials),
-             ", ".join(p.key for p in plan.space.params))
+    log.info(
+        "study %s in %s: %d trials on record; search space: %s",
+        plan.study_name,
+        storage,
+        len(study.trials),
+        ", ".join(p.key for p in plan.space.params),
+    )
 
     tracker = Tracker(cfg)
     # the study's MLflow run, per tracking store (hashed: a server URI may carry a password)
@@ -97,24 +116,40 @@ def tune(overrides: Sequence[str] = (), root: Path | None = None, workers: int |
     if existing and not _run_exists(tracker, existing):
         existing = None
     out = io.out_dir(cfg)
-    with tracker.run(plan.study_name, resume=existing, params=not existing, stage="tune", model=cfg.model.name,
-                     study=plan.study_name, storage=storage) as run_id:
+    with tracker.run(
+        plan.study_name,
+        resume=existing,
+        params=not existing,
+        stage="tune",
+        model=cfg.model.name,
+        study=plan.study_name,
+        storage=storage,
+    ) as run_id:
         if run_id and not existing:
             study.set_user_attr(run_key, run_id)
         _run_workers(root, plan, cfg.tune.n_workers, run_id, world)
         distributed.broadcast_object(None)  # the study is done: the other DDP processes stop following
         _check_complete(cfg, plan, study)
         result = _summarize(cfg, plan, study, storage, out, started)
-        tracker.log_metrics({"best_value": result.best_value if result.best_value is not None else float("nan"),
-                             **{f"trials_{k}": v for k, v in result.counts.items()}, "seconds": result.seconds})
-        tracker.set_tags(**{f"best.{k}": v for k, v in result.best_params.items()},
-                         best_trial=result.best_trial if result.best_trial is not None else "none")
+        tracker.log_metrics(
+            {
+                "best_value": result.best_value if result.best_value is not None else float("nan"),
+                **{f"trials_{k}": v for k, v in result.counts.items()},
+                "seconds": result.seconds,
+            }
+        )
+        tracker.set_tags(
+            **{f"best.{k}": v for k, v in result.best_params.items()},
+            best_trial=result.best_trial if result.best_trial is not None else "none",
+        )
         tracker.log_artifacts([p for p in out.glob("*") if p.is_file()])
         tracker.log_artifacts(sorted((out / "plots").glob("*.png")), folder="plots")
     if result.counts["complete"] == 0:
         failed = [t for t in study.trials if t.state.name == "FAIL"]
         reason = failed[0].user_attrs.get("fail_reason", "no reason recorded") if failed else "none finished"
-        raise PodiumError(f"No trial of study {plan.study_name} completed ({result.counts}); the first failure: {reason}")
+        raise PodiumError(
+            f"No trial of study {plan.study_name} completed ({result.counts}); the first failure: {reason}"
+        )
     return result
 
 
@@ -124,8 +159,10 @@ def _enqueue(study, cfg, plan: Plan) -> None:
     for params in cfg.tune.enqueue:
         unknown = set(params) - keys
         if unknown:
-            raise PodiumError(f"tune.enqueue names {', '.join(sorted(unknown))}, not in the search space "
-                              f"({', '.join(sorted(keys))}). Fix the entry or add the parameter to conf/tune/{cfg.model.name}.yaml.")
+            raise PodiumError(
+                f"tune.enqueue names {', '.join(sorted(unknown))}, not in the search space "
+                f"({', '.join(sorted(keys))}). Fix the entry or add the parameter to conf/tune/{cfg.model.name}.yaml."
+            )
         study.enqueue_trial(dict(params), skip_if_exists=True)
 
 
@@ -140,7 +177,8 @@ def _check_complete(cfg, plan: Plan, study) -> None:
         f"Study {plan.study_name} holds {done} of tune.n_trials={cfg.tune.n_trials} finished trials, so no tuned file "
         f"was written.{still} Run the same command again to continue: it waits for running trials, and fails and "
         f"retries one whose worker is gone (at once on that worker's host, after tune.grace_period="
-        f"{cfg.tune.grace_period} s elsewhere).")
+        f"{cfg.tune.grace_period} s elsewhere)."
+    )
 
 
 def _run_exists(tracker: Tracker, run_id: str) -> bool:
@@ -157,8 +195,10 @@ def _run_workers(root: Path, plan: Plan, n_workers: int, parent_run: str | None,
         return
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch or SQLite state
     level = logging.getLogger("pipeline").level
-    procs = [context.Process(target=_worker_main, args=(root, plan, k, n_workers, parent_run, level), name=f"worker-{k}")
-             for k in range(n_workers)]
+    procs = [
+        context.Process(target=_worker_main, args=(root, plan, k, n_workers, parent_run, level), name=f"worker-{k}")
+        for k in range(n_workers)
+    ]
     try:
         for proc in procs:
             proc.start()
@@ -171,8 +211,10 @@ def _run_workers(root: Path, plan: Plan, n_workers: int, parent_run: str | None,
                 proc.join()
     broken = [f"worker {k} (exit code {p.exitcode})" for k, p in enumerate(procs) if p.exitcode != 0]
     if broken:
-        raise PodiumError(f"{', '.join(broken)} stopped with an error (printed above). The study keeps every "
-                          f"finished trial: fix the cause and run the same command to continue.")
+        raise PodiumError(
+            f"{', '.join(broken)} stopped with an error (printed above). The study keeps every "
+            f"finished trial: fix the cause and run the same command to continue."
+        )
 
 
 def _worker_main(root: Path, plan: Plan, worker: int, n_workers: int, parent_run: str | None, level: int) -> None:
@@ -201,14 +243,32 @@ def _summarize(cfg, plan: Plan, study, storage: str, out: Path, started: float) 
     if best is not None and cfg.tune.write_best:
         path = tuned_file(plan.root, cfg.paths.competitions, cfg.competition.name, cfg.model.name)
         folds = f"folds {plan.folds[0]}-{plan.folds[-1]}" if len(plan.folds) > 1 else f"fold {plan.folds[0]}"
-        header = (f"Best parameters of {cfg.model.name} on {cfg.competition.name}, written by `podium tune` "
-                  f"({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC).\n"
-                  f"`podium train` and `dvc repro` apply `overrides` by default; train.tuned=false ignores them,\n"
-                  f"and an override on the command line wins. Empty the mapping ({{}}) to train untuned.")
-        record = {"study": plan.study_name, "storage": io.redact(cfg.tune.storage), "trial": best.number,
-                  "metric": cfg.competition.metric, "value": round(float(best.value), 6), "scored_on": folds}
+        header = (
+            f"Best parameters of {cfg.model.name} on {cfg.competition.name}, written by `podium tune` "
+            f"({datetime.now(UTC):%Y-%m-%d %H:%M} UTC).\n"
+            f"`podium train` and `dvc repro` apply `overrides` by default; train.tuned=false ignores them,\n"
+            f"and an override on the command line wins. Empty the mapping ({{}}) to train untuned."
+        )
+        record = {
+            "study": plan.study_name,
+            "storage": io.redact(cfg.tune.storage),
+            "trial": best.number,
+            "metric": cfg.competition.metric,
+            "value": round(float(best.value), 6),
+            "scored_on": folds,
+        }
         write_tuned(path, best.params, header, record)
         io.write_text(out / "best_params.yaml", path.read_text())
-    return TuneResult(plan.study_name, storage, cfg.competition.metric, best.value if best else None,
-                      best.number if best else None, dict(best.params) if best else {}, by_state,
-                      time.perf_counter() - started, top_trials(study), path, out)
+    return TuneResult(
+        plan.study_name,
+        storage,
+        cfg.competition.metric,
+        best.value if best else None,
+        best.number if best else None,
+        dict(best.params) if best else {},
+        by_state,
+        time.perf_counter() - started,
+        top_trials(study),
+        path,
+        out,
+    )

@@ -6,9 +6,10 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -47,13 +48,17 @@ def make_plan(cfg: DictConfig, overrides: Sequence[str]) -> Plan:
     given = {key_of(o) for o in overrides}
     both = [p.key for p in space.params if p.key in given]
     if both:
-        raise PodiumError(f"{', '.join(both)} is both searched ({where}) and fixed on the command line. Drop the "
-                          f"override, or remove the parameter from the space with ~tune.search_space.{both[0]}.")
+        raise PodiumError(
+            f"{', '.join(both)} is both searched ({where}) and fixed on the command line. Drop the "
+            f"override, or remove the parameter from the space with ~tune.search_space.{both[0]}."
+        )
     _probe(cfg, space, overrides, where)
     n_folds = cfg.competition.cv.n_splits
     k = n_folds if cfg.tune.folds is None else cfg.tune.folds
     if not 1 <= k <= n_folds:
-        raise PodiumError(f"tune.folds={cfg.tune.folds}: choose 1 to {n_folds} folds (competition.cv.n_splits), or null for all.")
+        raise PodiumError(
+            f"tune.folds={cfg.tune.folds}: choose 1 to {n_folds} folds (competition.cv.n_splits), or null for all."
+        )
     return Plan(root, list(overrides), study_name(cfg), space, list(range(k)), _objective_hash(cfg))
 
 
@@ -67,8 +72,10 @@ def _probe(cfg: DictConfig, space: SearchSpace, overrides: Sequence[str], where:
     groups = config_groups(root / "conf")
     for param in space.params:
         if not param.when and param.key not in groups and OmegaConf.select(cfg, param.key, default=_ABSENT) is _ABSENT:
-            raise PodiumError(f"Invalid search space in {where}: `{param.key}` is not a key of the composed config "
-                              f"(`podium config model={cfg.model.name}` prints them all) nor a config group.")
+            raise PodiumError(
+                f"Invalid search space in {where}: `{param.key}` is not a key of the composed config "
+                f"(`podium config model={cfg.model.name}` prints them all) nor a config group."
+            )
     first = {p.key: p.extremes()[0] for p in space.params}
     variants = [first, {p.key: p.extremes()[-1] for p in space.params}]
     variants += [{**first, p.key: v} for p in space.params for v in p.extremes()[1:-1]]
@@ -80,8 +87,9 @@ def _probe(cfg: DictConfig, space: SearchSpace, overrides: Sequence[str], where:
         try:
             compose([*overrides, *to_overrides(params, groups)], root=root)
         except PodiumError as exc:
-            raise PodiumError(f"Invalid search space in {where}: the config does not compose with {params}: {exc}") from None
-
+            raise PodiumError(
+                f"Invalid search space in {where}: the config does not compose with {params}: {exc}"
+            ) from None
 
 
 def _objective_hash(cfg: DictConfig) -> str:
@@ -115,8 +123,9 @@ def make_sampler(cfg: DictConfig, worker: int):
         return optuna.samplers.RandomSampler(seed=seed)
     # multivariate + group: models parameters jointly and handles conditional ones;
     # constant_liar: parallel workers avoid proposing what another is already running
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=cfg.tune.sampler.n_startup_trials,
-                                      multivariate=True, group=True, constant_liar=True)
+    return optuna.samplers.TPESampler(
+        seed=seed, n_startup_trials=cfg.tune.sampler.n_startup_trials, multivariate=True, group=True, constant_liar=True
+    )
 
 
 def make_pruner(cfg: DictConfig):
@@ -129,7 +138,9 @@ def make_pruner(cfg: DictConfig):
         warmup = round(p.warmup * cfg.trainer.max_epochs)
         return optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials, n_warmup_steps=warmup)
     if p.name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=p.min_resource, max_resource="auto", reduction_factor=p.reduction_factor)
+        return optuna.pruners.HyperbandPruner(
+            min_resource=p.min_resource, max_resource="auto", reduction_factor=p.reduction_factor
+        )
     return optuna.pruners.NopPruner()
 
 
@@ -141,8 +152,14 @@ def open_study(cfg: DictConfig, plan: Plan, worker: int = 0):
 
     storage = open_storage(cfg)
     direction = get_metric(cfg.competition.metric).direction
-    study = optuna.create_study(study_name=plan.study_name, storage=storage, direction=direction, load_if_exists=True,
-                                sampler=make_sampler(cfg, worker), pruner=make_pruner(cfg))
+    study = optuna.create_study(
+        study_name=plan.study_name,
+        storage=storage,
+        direction=direction,
+        load_if_exists=True,
+        sampler=make_sampler(cfg, worker),
+        pruner=make_pruner(cfg),
+    )
     recorded = study.user_attrs.get("objective")
     if recorded is None:
         study.set_user_attr("objective", plan.objective)
@@ -155,8 +172,10 @@ def open_study(cfg: DictConfig, plan: Plan, worker: int = 0):
             f"comparable with this command's. Start a new study with tune.name=<name>, or repeat its settings."
         )
     if study.direction.name.lower() != direction:
-        raise PodiumError(f"Study {plan.study_name} is to {study.direction.name.lower()} but {cfg.competition.metric} is to "
-                          f"{direction}. Use another tune.name.")
+        raise PodiumError(
+            f"Study {plan.study_name} is to {study.direction.name.lower()} but {cfg.competition.metric} is to "
+            f"{direction}. Use another tune.name."
+        )
     return study
 
 
@@ -165,9 +184,12 @@ def finished_count(study) -> int:
     fail_reason); not a lost one, whose worker died (reclaim.py: it is retried instead)."""
     from optuna.trial import TrialState
 
-    return sum(1 for t in study.get_trials(deepcopy=False)
-               if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-               or (t.state == TrialState.FAIL and "fail_reason" in t.user_attrs and not is_lost(t)))
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False)
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        or (t.state == TrialState.FAIL and "fail_reason" in t.user_attrs and not is_lost(t))
+    )
 
 
 def running(study) -> list:
@@ -208,8 +230,20 @@ def _trial_context(root: Path, plan: Plan, worker: int, n_workers: int, parent_r
     data = load_data(cfg, scratch / "prepared", world)
     tracker = Tracker(cfg, enabled=world.is_main)
     tracker.stopping = (optuna.TrialPruned,)  # a pruned trial's runs end KILLED, not FAILED
-    return cfg, TrialContext(root, overrides, config_groups(root / "conf"), plan.space, data, plan.folds,
-                             cfg.model.name, plan.study_name, tracker, parent_run, scratch, world)
+    return cfg, TrialContext(
+        root,
+        overrides,
+        config_groups(root / "conf"),
+        plan.space,
+        data,
+        plan.folds,
+        cfg.model.name,
+        plan.study_name,
+        tracker,
+        parent_run,
+        scratch,
+        world,
+    )
 
 
 def scratch_dir(cfg: DictConfig, plan: Plan) -> Path:
@@ -248,8 +282,12 @@ def run_worker(root: Path, plan: Plan, worker: int, n_workers: int, parent_run: 
         while deadline is None or time.monotonic() < deadline:
             if claimed(study) < target:
                 left = None if deadline is None else deadline - time.monotonic()
-                study.optimize(lambda trial: run_trial(trial, ctx), timeout=left, catch=(Exception,),
-                               callbacks=[report_trial(cfg.competition.metric), stop_when_claimed])
+                study.optimize(
+                    lambda trial: run_trial(trial, ctx),
+                    timeout=left,
+                    catch=(Exception,),
+                    callbacks=[report_trial(cfg.competition.metric), stop_when_claimed],
+                )
             elif finished_count(study) >= target:
                 return
             else:
@@ -260,10 +298,14 @@ def _wait_for(trials: list, waited: list[int], tune: DictConfig) -> list[int]:
     """Pause while other workers' trials run, saying so when the set changes; their numbers."""
     numbers = [t.number for t in trials]
     if numbers and numbers != waited:
-        log.info("waiting for %s to finish: with %s the study holds tune.n_trials=%d (a trial silent for tune.grace_period=%s s "
-                 "is failed here and retried)", listing(trials), "it" if len(trials) == 1 else "them", tune.n_trials,
-                 tune.grace_period)
+        log.info(
+            "waiting for %s to finish: with %s the study holds tune.n_trials=%d (a trial silent for tune.grace_period=%s s "
+            "is failed here and retried)",
+            listing(trials),
+            "it" if len(trials) == 1 else "them",
+            tune.n_trials,
+            tune.grace_period,
+        )
     if numbers:
         time.sleep(min(tune.heartbeat_interval, 2))
     return numbers
-
