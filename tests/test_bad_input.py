@@ -128,6 +128,68 @@ def solution_variant(root: Path, change) -> None:
     change(solution).to_csv(root / "part.csv", index=False)
 
 
+# -- the user's own code (family: network / estimator) -----------------------------------------------
+
+USER_NET = """
+import torch
+from torch import nn
+
+
+class Flat(nn.Module):
+    def __init__(self, channels, height, width, n_outputs, hidden=8):
+        super().__init__()
+        self.layer = nn.Linear(channels * height * width, n_outputs)
+
+    def forward(self, images):
+        return self.layer(images.flatten(1))
+
+
+class ExtraDim(Flat):
+    def forward(self, images):
+        return super().forward(images)[:, None, :]
+
+
+class NaNs(Flat):
+    def forward(self, images):
+        return super().forward(images) * float("nan")
+
+
+class Broken(Flat):
+    def forward(self, images):
+        return self.layer(images)  # not flattened: (4, 1, 28, 28) @ (784, 10)
+
+
+def helper():
+    return 1
+"""
+
+
+def user_model(net=None, code=USER_NET, prepare=False, family="network", competition="animals", optimizer=True):
+    """conf/model/mine.yaml (its family and `net:` or `estimator:`), the module it names, and prepared data."""
+
+    def breaks(root):
+        import yaml
+
+        key = "net" if family == "network" else "estimator"
+        model = {"name": "mine", "family": family, key: net}
+        if optimizer and family == "network":
+            model["optimizer"] = {"_target_": "torch.optim.AdamW", "lr": 1e-3}
+        (root / "conf/model/mine.yaml").write_text(yaml.safe_dump(model))
+        if code is not None:
+            (root / "competitions" / competition).mkdir(parents=True, exist_ok=True)
+            (root / "competitions" / competition / "models.py").write_text(code)
+        if prepare:  # the one-batch check runs after the data are read: prepared before the snapshot
+            from pipeline.config import compose
+            from pipeline.prepare import prepare as run_prepare
+
+            run_prepare(compose([f"competition={competition}", "trainer=smoke", "tracking=none"], root=root))
+
+    return breaks
+
+
+NET = "competitions.animals.models"
+USER = ["train", "model=mine", "trainer=smoke"]
+
 TEXT = "rotten-tomatoes"
 
 CASES = [
@@ -512,6 +574,96 @@ CASES = [
         r"model\.vocab_size=0 is out of range; it must be at least 1 \(words kept; 0 leaves only \[UNK\]\)",
         TEXT,
     ),
+    # the user's code: `podium train model=mine` (conf/model/mine.yaml, competitions/animals/models.py)
+    Case(
+        "user code",
+        "a network module that does not exist",
+        USER,
+        r"Cannot import model\.net\._target_=competitions\.animals\.nets\.Flat: module competitions\.animals\.nets "
+        r"raised ModuleNotFoundError: No module named 'competitions\.animals\.nets'",
+        breaks=user_model({"_target_": "competitions.animals.nets.Flat"}),
+    ),
+    Case(
+        "user code",
+        "a network module that fails as it is imported",
+        USER,
+        r"module competitions\.animals\.models \(competitions/animals/models\.py\) raised NameError: name 'torchh' is not "
+        r"defined",
+        breaks=user_model({"_target_": f"{NET}.Flat"}, code="import torch\nx = torchh.zeros(1)\n"),
+    ),
+    Case(
+        "user code",
+        "a class name the module lacks",
+        USER,
+        r"module competitions\.animals\.models \(competitions/animals/models\.py\) has no 'Flatt'; its classes are "
+        r"Broken, ExtraDim, Flat, NaNs",
+        breaks=user_model({"_target_": f"{NET}.Flatt"}),
+    ),
+    Case(
+        "user code",
+        "a target that is not a network",
+        USER,
+        r"model\.net\._target_=competitions\.animals\.models\.helper is function, not a torch\.nn\.Module",
+        breaks=user_model({"_target_": f"{NET}.helper"}),
+    ),
+    Case(
+        "user code",
+        "a constructor that rejects the arguments",
+        USER,
+        r"Cannot build model\.net \(competitions\.animals\.models\.Flat\(channels, height, width, n_outputs, "
+        r"hidden=8\)\): got an unexpected keyword argument 'depth'",
+        breaks=user_model({"_target_": f"{NET}.Flat", "depth": 3}, prepare=True),
+    ),
+    Case(
+        "user code",
+        "a forward returning the wrong shape",
+        USER,
+        r"returned shape \(N, 1, 10\) on one batch of 4 rows \(images of shape \(4, 1, 28, 28\) scaled to \[0, 1\]\); "
+        r"expected \(N, 10\)",
+        breaks=user_model({"_target_": f"{NET}.ExtraDim"}, prepare=True),
+    ),
+    Case(
+        "user code",
+        "a network whose first output is NaN",
+        USER,
+        r"model\.net \(competitions\.animals\.models\.NaNs\) returned NaN or infinite logits on one batch",
+        breaks=user_model({"_target_": f"{NET}.NaNs"}, prepare=True),
+    ),
+    Case(
+        "user code",
+        "a forward that fails",
+        USER,
+        r"model\.net \(competitions\.animals\.models\.Broken\) failed on one batch of 4 training rows .*RuntimeError",
+        breaks=user_model({"_target_": f"{NET}.Broken"}, prepare=True),
+    ),
+    Case(
+        "user code",
+        "a network with no optimizer",
+        USER,
+        r"model\.optimizer has no _target_, and a network trains with one\. Set it in conf/model/mine\.yaml",
+        breaks=user_model({"_target_": f"{NET}.Flat"}, optimizer=False),
+    ),
+    Case(
+        "user code",
+        "an estimator that is not one",
+        USER,
+        r"model\.estimator\._target_=collections\.OrderedDict is not a scikit-learn estimator",
+        breaks=user_model({"_target_": "collections.OrderedDict"}, code=None, family="estimator"),
+    ),
+    Case(
+        "user code",
+        "a classifier without predict_proba",
+        USER,
+        r"model\.estimator \(LinearSVC\) has no predict_proba, which a multiclass task needs",
+        breaks=user_model({"_target_": "sklearn.svm.LinearSVC"}, code=None, family="estimator"),
+    ),
+    Case(
+        "user code",
+        "an unknown family",
+        USER,
+        r"model\.family is 'netwrok'; valid families are cnn, efficientnet, lstm, transformer, tfidf, network, estimator",
+        breaks=user_model({"_target_": f"{NET}.Flat"}, family="netwrok"),
+    ),
     # submissions: `podium score --submission bad.csv` (and `podium submit` runs the same checks)
     Case("submission", "submission file missing", SCORE, r"Missing submission: .*bad\.csv does not exist"),
     Case(
@@ -598,19 +750,22 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
             subfolders.remove("images")
             seen[str(relative / "images")] = (-1, (here / "images").stat().st_mtime_ns)
         for name in (*files, *subfolders):
+            if not relative.parts and name == "cache":
+                continue
             stat = (here / name).stat()
             seen[str(relative / name)] = (stat.st_size if name in files else -1, stat.st_mtime_ns)
     return seen
 
 
 def tiered(case: Case):
-    """Config and submission cases compose or read a CSV (fast); raw-data cases run prepare (integration)."""
-    return case if case.area == "raw data" else pytest.param(case, marks=pytest.mark.fast)
+    """Config and submission cases compose or read a CSV (fast); raw-data and user-code cases run prepare or
+    import torch (integration)."""
+    return case if case.area in ("raw data", "user code") else pytest.param(case, marks=pytest.mark.fast)
 
 
 @pytest.mark.parametrize("case", [tiered(case) for case in CASES], ids=case_id)
 def test_bad_input_is_refused_with_one_paragraph_and_nothing_written(case, request, monkeypatch, capsys):
-    # config and submission cases never reach the images: one link to the shared folder, not 9.7k
+    # config, code and submission cases change no image: one link to the shared folder, not 9.7k links
     animals = "project" if case.area == "raw data" else "shared_images_project"
     root = request.getfixturevalue(animals if case.competition == "animals" else "text_project")
     if case.breaks:

@@ -87,7 +87,7 @@ def test_model_folder_code_is_not_run_unless_allowed(text_project, make_text_cfg
     cfg = make_text_cfg("model=transformer", "model.pretrained=./weights/minilm-with-code")
     assert cfg.model.trust_remote_code is False
     tokenizer = transformer.make_tokenizer(cfg.model, ["a text"], text_project)
-    net = transformer.build(cfg.model, tokenizer, 1, text_project)
+    net = transformer.build_text(cfg.model, tokenizer, 1, text_project)
     assert type(net.model).__module__.startswith("transformers.models.bert")
     assert not marker.exists()
 

@@ -219,7 +219,7 @@ def test_packaged_minilm_loads_offline_and_fine_tunes(monkeypatch):
         ]
     ).model
     tokenizer = transformer.make_tokenizer(cfg, [])
-    net = transformer.build(cfg, tokenizer, n_outputs=1)
+    net = transformer.build_text(cfg, tokenizer, n_outputs=1)
     assert sum(p.numel() for p in net.parameters()) > 22_000_000, "the real MiniLM, not a tiny one"
     frozen = {n for n, p in net.model.named_parameters() if not p.requires_grad}
     assert any("embeddings" in n for n in frozen) and any(".layer.1." in n for n in frozen)

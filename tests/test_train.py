@@ -131,10 +131,10 @@ def test_pretrained_efficientnet_fine_tunes(make_cfg):
 def test_efficientnet_batchnorm_adapts_at_the_configured_rate(make_cfg):
     import torch
 
-    from pipeline.models import family_module
+    from pipeline.models import family
 
     cfg = make_cfg("model=efficientnet", "model.bn_momentum=0.2")
-    net = family_module("efficientnet").build(cfg.model, 1, 28, 28, 10)
+    net = family("efficientnet").builders().build_image(cfg.model, 1, 28, 28, 10)
     momenta = [m.momentum for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert len(momenta) > 40 and all(abs(m - 0.2) < 1e-9 for m in momenta)
     assert net(torch.rand(2, 1, 28, 28)).shape == (2, 10)

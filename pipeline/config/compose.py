@@ -130,12 +130,12 @@ def _default_model(raw: DictConfig, overrides: Sequence[str]) -> str | None:
     conf/config.yaml defaults to an image model; `podium train competition=rotten-tomatoes`
     then trains the text competition's first listed model instead of failing.
     """
-    from pipeline.models import FAMILIES
+    from pipeline.models import BUILT_IN
 
     chosen = any(o.split("=", 1)[0].lstrip("+~") == "model" for o in overrides)
-    family = FAMILIES.get(raw.model.get("family"))
+    family = BUILT_IN.get(raw.model.get("family"))  # the root config's default is a built-in family
     models = raw.competition.get("models") or []
-    if chosen or not models or family is None or family.modality == raw.competition.get("modality", "image"):
+    if chosen or not models or family is None or family.reads(raw.competition.get("modality", "image")):
         return None
     return models[0]
 
@@ -153,14 +153,11 @@ def validate(raw: DictConfig) -> DictConfig:
         model_raw = plain.pop("model", None) or {}
         trainer_extra = lightning_flags(plain.get("trainer") or {})
         cfg = cast(DictConfig, OmegaConf.merge(OmegaConf.structured(schema.Config), plain))
-        family = model_raw.get("family")
-        if family not in schema.MODEL_SCHEMAS:
-            raise PodiumError(
-                f"Invalid configuration: model.family is {family!r}; valid families are "
-                f"{', '.join(schema.MODEL_SCHEMAS)}. Set `family:` in the model's file under conf/model/."
-            )
+        from pipeline.models import family
+
+        model_schema = family(model_raw.get("family")).schema
         try:
-            model = OmegaConf.merge(OmegaConf.structured(schema.MODEL_SCHEMAS[family]), model_raw)
+            model = OmegaConf.merge(OmegaConf.structured(model_schema), model_raw)
         except OmegaConfBaseException as exc:
             exc.full_key = f"model.{getattr(exc, 'full_key', '') or '?'}"
             raise
@@ -220,18 +217,18 @@ def _valid_keys(exc: OmegaConfBaseException) -> list[str] | None:
 
 def check_model_fits(cfg: DictConfig) -> None:
     """Refuse a model whose inputs are not the competition's (an image model on a text competition)."""
-    from pipeline.models import FAMILIES
+    from pipeline.models import BUILT_IN, family
 
     comp = cfg.competition
-    wanted = FAMILIES[cfg.model.family].modality
-    if wanted != comp.modality:
+    wanted = family(cfg.model.family)
+    if not wanted.reads(comp.modality):
         fitting = sorted(
             p.stem
             for p in (Path(cfg.paths.root) / "conf" / "model").glob("*.yaml")
-            if _family_of(p) in {f for f, fam in FAMILIES.items() if fam.modality == comp.modality}
+            if _family_of(p) in {f for f, fam in BUILT_IN.items() if fam.modality == comp.modality}
         )
         raise PodiumError(
-            f"Invalid configuration: model={cfg.model.name} ({cfg.model.family}) reads {wanted} inputs but "
+            f"Invalid configuration: model={cfg.model.name} ({cfg.model.family}) reads {wanted.modality} inputs but "
             f"competition={comp.name} is a {comp.modality} competition. Choose a {comp.modality} model: "
             f"{', '.join(fitting) or 'none defined under conf/model/'} (e.g. model={fitting[0] if fitting else '...'})."
         )

@@ -2,7 +2,7 @@
 
 Hydra composes plain YAML; merging it into these dataclasses rejects unknown keys and wrong
 types with the key's full path, before any work starts. Model sections differ per family, so
-`model` is checked against the schema its `family` names (see `MODEL_SCHEMAS`).
+`model` is checked against the schema its `family` names (`pipeline.models.family(name).schema`).
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ class ModelBase:
     scheduler: dict[str, Any] | None = None
     gradient_clip_val: float | None = None
     accumulate_grad_batches: int = 1
+    loss: dict[str, Any] | None = None  # a `_target_` called as loss(logits, target); None: the task's own
 
 
 @dataclass
@@ -150,13 +151,22 @@ class TfidfConfig(ModelBase):
     max_iter: int = 1000
 
 
-MODEL_SCHEMAS: dict[str, type[ModelBase]] = {
-    "cnn": CNNConfig,
-    "efficientnet": EfficientNetConfig,
-    "lstm": LSTMConfig,
-    "transformer": TransformerConfig,
-    "tfidf": TfidfConfig,
-}
+@dataclass
+class NetworkConfig(TextModelBase):
+    """The user's torch network (`net._target_`); for text, over the LSTM family's word vocabulary."""
+
+    net: dict[str, Any] = field(default_factory=dict)  # `_target_` and the constructor's other arguments
+    vocab_size: int = 10_000  # text: words kept, most frequent of the fold's training rows first
+    lowercase: bool = True  # text
+
+
+@dataclass
+class EstimatorConfig(ModelBase):
+    """A scikit-learn-API estimator or Pipeline (`estimator._target_`); not trained by Lightning."""
+
+    estimator: dict[str, Any] = field(default_factory=dict)
+
+
 LSTM_POOLING = ("last", "max", "mean")
 TRANSFORMER_INIT = ("pretrained", "random")
 
@@ -294,7 +304,7 @@ class PathsConfig:
 @dataclass
 class Config:
     competition: CompetitionConfig = field(default_factory=CompetitionConfig)
-    model: Any = None  # checked against MODEL_SCHEMAS[model.family]
+    model: Any = None  # checked against its family's schema (pipeline.models.family)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     tta: TTAConfig = field(default_factory=TTAConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -1,35 +1,118 @@
-"""Model families, each in its own module, imported on use.
+"""Model families: one protocol for Podium's own and the user's.
 
-Image families (`modality: image`) provide `build(cfg, channels, height, width, n_outputs)`: a
-network mapping images scaled to [0, 1], shaped (N, C, H, W), to N x n_outputs logits.
-Text families (`modality: text`) provide `make_tokenizer(cfg, texts, root)` (a fast tokenizer,
-fitted on `texts` where the family learns its vocabulary) and `build(cfg, tokenizer, n_outputs,
-root)`: a network mapping (input_ids, attention_mask) to N x n_outputs logits.
-Families that are not networks (`tfidf`) provide `fit_predict(...)` instead and skip Lightning.
+A family is a `Family` record: the inputs it reads, whether Lightning trains it (`network`) or it
+fits in one call (`estimator`), the dataclass its model YAML is checked against, and the module
+holding its builders, imported only when a fold is built. The builders a module provides:
+
+- network, image inputs: `build_image(model, channels, height, width, n_outputs, root)`: an
+  nn.Module mapping images scaled to [0, 1], shaped (N, C, H, W), to N x n_outputs logits;
+- network, text inputs: `make_tokenizer(model, texts, root)` (a fast tokenizer, fitted on `texts`
+  where the family learns its vocabulary) and `build_text(model, tokenizer, n_outputs, root)`: an
+  nn.Module mapping (input_ids, attention_mask) to N x n_outputs logits;
+- estimator: `fit_predict(model, fold: EstimatorFold)`: predictions for each of `fold.predict_rows`;
+- optionally `check(model, task, root)`: refusals before any data is read (a class that does not import).
+
+A family of `modality="any"` provides the builders of both modalities. Families beyond the
+built-in ones come from installed packages through the entry-point group `podium.families`
+(name: the family's name; value: `module:attribute`, a Family record). They are looked up only
+when a model names a family that is not built in, so no third-party code runs until it is used.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import import_module
+from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from pipeline.config import schema
+from pipeline.errors import PodiumError
+
+ENTRY_POINTS = "podium.families"
 
 
 @dataclass(frozen=True)
 class Family:
+    name: str
     module: str  # the module holding the builders
-    modality: str  # the inputs it reads: image | text
+    modality: str  # the inputs it reads: image | text | any (the competition's)
+    kind: str  # network (trained by Lightning, fold by fold) | estimator (fit / predict, no Lightning)
+    schema: type[schema.ModelBase]  # its model YAML is checked against this dataclass
+    probe: bool = False  # user code: one batch goes through the network before any fold trains
+
+    def builders(self) -> ModuleType:
+        return import_module(self.module)
+
+    def reads(self, modality: str) -> bool:
+        return self.modality in ("any", modality)
 
 
-FAMILIES = {
-    "cnn": Family("pipeline.models.cnn", "image"),
-    "efficientnet": Family("pipeline.models.efficientnet", "image"),
-    "lstm": Family("pipeline.models.lstm", "text"),
-    "transformer": Family("pipeline.models.transformer", "text"),
-    "tfidf": Family("pipeline.models.tfidf", "text"),
+@dataclass(frozen=True)
+class EstimatorFold:
+    """What an estimator family's fold fits on and predicts (rows are texts or flattened images)."""
+
+    task: str
+    train_rows: Any
+    target: np.ndarray
+    predict_rows: list[Any]  # the fold's validation rows, then the test rows
+    n_outputs: int  # prediction columns (every class, seen in this fold's training rows or not)
+    seed: int
+    root: Path
+
+
+BUILT_IN = {
+    family.name: family
+    for family in (
+        Family("cnn", "pipeline.models.cnn", "image", "network", schema.CNNConfig),
+        Family("efficientnet", "pipeline.models.efficientnet", "image", "network", schema.EfficientNetConfig),
+        Family("lstm", "pipeline.models.lstm", "text", "network", schema.LSTMConfig),
+        Family("transformer", "pipeline.models.transformer", "text", "network", schema.TransformerConfig),
+        Family("tfidf", "pipeline.models.tfidf", "text", "estimator", schema.TfidfConfig),
+        Family("network", "pipeline.models.network", "any", "network", schema.NetworkConfig, probe=True),
+        Family("estimator", "pipeline.models.estimator", "any", "estimator", schema.EstimatorConfig),
+    )
 }
 
 
-def family_module(name: str) -> ModuleType:
-    """The builders of family `name` (validated by the config schema before this is called)."""
-    return import_module(FAMILIES[name].module)
+def family(name: object) -> Family:
+    """The family `name` (a model YAML's `family:`), built in or registered by an installed package."""
+    if isinstance(name, str) and name in BUILT_IN:
+        return BUILT_IN[name]
+    registered = _registered()
+    if isinstance(name, str) and name in registered:
+        return _load(registered[name])
+    raise PodiumError(
+        f"Invalid configuration: model.family is {name!r}; valid families are {', '.join(family_names())}. "
+        f"Set `family:` in the model's file under conf/model/ (your own network: family: network with "
+        f"net._target_; a scikit-learn estimator: family: estimator with estimator._target_; a package's "
+        f"family: install it, it registers under the entry point group {ENTRY_POINTS})."
+    )
+
+
+def family_names() -> list[str]:
+    return [*BUILT_IN, *sorted(set(_registered()) - set(BUILT_IN))]
+
+
+def _registered() -> dict[str, Any]:
+    from importlib.metadata import entry_points
+
+    return {point.name: point for point in entry_points(group=ENTRY_POINTS)}
+
+
+def _load(point) -> Family:
+    try:
+        record = point.load()
+    except Exception as exc:
+        raise PodiumError(
+            f"Cannot load model family {point.name!r} registered by an installed package ({point.value}, entry "
+            f"point group {ENTRY_POINTS}): {type(exc).__name__}: {exc}. Reinstall or fix that package."
+        ) from None
+    if not isinstance(record, Family) or record.name != point.name:
+        raise PodiumError(
+            f"The entry point {point.name} = {point.value} (group {ENTRY_POINTS}) must name a "
+            f"pipeline.models.Family whose name is {point.name!r}; it gives {record!r}. Fix that package."
+        )
+    return record

@@ -61,7 +61,7 @@ class CNN(nn.Module):
         return self.head(self.features(x * 2 - 1))
 
 
-def build(cfg: DictConfig, channels: int, height: int, width: int, n_outputs: int) -> nn.Module:
+def build_image(cfg: DictConfig, channels: int, height: int, width: int, n_outputs: int, root=None) -> nn.Module:
     return CNN(
         channels,
         height,

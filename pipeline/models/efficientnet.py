@@ -29,7 +29,7 @@ class EfficientNetLite(nn.Module):
         return self.net((x - self.mean) / self.std)
 
 
-def build(cfg: DictConfig, channels: int, height: int, width: int, n_outputs: int) -> nn.Module:
+def build_image(cfg: DictConfig, channels: int, height: int, width: int, n_outputs: int, root=None) -> nn.Module:
     from efficientnet_lite_pytorch import EfficientNet
 
     # The package keeps TensorFlow's BatchNorm convention (it passes 1 - batch_norm_momentum to

@@ -88,7 +88,7 @@ class LSTMClassifier(nn.Module):
         return self.head(self.dropout(pooled))
 
 
-def build(cfg: DictConfig, tokenizer, n_outputs: int, root=None) -> nn.Module:
+def build_text(cfg: DictConfig, tokenizer, n_outputs: int, root=None) -> nn.Module:
     return LSTMClassifier(
         len(tokenizer),
         n_outputs,

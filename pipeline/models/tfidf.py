@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 from omegaconf import DictConfig
 
+from pipeline.models import EstimatorFold
 
-def fit_predict(
-    cfg: DictConfig, task: str, train_texts: list[str], target: np.ndarray, predict_texts: list[list[str]], seed: int
-) -> list[np.ndarray]:
-    """Fit on (train_texts, target); predictions (rows, outputs) for each list in `predict_texts`."""
+
+def fit_predict(cfg: DictConfig, fold: EstimatorFold) -> list[np.ndarray]:
+    """Fit on the fold's training texts; predictions (rows, outputs) for each list of `fold.predict_rows`."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression, Ridge
 
@@ -25,8 +25,9 @@ def fit_predict(
         lowercase=True,
         dtype=np.float32,
     )
+    train_texts, target, predict_texts, seed = fold.train_rows, fold.target, fold.predict_rows, fold.seed
     features = vectorizer.fit_transform(train_texts)
-    if task == "regression":
+    if fold.task == "regression":
         model = Ridge(alpha=1.0 / cfg.C, random_state=seed).fit(features, target)
         return [model.predict(vectorizer.transform(texts))[:, None] for texts in predict_texts]
     model = LogisticRegression(C=cfg.C, max_iter=cfg.max_iter, random_state=seed).fit(features, target)

@@ -72,7 +72,7 @@ def _check_max_length(cfg: DictConfig, limit: int | None) -> None:
         )
 
 
-def check(cfg: DictConfig, root: Path | None) -> None:
+def check(cfg: DictConfig, task: str, root: Path | None) -> None:
     """Refuse a missing local model folder or a too-long max length before any work starts."""
     source = Path(resolve_pretrained(cfg.pretrained, root))
     config_file = source / "config.json"
@@ -137,7 +137,7 @@ def _freeze(model: nn.Module, embeddings: bool, first_layers: int) -> None:
             param.requires_grad_(False)
 
 
-def build(cfg: DictConfig, tokenizer, n_outputs: int, root: Path | None = None) -> nn.Module:
+def build_text(cfg: DictConfig, tokenizer, n_outputs: int, root: Path | None = None) -> nn.Module:
     from transformers import AutoConfig, AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 

@@ -21,7 +21,7 @@ from pipeline import io, progress
 from pipeline.config.checks import check_batch_split
 from pipeline.errors import PodiumError
 from pipeline.metrics import get_metric
-from pipeline.models import family_module
+from pipeline.models import EstimatorFold, family
 from pipeline.predictions import n_outputs
 from pipeline.prepare import PreparedData
 from pipeline.tracking import Tracker, config_hash
@@ -208,16 +208,38 @@ def restore_history(rows: list[dict], history: list[dict], tracker: Tracker) -> 
 
 
 def fit_fold(cfg: DictConfig, data: PreparedData, fold: int) -> FoldResult:
-    """One fold of a family that is not a network (`fit_predict`, e.g. TF-IDF + logistic regression)."""
-    column = cfg.competition.text.column
+    """One fold of an estimator family (fit / predict, e.g. TF-IDF + logistic regression): no Lightning."""
     is_valid = data.train["fold"].to_numpy() == fold
-    texts, target = data.train[column].to_numpy(), data.train["target"].to_numpy()
-    valid_pred, test_pred = family_module(cfg.model.family).fit_predict(
-        cfg.model,
-        cfg.competition.task,
-        list(texts[~is_valid]),
-        target[~is_valid],
-        [list(texts[is_valid]), data.test[column].tolist()],
-        seed=cfg.seed + fold,
+    train_rows, test_rows = estimator_rows(cfg, data)
+    valid_pred, test_pred = (
+        family(cfg.model.family)
+        .builders()
+        .fit_predict(
+            cfg.model,
+            EstimatorFold(
+                task=cfg.competition.task,
+                train_rows=_take(train_rows, ~is_valid),
+                target=data.train["target"].to_numpy()[~is_valid],
+                predict_rows=[_take(train_rows, is_valid), test_rows],
+                n_outputs=n_outputs(cfg.competition),
+                seed=cfg.seed + fold,
+                root=io.root(cfg),
+            ),
+        )
     )
     return FoldResult(valid_pred, test_pred, None)
+
+
+def estimator_rows(cfg: DictConfig, data: PreparedData) -> tuple:
+    """An estimator's inputs, train and test: texts as a list of strings, images as flattened pixels in [0, 1]."""
+    if cfg.competition.modality == "text":
+        column = cfg.competition.text.column
+        return data.train[column].tolist(), data.test[column].tolist()
+    return tuple(
+        np.asarray(images, dtype=np.float32).reshape(len(images), -1) / 255.0
+        for images in (data.train_images, data.test_images)
+    )
+
+
+def _take(rows, mask: np.ndarray):
+    return [row for row, keep in zip(rows, mask) if keep] if isinstance(rows, list) else rows[mask]

@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from pipeline import io
-from pipeline.models import family_module
+from pipeline.models import family
 from pipeline.predictions import n_logits
 from pipeline.prepare import PreparedData
 from pipeline.training import data as loaders
@@ -65,18 +65,18 @@ class FoldInputs:
 def fold_inputs(cfg: DictConfig, data: PreparedData, is_valid: np.ndarray) -> FoldInputs:
     """The network and datasets of the fold whose validation rows are `is_valid`."""
     target = data.train["target"].to_numpy()
-    family = family_module(cfg.model.family)
+    builders, root = family(cfg.model.family).builders(), io.root(cfg)
     if cfg.competition.modality == "text":
         column = cfg.competition.text.column
         train_texts, test_texts = data.train[column].tolist(), data.test[column].tolist()
         fitted_on = [t for t, v in zip(train_texts, is_valid) if not v]
-        tokenizer = family.make_tokenizer(cfg.model, fitted_on, io.root(cfg))
-        cache = io.root(cfg) / cfg.paths.cache
+        tokenizer = builders.make_tokenizer(cfg.model, fitted_on, root)
+        cache = root / cfg.paths.cache
         train_ids, train_offsets = tokenize(train_texts, tokenizer, cfg.model.max_length, cache)
         test_ids, test_offsets = tokenize(test_texts, tokenizer, cfg.model.max_length, cache)
         rows = np.arange(len(train_texts))
         return FoldInputs(
-            net=family.build(cfg.model, tokenizer, n_logits(cfg.competition), io.root(cfg)),
+            net=builders.build_text(cfg.model, tokenizer, n_logits(cfg.competition), root),
             train=TokenDataset(train_ids, train_offsets, rows[~is_valid], target[~is_valid]),
             valid=TokenDataset(train_ids, train_offsets, rows[is_valid], target[is_valid]),
             test=TokenDataset(test_ids, test_offsets, np.arange(len(test_texts))),
@@ -86,7 +86,7 @@ def fold_inputs(cfg: DictConfig, data: PreparedData, is_valid: np.ndarray) -> Fo
     images = np.array(data.train_images)  # into memory: a copy, off the read-only memory map
     channels, height, width = images.shape[1:]
     return FoldInputs(
-        net=family.build(cfg.model, channels, height, width, n_logits(cfg.competition)),
+        net=builders.build_image(cfg.model, channels, height, width, n_logits(cfg.competition), root),
         train=ImageArrayDataset(images[~is_valid], target[~is_valid]),
         valid=ImageArrayDataset(images[is_valid], target[is_valid]),
         test=ImageArrayDataset(np.array(data.test_images)),

@@ -58,6 +58,10 @@ class CompetitionModule(L.LightningModule):
         self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._loss_sum: torch.Tensor | None = None  # the training epoch's summed loss (x rows) so far
         self._loss_rows = 0
+        # model.loss: the user's loss (any callable(logits, target) by `_target_`), else the task's own
+        self.custom_loss = (
+            instantiate_from("model.loss", OmegaConf.to_container(model_cfg.loss)) if model_cfg.get("loss") else None
+        )
 
     def forward(self, inputs, augment: bool = False, view: View | None = None) -> torch.Tensor:
         if isinstance(inputs, dict):  # text
@@ -72,6 +76,12 @@ class CompetitionModule(L.LightningModule):
         return self._run_net(x)
 
     def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.custom_loss is not None:
+            # the shapes the task's own loss takes: (N,) logits and float targets for binary and
+            # regression (BCEWithLogitsLoss, MSELoss, ...), (N, K) logits and class indices otherwise
+            if self.task == "multiclass":
+                return self.custom_loss(logits.float(), target.long())
+            return self.custom_loss(logits.float().squeeze(1), target.float())
         if self.task == "regression":
             return F.mse_loss(logits.float().squeeze(1), target.float())
         if self.task == "binary":
@@ -151,7 +161,7 @@ class CompetitionModule(L.LightningModule):
             )
         else:
             params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = _instantiate("model.optimizer", opt_cfg, params=params)
+        optimizer = instantiate_from("model.optimizer", opt_cfg, params=params)
         if not self.model_cfg.scheduler:
             return optimizer
         sched_cfg = OmegaConf.to_container(self.model_cfg.scheduler)
@@ -163,11 +173,11 @@ class CompetitionModule(L.LightningModule):
             and "total_steps" not in sched_cfg
         ):
             runtime["total_steps"] = int(self.trainer.estimated_stepping_batches)
-        scheduler = _instantiate("model.scheduler", sched_cfg, optimizer=optimizer, **runtime)
+        scheduler = instantiate_from("model.scheduler", sched_cfg, optimizer=optimizer, **runtime)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
 
 
-def _instantiate(key: str, cfg: dict, **runtime):
+def instantiate_from(key: str, cfg: dict, **runtime):
     """hydra's instantiate, with failures reported against the config key that caused them."""
     try:
         # partial, then called: runtime objects (parameter groups) must not pass through OmegaConf

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from pipeline import io, progress
 from pipeline.config.compose import check_model_fits
 from pipeline.errors import PodiumError
 from pipeline.metrics import get_metric, report_scores, score_predictions
-from pipeline.models import family_module
+from pipeline.models import family
 from pipeline.plots import model_plots
 from pipeline.predictions import Predictions, file_hashes, n_outputs
 from pipeline.prepare import PreparedData
@@ -36,6 +36,8 @@ from pipeline.provenance import provenance
 from pipeline.tracking import Tracker
 from pipeline.training import distributed
 from pipeline.training.fold import fit_fold, fold_state, restore_history, train_fold, trainer_flags, undefined_score
+from pipeline.training.module import instantiate_from
+from pipeline.training.probe import probe_network
 from pipeline.training.tta import build_tta
 
 log = logging.getLogger(__name__)
@@ -82,7 +84,7 @@ def train_seed(
     k-th fold it trains, and skips the test predictions.
     """
     comp, metric = cfg.competition, get_metric(cfg.competition.metric)
-    family = family_module(cfg.model.family)
+    estimator = family(cfg.model.family).kind == "estimator"
     folds = data.train["fold"].to_numpy()
     n_folds = int(folds.max()) + 1
     target = data.train["target"].to_numpy()
@@ -100,18 +102,14 @@ def train_seed(
             stage="train_fold",
         ):
             state = fold_state(cfg, fold)
-            reusable = (
-                cfg.train.resume
-                and not hasattr(family, "fit_predict")
-                and state.same_data(data.identity, f"{label} fold {fold}")
-            )
+            reusable = cfg.train.resume and not estimator and state.same_data(data.identity, f"{label} fold {fold}")
             kept = state.finished() if reusable else None
             if kept is not None:  # finished by an interrupted run of this config
                 log.info("%s fold %d: finished by an earlier run, kept (%s)", label, fold, state.folder)
                 restore_history(state.history(before_epoch=cfg.trainer.max_epochs), history, tracker)
                 tracker.set_tags(resumed="kept")
                 result = kept
-            elif hasattr(family, "fit_predict"):
+            elif estimator:
                 result = fit_fold(cfg, data, fold)
             else:
                 result = train_fold(
@@ -160,9 +158,17 @@ def train_seed(
 def preflight(cfg: DictConfig) -> None:
     """Refuse what would fail mid-training (a model of the wrong modality, a bad TTA view, ...) before any work."""
     check_model_fits(cfg)
-    family = family_module(cfg.model.family)
-    if hasattr(family, "check"):  # family-specific refusals (a missing model folder, ...)
-        family.check(cfg.model, io.root(cfg))
+    record = family(cfg.model.family)
+    if record.kind == "network" and not (cfg.model.optimizer or {}).get("_target_"):
+        raise PodiumError(
+            f"Invalid configuration: model.optimizer has no _target_, and a network trains with one. Set it in "
+            f"conf/model/{cfg.model.name}.yaml, e.g. optimizer: {{_target_: torch.optim.AdamW, lr: 1.0e-3}}."
+        )
+    builders = record.builders()
+    if hasattr(builders, "check"):  # family-specific refusals (a missing model folder, a class that does not import)
+        builders.check(cfg.model, cfg.competition.task, io.root(cfg))
+    if cfg.model.get("loss"):  # the user's loss builds (or its error names model.loss) before any work
+        instantiate_from("model.loss", OmegaConf.to_container(cfg.model.loss))
     build_tta(cfg.tta, cfg.competition.modality, cfg.competition.task)
     _quiet_lightning()
 
@@ -198,6 +204,8 @@ def train(cfg: DictConfig) -> TrainResult | None:
     out = io.out_dir(cfg)
     tracker = Tracker(cfg, enabled=world.is_main)
     data = distributed.load_data(cfg, out / "prepared", world)
+    if family(cfg.model.family).probe:  # the user's network: its output checked before any fold trains
+        probe_network(cfg, data)
     n_folds = int(data.train["fold"].max()) + 1
     with (
         tracker.run(f"{cfg.model.name}", params=True, model=cfg.model.name, stage="train") as run_id,
@@ -218,7 +226,7 @@ def train(cfg: DictConfig) -> TrainResult | None:
                 "seconds": time.perf_counter() - seed_started,
             }
         result = _write_outputs(cfg, data, per_seed, history, tracker, out, run_id, started) if world.is_main else None
-    if world.is_main and not hasattr(family_module(cfg.model.family), "fit_predict"):
+    if world.is_main and family(cfg.model.family).kind == "network":
         for seed in seeds:  # complete: nothing left to resume; the next run of this config trains afresh
             for fold in range(n_folds):
                 fold_state(_with_seed(cfg, seed), fold).finish()

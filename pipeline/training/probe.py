@@ -1,0 +1,74 @@
+"""One batch through the user's network before any fold trains: a wrong output fails in seconds, not after a fold.
+
+The check runs after the data are loaded and before any MLflow run or output is written, so a
+refusal leaves the project as it was. It builds the network as fold 0 will (for text, over fold
+0's vocabulary) and runs four training rows through it in eval mode.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from omegaconf import DictConfig
+
+from pipeline import io
+from pipeline.errors import PodiumError
+from pipeline.models import family
+from pipeline.predictions import n_logits
+from pipeline.prepare import PreparedData
+
+ROWS = 4
+
+
+def probe_network(cfg: DictConfig, data: PreparedData) -> None:
+    """Refuse a network whose output on one batch is not (rows, n_outputs) finite logits."""
+    import torch
+
+    comp, model, root = cfg.competition, cfg.model, io.root(cfg)
+    builders, expected = family(model.family).builders(), n_logits(comp)
+    rows = min(ROWS, len(data.train))
+    target = (model.get("net") or {}).get("_target_", model.family)
+    where = f"conf/model/{model.name}.yaml"
+    if comp.modality == "text":
+        texts = data.train[comp.text.column].tolist()
+        fitted_on = [t for t, f in zip(texts, data.train["fold"].to_numpy()) if f != 0]
+        tokenizer = builders.make_tokenizer(model, fitted_on, root)
+        net = builders.build_text(model, tokenizer, expected, root)
+        batch = tokenizer(texts[:rows], truncation=True, max_length=model.max_length, padding=True, return_tensors="pt")
+        inputs = (batch["input_ids"], batch["attention_mask"])
+        shown = f"input_ids and attention_mask of shape {tuple(batch['input_ids'].shape)}"
+    else:
+        images = torch.from_numpy(np.array(data.train_images[:rows])).float() / 255.0  # a copy: the map is read-only
+        net = builders.build_image(model, *images.shape[1:], expected, root)
+        inputs = (images,)
+        shown = f"images of shape {tuple(images.shape)} scaled to [0, 1]"
+    net.eval()
+    with torch.no_grad():
+        try:
+            output = net(*inputs)
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise PodiumError(
+                f"model.net ({target}) failed on one batch of {rows} training rows ({shown}): "
+                f"{type(exc).__name__}: {first}. Fix its forward (or its arguments in {where})."
+            ) from None
+    if not isinstance(output, torch.Tensor):
+        raise PodiumError(
+            f"model.net ({target}) returned a {type(output).__name__} on one batch ({shown}); it must return "
+            f"a tensor of logits of shape (N, {expected}). Fix its forward."
+        )
+    if tuple(output.shape) != (rows, expected):
+        got = ("N", *output.shape[1:]) if output.ndim and output.shape[0] == rows else tuple(output.shape)
+        raise PodiumError(
+            f"model.net ({target}) returned shape {_shape(got)} on one batch of {rows} rows ({shown}); expected "
+            f"{_shape(('N', expected))}: one logit per {'class' if comp.task == 'multiclass' else 'row'} "
+            f"({comp.task} task). Fix its forward or n_outputs (Podium passes n_outputs={expected})."
+        )
+    if not torch.isfinite(output).all():
+        raise PodiumError(
+            f"model.net ({target}) returned NaN or infinite logits on one batch of {rows} training rows "
+            f"({shown}), before any training. Fix its forward or initialisation."
+        )
+
+
+def _shape(dims) -> str:
+    return "(" + ", ".join(str(d) for d in dims) + ")"

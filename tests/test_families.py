@@ -1,0 +1,209 @@
+"""The user's own networks, losses and estimators, and families from installed packages (family: network /
+estimator, the `podium.families` entry points): trained by the real pipeline on shrunk demo data."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import REPO, podium
+
+from pipeline.config import compose
+from pipeline.errors import PodiumError
+from pipeline.models import family, family_names
+from pipeline.models.targets import construct
+
+SMOKE = ["trainer=smoke", "tracking=none"]
+
+
+def with_example_models(root: Path) -> Path:
+    """The project's own example networks (competitions/<name>/models.py), as a user's project has them."""
+    for name in ("animals", "rotten-tomatoes"):
+        (root / "competitions" / name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / "competitions" / name / "models.py", root / "competitions" / name / "models.py")
+    return root
+
+
+def train(root: Path, *overrides: str):
+    from pipeline.training.train import train as train_stage
+
+    return train_stage(compose([*SMOKE, *overrides], root=root))
+
+
+# -- fast: the protocol's parts --------------------------------------------------------------------------
+
+
+@pytest.mark.fast
+def test_what_podium_knows_goes_to_the_parameters_of_those_names_and_the_yaml_wins():
+    class Net:
+        def __init__(self, channels, n_outputs, width=8):
+            self.args = (channels, n_outputs, width)
+
+    known = {"channels": 3, "height": 28, "width": 28, "n_outputs": 10}
+    assert construct(Net, {}, known, "model.net", "x.yaml").args == (3, 10, 28)  # width: Podium's image width
+    assert construct(Net, {"width": 16}, known, "model.net", "x.yaml").args == (3, 10, 16)
+
+    class Open:
+        def __init__(self, **kwargs):
+            self.kwargs = kwargs
+
+    assert construct(Open, {"depth": 2}, known, "model.net", "x.yaml").kwargs == {**known, "depth": 2}
+    with pytest.raises(
+        PodiumError,
+        match=r"Cannot build model\.net \(.*Net\(channels, n_outputs, width=8\)\): "
+        r"got an unexpected keyword argument 'depth'",
+    ):
+        construct(Net, {"depth": 2}, known, "model.net", "x.yaml")
+
+
+@pytest.mark.fast
+def test_every_built_in_family_goes_through_one_record():
+    names = family_names()
+    assert names[:7] == ["cnn", "efficientnet", "lstm", "transformer", "tfidf", "network", "estimator"]
+    for name in names[:7]:
+        record = family(name)
+        builders = record.builders() if record.kind == "estimator" or record.modality != "image" else None
+        if record.kind == "estimator":
+            assert hasattr(builders, "fit_predict")
+        elif record.modality == "text":
+            assert hasattr(builders, "make_tokenizer") and hasattr(builders, "build_text")
+    assert family("network").reads("image") and family("network").reads("text") and not family("cnn").reads("text")
+
+
+@pytest.mark.fast
+def test_a_yaml_list_becomes_the_tuple_an_estimator_expects(project):
+    from pipeline.models.estimator import build
+
+    cfg = compose(["competition=rotten-tomatoes", "model=tfidf_svd_hgb", *SMOKE], root=project)
+    estimator = build(cfg.model, project, seed=7)
+    params = estimator.get_params()
+    assert params["tfidfvectorizer__ngram_range"] == (1, 2)  # YAML [1, 2]; scikit-learn refuses a list
+    assert params["truncatedsvd__random_state"] == 7 and params["histgradientboostingclassifier__random_state"] == 7
+
+
+# -- integration: trained by the pipeline ------------------------------------------------------------------
+
+
+@pytest.fixture
+def user_project(project, rt_data):
+    shutil.copytree(rt_data, project / "data" / rt_data.name)
+    return with_example_models(project)
+
+
+def test_a_network_of_the_users_project_trains_joins_the_ensemble_and_submits(user_project):
+    root = user_project
+    common = [*SMOKE, "competition=animals", "tracking.uri=sqlite:///mlflow.db"]
+    assert podium(root, "train", *common, "model=rescnn", "out_dir=outputs/animals/models/rescnn")[0] == 0
+    assert podium(root, "train", *common, "model=cnn", "out_dir=outputs/animals/models/cnn")[0] == 0
+    oof = pd.read_parquet(root / "outputs/animals/models/rescnn/oof.parquet")
+    probabilities = oof.filter(like="prob_").to_numpy()
+    assert len(oof) == 600 and np.allclose(probabilities.sum(1), 1)
+    code, _ = podium(root, "ensemble", *common, "ensemble.members=[cnn,rescnn]", "out_dir=outputs/animals/ensemble")
+    assert code == 0
+    code, printed = podium(root, "submit", *common, "out_dir=outputs/animals/submission")
+    assert code == 0 and "rescnn" in printed
+    submission = pd.read_csv(root / "submissions/animals/submission.csv", dtype=str)
+    sample = pd.read_csv(root / "data/animals/raw/sample_submission.csv", dtype=str)
+    assert submission["id"].tolist() == sample["id"].tolist()
+
+
+def test_a_text_network_from_a_plain_module_elsewhere(user_project, tmp_path_factory, monkeypatch):
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    text_cnn = (REPO / "competitions/rotten-tomatoes/models.py").read_text()
+    (elsewhere / "my_text_nets.py").write_text(text_cnn)
+    monkeypatch.syspath_prepend(str(elsewhere))  # an installed package, or a module on PYTHONPATH
+    result = train(
+        user_project,
+        "competition=rotten-tomatoes",
+        "model=textcnn",
+        "model.net._target_=my_text_nets.TextCNN",
+        "out_dir=runs/textcnn",
+    )
+    assert 0.5 < result.cv_score <= 1 and len(result.fold_scores) == 2
+
+
+def test_a_custom_loss_is_the_one_trained_on(user_project):
+    def first_loss(*overrides):
+        result = train(user_project, "competition=animals", "model=rescnn", *overrides)
+        return pd.read_csv(result.out_dir / "history.csv")["train/loss"].to_numpy()
+
+    default = first_loss("model.loss=null", "out_dir=runs/default")
+    same = first_loss("model.loss.label_smoothing=0.0", "out_dir=runs/same")  # CrossEntropyLoss: the task's own
+    smoothed = first_loss("model.loss.label_smoothing=0.5", "out_dir=runs/smoothed")
+    np.testing.assert_allclose(same, default, rtol=1e-5)
+    assert (np.abs(smoothed - default) > 1e-3).all()  # label smoothing keeps the loss off zero: another curve
+
+
+def test_a_scikit_learn_pipeline_by_target_on_the_text_demo(user_project):
+    overrides = ["competition=rotten-tomatoes", "model=tfidf_svd_hgb", "model.estimator._args_.2.max_iter=20"]
+    first = train(user_project, *overrides, "out_dir=runs/hgb")
+    again = train(user_project, *overrides, "out_dir=runs/hgb_again")
+    oof = pd.read_parquet(first.out_dir / "oof.parquet")
+    assert {"prob_rotten", "prob_fresh"} <= set(oof.columns) and np.allclose(oof.filter(like="prob_").sum(axis=1), 1)
+    assert 0.5 < first.cv_score <= 1
+    pd.testing.assert_frame_equal(oof, pd.read_parquet(again.out_dir / "oof.parquet"))  # seeded: repeatable
+
+
+# -- entry points ---------------------------------------------------------------------------------------------
+
+PACKAGE = """
+from pipeline.config.schema import ModelBase
+from pipeline.models import Family
+
+FAMILY = Family("tiny_mlp", "podium_tiny.builders", "image", "network", ModelBase)
+"""
+
+BUILDERS = """
+from torch import nn
+
+
+def build_image(model, channels, height, width, n_outputs, root):
+    return nn.Sequential(nn.Flatten(), nn.Linear(channels * height * width, 32), nn.ReLU(), nn.Linear(32, n_outputs))
+"""
+
+
+@pytest.fixture
+def installed_family(tmp_path_factory, monkeypatch):
+    """A package `podium-tiny` registering family tiny_mlp through its entry point, as pip would install it."""
+    site = tmp_path_factory.mktemp("site")
+    (site / "podium_tiny").mkdir()
+    (site / "podium_tiny/__init__.py").write_text(PACKAGE)
+    (site / "podium_tiny/builders.py").write_text(BUILDERS)
+    info = site / "podium_tiny-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: podium-tiny\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[podium.families]\ntiny_mlp = podium_tiny:FAMILY\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    return site
+
+
+def test_a_family_from_an_installed_package_trains_and_is_imported_only_when_used(installed_family, project):
+    assert "tiny_mlp" in family_names() and "podium_tiny" not in sys.modules
+    optimizer = {"_target_": "torch.optim.Adam", "lr": 1e-3}
+    (project / "conf/model/tiny.yaml").write_text(
+        yaml.safe_dump({"name": "tiny", "family": "tiny_mlp", "optimizer": optimizer})
+    )
+    result = train(project, "competition=animals", "model=tiny", "out_dir=runs/tiny")
+    assert len(result.fold_scores) == 2 and "podium_tiny.builders" in sys.modules
+
+    # `podium --help` does not look for families, let alone import one
+    probe = textwrap.dedent("""
+        import contextlib, io, sys
+        from pipeline.cli import main
+        with contextlib.redirect_stdout(io.StringIO()):
+            try:
+                main(["--help"])
+            except SystemExit:
+                pass
+        print(sorted(m for m in sys.modules if m.startswith(("podium_tiny", "torch", "importlib.metadata"))))
+    """)
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert shown.strip() == "[]"
