@@ -112,6 +112,9 @@ stages:
       - pipeline/training
       - pipeline/models
       - pipeline/plots.py
+      - pipeline/metrics.py
+      - pipeline/predictions.py
+      - pipeline/config
     params:
       - conf/model/${{item.model}}.yaml:
       - competitions/{name}/tuned/${{item.model}}.yaml:   # best parameters from `podium tune`
