@@ -113,8 +113,31 @@ def cmd_new(args) -> None:
         print(f"  {path.relative_to(root)}")
     print(
         f"next: fill in the ??? keys of conf/competition/{made.name}.yaml, put Kaggle's files in data/{made.name}/raw/, "
-        f"check with `podium config competition={made.name}`, run `dvc repro competitions/{made.name}/dvc.yaml`."
+        f"check with `podium config competition={made.name}`, run `dvc repro competitions/{made.name}/dvc.yaml` "
+        f"(after editing `models:`, `podium pipeline render`)."
     )
+
+
+def cmd_pipeline(args) -> None:
+    from pipeline import io
+    from pipeline.config.compose import find_root
+    from pipeline.dvc_files import rendered, stale
+
+    root = find_root()
+    if args.action == "check":
+        old = stale(root)
+        if old:
+            raise PodiumError(
+                f"Pipeline file(s) not as the config renders them: {', '.join(str(p.relative_to(root)) for p in old)} "
+                f"(a model, seed or override changed in conf/, or the file was edited by hand). Run "
+                f"`podium pipeline render` to write them from the config."
+            )
+        print("every pipeline file is as the config renders it")
+        return
+    for path, text in rendered(root).items():
+        if not path.is_file() or path.read_text() != text:
+            io.write_text(path, text)
+            print(f"rendered {path.relative_to(root)}")
 
 
 def cmd_config(args) -> None:
@@ -230,6 +253,10 @@ COMMANDS = {  # name -> (one-line help, handler)
     "leaderboard": ("every competition's models, ensemble and local leaderboard score in one table", cmd_leaderboard),
     "config": ("print the composed, validated config (nothing runs)", cmd_config),
     "new": ("scaffold a competition: a commented config, its DVC pipeline and the data/<name>/raw/ layout", cmd_new),
+    "pipeline": (
+        "render the DVC pipeline files from the config (render), or say whether they are current (check)",
+        cmd_pipeline,
+    ),
     "ui": ("open the MLflow UI on the project's runs (127.0.0.1)", cmd_ui),
     "dashboard": ("open optuna-dashboard on the project's studies (tune.storage, 127.0.0.1)", cmd_dashboard),
 }
@@ -257,6 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
                 default="multiclass",
                 help="default: multiclass",
             )
+            p.set_defaults(func=handler)
+            continue
+        if name == "pipeline":
+            p.add_argument("action", choices=["render", "check"], help="render: write the files; check: compare")
             p.set_defaults(func=handler)
             continue
         p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="Hydra overrides of conf/config.yaml")

@@ -1,8 +1,10 @@
 """`podium new NAME`: the files a new competition needs, every key commented.
 
 Writes conf/competition/<name>.yaml (the competition's config; the keys to fill in are `???`),
-competitions/<name>/{README.md, dvc.yaml, tuned/<model>.yaml} (its pipeline) and
-data/<name>/raw/LAYOUT.md (where Kaggle's files go). Nothing is overwritten.
+competitions/<name>/{README.md, dvc.yaml, tuned/<model>.yaml} (its pipeline, rendered by
+pipeline/dvc_files.py) and data/<name>/raw/LAYOUT.md (where Kaggle's files go), and adds the
+competition to the root dvc.yaml's leaderboard. Nothing is overwritten (a root dvc.yaml edited by
+hand is left as it is).
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from pipeline import io
 from pipeline.config.schema import MODALITIES, TASKS
+from pipeline.dvc_files import render_competition, render_root
 from pipeline.errors import PodiumError
 
 DEFAULTS = {  # task -> metric, direction, submission format, fold scheme
@@ -77,102 +82,6 @@ image:
 TEXT_SECTION = """\
 text:
   column: text            # the column of train.csv and test.csv holding the text"""
-
-DVC_YAML = """\
-# The {name} pipeline (made by `podium new`): `dvc repro competitions/{name}/dvc.yaml`.
-#   prepare (validate, folds) -> train@<model> (K-fold: OOF + test predictions) -> ensemble -> submit
-# Stages call the `podium` command line from the project root (wdir). Paths in `vars` are
-# relative to this file. Add the competition to the root dvc.yaml's leaderboard stage to see it there.
-vars:
-  - ../../conf/competition/{name}.yaml:models   # the competition's model list: one train stage each
-  - ../../params.yaml:trainer,launcher           # the trainer preset of every stage, and what starts training (params.yaml)
-
-stages:
-  prepare:
-    wdir: ../..
-    cmd: podium prepare competition={name} trainer=${{trainer}}
-    deps:
-      - data/{name}/raw
-      - pipeline/prepare.py
-      - pipeline/data
-    params:
-      - conf/competition/{name}.yaml:
-    outs:
-      - outputs/{name}/prepared
-
-  train:
-    matrix:
-      model: ${{models}}
-    wdir: ../..
-    cmd: >-
-      ${{launcher}} podium train competition={name} model=${{item.model}} trainer=${{trainer}}
-      out_dir=outputs/{name}/models/${{item.model}}
-    deps:
-      - outputs/{name}/prepared
-      - pipeline/training
-      - pipeline/models
-      - pipeline/plots.py
-      - pipeline/metrics.py
-      - pipeline/predictions.py
-      - pipeline/config
-    params:
-      - conf/model/${{item.model}}.yaml:
-      - competitions/{name}/tuned/${{item.model}}.yaml:   # best parameters from `podium tune`
-          - overrides
-      - conf/trainer/${{trainer}}.yaml:
-      - conf/config.yaml:
-          - defaults
-          - seed
-          - train
-          - data
-          - paths
-    outs:
-      - outputs/{name}/models/${{item.model}}/seeds
-      - outputs/{name}/models/${{item.model}}/oof.parquet
-      - outputs/{name}/models/${{item.model}}/test.parquet
-      - outputs/{name}/models/${{item.model}}/history.csv
-      - outputs/{name}/models/${{item.model}}/config.yaml
-      - outputs/{name}/models/${{item.model}}/plots:
-          cache: false
-    metrics:
-      - outputs/{name}/models/${{item.model}}/metrics.json:
-          cache: false
-
-  ensemble:
-    wdir: ../..
-    cmd: podium ensemble competition={name} trainer=${{trainer}} out_dir=outputs/{name}/ensemble
-    deps:
-      - outputs/{name}/models
-      - pipeline/ensemble
-      - pipeline/plots.py
-    params:
-      - conf/competition/{name}.yaml:
-          - models
-    outs:
-      - outputs/{name}/ensemble/oof.parquet
-      - outputs/{name}/ensemble/test.parquet
-      - outputs/{name}/ensemble/config.yaml
-      - outputs/{name}/ensemble/plots:
-          cache: false
-    metrics:
-      - outputs/{name}/ensemble/metrics.json:
-          cache: false
-
-  submit:
-    wdir: ../..
-    cmd: podium submit competition={name} trainer=${{trainer}} out_dir=outputs/{name}/submission
-    deps:
-      - outputs/{name}/ensemble/test.parquet
-      - data/{name}/raw
-      - pipeline/submit.py
-      - pipeline/submission.py
-    outs:
-      - submissions/{name}/submission.csv
-      - outputs/{name}/submission/config.yaml
-    metrics:
-      - outputs/{name}/submission/metrics.json:
-          cache: false
-"""
 
 LAYOUT = """\
 # data/{name}/raw/: Kaggle's files for {name}
@@ -243,7 +152,8 @@ def new_competition(root: Path, name: str, modality: str = "image", task: str = 
     competition = _align_comments(COMPETITION_YAML.format(**values).replace("\n\n\n", "\n\n"))
     files = {
         root / "conf" / "competition" / f"{name}.yaml": competition,
-        root / "competitions" / name / "dvc.yaml": DVC_YAML.format(name=name),
+        root / "competitions" / name / "dvc.yaml": render_competition(root, name, yaml.safe_load(competition)),
+        **_root_pipeline(root, name),
         root / "competitions" / name / "README.md": README.format(**values),
         root / "data" / name / "raw" / "LAYOUT.md": LAYOUT.format(
             name=name,
@@ -259,7 +169,7 @@ def new_competition(root: Path, name: str, modality: str = "image", task: str = 
             for m in MODELS[modality]
         },
     }
-    existing = [str(p.relative_to(root)) for p in files if p.exists()]
+    existing = [str(p.relative_to(root)) for p in files if p.exists() and p != root / "dvc.yaml"]
     if existing:
         raise PodiumError(
             f"Competition {name} already exists ({', '.join(existing)}): nothing was written. "
@@ -268,6 +178,14 @@ def new_competition(root: Path, name: str, modality: str = "image", task: str = 
     for path, text in files.items():
         io.write_text(path, text)
     return Scaffold(name, list(files))
+
+
+def _root_pipeline(root: Path, name: str) -> dict[Path, str]:
+    """The root dvc.yaml with the new competition in its leaderboard, unless that file was edited by hand (kept)."""
+    path = root / "dvc.yaml"
+    if path.is_file() and path.read_text() != render_root(root):
+        return {}
+    return {path: render_root(root, new=name)}
 
 
 def _align_comments(text: str, column: int = 28) -> str:

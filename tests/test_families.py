@@ -3,6 +3,9 @@ estimator, the `podium.families` entry points): trained by the real pipeline on 
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -207,3 +210,80 @@ def test_a_family_from_an_installed_package_trains_and_is_imported_only_when_use
     """)
     shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert shown.strip() == "[]"
+
+
+# -- pipeline files rendered from config ------------------------------------------------------------------
+
+
+@pytest.mark.fast
+def test_the_demos_pipeline_files_are_their_render():
+    from pipeline.dvc_files import stale
+
+    assert stale(REPO) == [], "run `podium pipeline render` (the config changed, or a file was edited by hand)"
+
+
+@pytest.mark.fast
+def test_a_users_network_is_a_dependency_of_its_own_stage_alone(tmp_path):
+    from pipeline.dvc_files import render_competition
+
+    shutil.copytree(REPO / "conf", tmp_path / "conf")
+    with_example_models(tmp_path)
+    comp = yaml.safe_load((REPO / "conf/competition/animals.yaml").read_text())
+    stages = yaml.safe_load(render_competition(tmp_path, "animals", {**comp, "models": ["cnn", "rescnn"]}))["stages"]
+    assert stages["train"]["foreach"] == {
+        "cnn": {"code": "pipeline/models/cnn.py"},
+        "rescnn": {"code": "competitions/animals/models.py"},
+    }
+    assert "${item.code}" in stages["train"]["do"]["deps"]
+    assert "ensemble.seeds=separate" not in stages["ensemble"]["cmd"]  # the competition's own setting, in its YAML
+
+
+@pytest.mark.slow
+def test_dvc_repro_trains_the_users_network_and_an_edit_of_its_file_reruns_exactly_its_stage(project):
+    """A git + DVC project whose animals pipeline trains cnn and the user's rescnn (smoke preset)."""
+    root = with_example_models(project)
+    shutil.copytree(REPO / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "competitions/animals", root / "competitions/animals", dirs_exist_ok=True
+    )  # build.py, tuned/
+    shutil.copy(REPO / "competitions/animals/tuned/cnn.yaml", root / "competitions/animals/tuned/rescnn.yaml")
+    shutil.copy(REPO / ".dvcignore", root / ".dvcignore")
+    (root / "params.yaml").write_text((REPO / "params.yaml").read_text().replace("trainer: cpu", "trainer: smoke"))
+    config = root / "conf/competition/animals.yaml"
+    config.write_text(
+        config.read_text()
+        .replace("models: [cnn, efficientnet]", "models: [cnn, rescnn]")
+        .replace("  cnn: [0, 1, 2] ", "  cnn: [0] ")
+    )
+    assert podium(root, "pipeline", "render")[0] == 0
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    def dvc(*args):
+        out = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        return out.stdout + out.stderr
+
+    shutil.rmtree(root / "data/animals")  # the pipeline's data stage builds it (never into the shared, linked images)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    dvc("init", "-q")
+    pipeline = "competitions/animals/dvc.yaml"
+    ran = set(re.findall(r"Running stage '([^']+)'", dvc("repro", f"{pipeline}:ensemble")))
+    assert {f"{pipeline}:train@cnn", f"{pipeline}:train@rescnn", f"{pipeline}:ensemble"} <= ran
+    members = json.loads((root / "outputs/animals/ensemble/metrics.json").read_text())["members"]
+    assert "rescnn" in members
+
+    models = root / "competitions/animals/models.py"
+    models.write_text(models.read_text().replace("blocks: int = 2", "blocks: int = 1"))
+    ran = set(re.findall(r"Running stage '([^']+)'", dvc("repro", f"{pipeline}:ensemble")))
+    assert ran == {f"{pipeline}:train@rescnn", f"{pipeline}:ensemble"}
+
+
+@pytest.mark.fast
+def test_render_refuses_a_listed_model_without_its_file(tmp_path, capsys, monkeypatch):
+    shutil.copytree(REPO / "conf", tmp_path / "conf")
+    config = tmp_path / "conf/competition/animals.yaml"
+    config.write_text(config.read_text().replace("models: [cnn, efficientnet]", "models: [cnn, cnnn]"))
+    monkeypatch.setenv("PODIUM_ROOT", str(tmp_path))
+    assert podium(tmp_path, "pipeline", "render")[0] == 2
+    assert "Model 'cnnn' of `models:` has no file conf/model/cnnn.yaml" in capsys.readouterr().err
+    assert not (tmp_path / "competitions").exists()  # nothing written

@@ -115,6 +115,10 @@ def test_podium_new_scaffolds_a_commented_competition_that_prepares(pets, monkey
     ):
         text = text.replace(old, new)
     config.write_text(text)
+    assert main(["pipeline", "check"]) == 2  # models: changed; the pipeline file still trains efficientnet
+    assert "competitions/pets/dvc.yaml" in capsys.readouterr().err
+    assert main(["pipeline", "render"]) == 0 and main(["pipeline", "check"]) == 0
+    assert "outputs/pets/submission/metrics.json" in (pets / "dvc.yaml").read_text()  # the leaderboard reads it
     assert main(["prepare", "competition=pets", "tracking=none"]) == 0
     assert "prepared" in capsys.readouterr().out and (pets / "outputs/pets/prepared").is_dir()
 

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from pipeline.config import compose
+from pipeline.dvc_files import rendered
 from pipeline.submit import score_file, submission_path
 from pipeline.tracking import tracking_uri
 
@@ -73,8 +74,8 @@ def repo(tmp_path_factory) -> Path:
     text.write_text(
         text.read_text().replace("models: [lstm, transformer, tfidf]", "models: [lstm, transformer_tiny, tfidf]")
     )
-    plots = root / "competitions/rotten-tomatoes/dvc.yaml"  # its `plots:` section names each model's files
-    plots.write_text(plots.read_text().replace("models/transformer/plots", "models/transformer_tiny/plots"))
+    for path, rendered_text in rendered(root).items():  # the pipeline files follow the model list
+        path.write_text(rendered_text)
     tuned = root / "competitions/rotten-tomatoes/tuned"
     shutil.copy(tuned / "transformer.yaml", tuned / "transformer_tiny.yaml")  # every trained model has its (empty) file
     run(["git", "init", "-q"], root)

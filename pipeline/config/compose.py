@@ -70,8 +70,9 @@ def _compose_raw(root: Path, overrides: Sequence[str]) -> DictConfig:
         with initialize_config_dir(config_dir=str(root / "conf"), version_base="1.3"):
             raw, choices = _hydra_compose(overrides)
             default = _default_model(raw, overrides)
-            if default:  # the root config's default model reads the other modality
-                raw, choices = _hydra_compose([f"model={default}", *overrides])
+            own = _competition_overrides(raw, overrides)
+            if default or own:  # the competition's settings, and a default model that reads its modality
+                raw, choices = _hydra_compose([*own, *([f"model={default}"] if default else []), *overrides])
     except (yaml.YAMLError, HydraException) as exc:  # a syntax error in a file under conf/, raised or wrapped by Hydra
         cause = yaml_error(exc)
         if cause:
@@ -122,6 +123,13 @@ def _tuned_overrides(cfg: DictConfig, root: Path, overrides: Sequence[str]) -> l
     params = read_tuned(_tuned_path(cfg, root))
     given = {key_of(o) for o in overrides}
     return to_overrides({k: v for k, v in params.items() if k not in given}, config_groups(root / "conf"))
+
+
+def _competition_overrides(raw: DictConfig, overrides: Sequence[str]) -> list[str]:
+    """The competition's `overrides:` (e.g. tta=flip), less those whose key the command line sets (it wins)."""
+    own = [str(o) for o in raw.competition.get("overrides") or []]
+    given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    return [o for o in own if o.split("=", 1)[0].lstrip("+~") not in given]
 
 
 def _default_model(raw: DictConfig, overrides: Sequence[str]) -> str | None:

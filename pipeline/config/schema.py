@@ -74,6 +74,9 @@ class CompetitionConfig:
     direction: str = MISSING
     report_metrics: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
+    overrides: list[str] = field(
+        default_factory=list
+    )  # Hydra overrides every command of it applies; the command line wins
     seeds: dict[str, list[int]] = field(default_factory=dict)  # model name -> its train.seeds in this competition
     files: FilesConfig = field(default_factory=FilesConfig)
     image: ImageConfig = field(default_factory=ImageConfig)

@@ -48,6 +48,7 @@ def import_target(path: object, key: str, where: str, root: Path) -> Any:
 
 def module_file(module_name: str, root: Path) -> str | None:
     """The file a module is read from, relative to the project root where it lies under it."""
+    _project_importable(root)
     try:
         spec = importlib.util.find_spec(module_name)
     except (ImportError, ValueError):
