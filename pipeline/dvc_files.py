@@ -33,7 +33,7 @@ stages:
 ROOT = """\
 # `dvc repro` runs every competition's pipeline (competitions/<name>/dvc.yaml), only what
 # changed, then this summary of all of them. Rendered by `podium pipeline render` (one pair of
-# deps per competition of conf/competition/); `podium new` renders it again.
+# deps per competition of conf/competition/ whose raw files are in place); `podium new` renders it too.
 # One competition alone: `dvc repro competitions/animals/dvc.yaml:submit`.
 stages:
   leaderboard:
@@ -150,7 +150,7 @@ def render_competition(root: Path, name: str, comp: dict | None = None) -> str:
       - pipeline/ensemble
       - pipeline/plots.py
     params:
-      - conf/ensemble/auto.yaml:
+      - conf/ensemble/{_choice(root, comp, "ensemble")}.yaml:
       - conf/competition/{name}.yaml:
 {_keys(comp, ["models", "overrides"], 10)}    outs:
       - {out}/ensemble/oof.parquet
@@ -219,8 +219,9 @@ def _plots(name: str, models: list[Model], task: str | None) -> str:
 
 
 def render_root(root: Path, new: str | None = None) -> str:
-    """The root dvc.yaml: the leaderboard over every competition of conf/competition/ (and `new`)."""
-    names = sorted(set(competitions(root)) | ({new} if new else set()))
+    """The root dvc.yaml: the leaderboard over every competition of conf/competition/ (and `new`) whose raw
+    files are in place (or that builds them): a plain `dvc repro` never runs a competition still being set up."""
+    names = sorted(n for n in set(competitions(root)) | ({new} if new else set()) if _has_data(root, n))
     deps = "".join(
         f"      - outputs/{n}/submission/metrics.json\n      - outputs/{n}/ensemble/metrics.json\n" for n in names
     )
@@ -229,10 +230,24 @@ def render_root(root: Path, new: str | None = None) -> str:
 
 def rendered(root: Path, names: list[str] | None = None) -> dict[Path, str]:
     """Every pipeline file and its rendered text: each competition's (of conf/competition/, or `names`), the root's."""
+    from pipeline.scaffold import TUNED
+
     names = names or competitions(root)
     files = {root / "competitions" / n / "dvc.yaml": render_competition(root, n) for n in names}
+    for name in names:  # each train stage reads its model's tuned file: an empty one until `podium tune`
+        for model in _read_yaml(root / "conf" / "competition" / f"{name}.yaml").get("models") or []:
+            tuned = root / "competitions" / name / "tuned" / f"{model}.yaml"
+            if not tuned.is_file():
+                files[tuned] = TUNED.format(model=model, name=name)
     files[root / "dvc.yaml"] = render_root(root)
     return files
+
+
+def _has_data(root: Path, name: str) -> bool:
+    if (root / "competitions" / name / "build.py").is_file():
+        return True
+    comp = _read_yaml(root / "conf" / "competition" / f"{name}.yaml")
+    return (root / "data" / name / "raw" / ((comp.get("files") or {}).get("train") or "train.csv")).is_file()
 
 
 def competitions(root: Path) -> list[str]:
@@ -240,13 +255,14 @@ def competitions(root: Path) -> list[str]:
 
 
 def stale(root: Path) -> list[Path]:
-    """The pipeline files whose text is not their render (edited by hand, or config changed since)."""
+    """The pipeline files whose text is not their render (edited by hand, or config changed since), and the
+    tuned files they read that are missing."""
     return [p for p, text in rendered(root).items() if not p.is_file() or p.read_text() != text]
 
 
 def _model(root: Path, name: str) -> Model:
     from pipeline.models import BUILT_IN, family
-    from pipeline.models.targets import module_file
+    from pipeline.models.targets import project_files
 
     path = root / "conf" / "model" / f"{name}.yaml"
     if not path.is_file():
@@ -257,11 +273,8 @@ def _model(root: Path, name: str) -> Model:
     content = _model_content(path)
     family_name = content.get("family")
     record = BUILT_IN.get(family_name) or family(family_name)
-    code = None
-    target = (content.get("net" if record.kind == "network" else "estimator") or {}).get("_target_")
-    if family_name in ("network", "estimator") and isinstance(target, str) and "." in target:
-        file = module_file(target.rpartition(".")[0], root)
-        code = file if file is not None and not Path(file).is_absolute() else None  # outside: an installed package
+    own = project_files(content, root)  # the user's modules its net, estimator or loss name
+    code = own[0] if own else None  # DVC takes one per stage; a model's own code usually lies in one file
     if code is None:  # Podium's own family, or a package's: its module (pipeline/ lies in the project)
         code = record.module.replace(".", "/") + ".py" if record.module.startswith("pipeline.") else path_of(path, root)
     return Model(name, family_name, code, curves=record.kind == "network")

@@ -659,6 +659,13 @@ CASES = [
     ),
     Case(
         "user code",
+        "a loss that reads the other shape than the task gives",
+        ["train", "model=lstm", "+model.loss={_target_:torch.nn.CrossEntropyLoss}", "trainer=smoke"],
+        r"model\.loss is CrossEntropyLoss, but a binary task's network gives one logit \(or value\) per row",
+        TEXT,
+    ),
+    Case(
+        "user code",
         "an unknown family",
         USER,
         r"model\.family is 'netwrok'; valid families are cnn, efficientnet, lstm, transformer, tfidf, network, estimator",

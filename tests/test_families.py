@@ -96,6 +96,7 @@ def test_a_yaml_list_becomes_the_tuple_an_estimator_expects(project):
 
 @pytest.fixture
 def user_project(project, rt_data):
+    """The animals project with the text demo's data too and the example networks in competitions/."""
     shutil.copytree(rt_data, project / "data" / rt_data.name)
     return with_example_models(project)
 
@@ -287,3 +288,61 @@ def test_render_refuses_a_listed_model_without_its_file(tmp_path, capsys, monkey
     assert podium(tmp_path, "pipeline", "render")[0] == 2
     assert "Model 'cnnn' of `models:` has no file conf/model/cnnn.yaml" in capsys.readouterr().err
     assert not (tmp_path / "competitions").exists()  # nothing written
+
+
+@pytest.mark.fast
+def test_a_process_moving_to_another_project_imports_that_projects_module_and_keeps_the_rest(tmp_path):
+    import numpy
+
+    from pipeline.models.targets import import_target
+
+    for name, width in (("a", 8), ("b", 16)):
+        folder = tmp_path / name / "competitions" / "demo"
+        folder.mkdir(parents=True)
+        (folder / "models.py").write_text(f"class Net:\n    width = {width}\n")
+    first = import_target("competitions.demo.models.Net", "model.net", "x.yaml", tmp_path / "a")
+    second = import_target("competitions.demo.models.Net", "model.net", "x.yaml", tmp_path / "b")
+    assert (first.width, second.width) == (8, 16)  # not project a's module, cached
+    assert sys.modules["numpy"] is numpy and "pipeline.models.targets" in sys.modules  # nothing else forgotten
+
+
+@pytest.mark.fast
+def test_the_code_a_model_depends_on_is_its_projects_files_nested_ones_included(tmp_path):
+    from pipeline.models.targets import project_files
+
+    (tmp_path / "competitions/demo").mkdir(parents=True)
+    (tmp_path / "competitions/demo/steps.py").write_text("class Clean:\n    pass\n")
+    model = {
+        "estimator": {
+            "_target_": "sklearn.pipeline.make_pipeline",
+            "_args_": [{"_target_": "competitions.demo.steps.Clean"}, {"_target_": "sklearn.linear_model.Ridge"}],
+        }
+    }
+    assert project_files(model, tmp_path) == ["competitions/demo/steps.py"]  # scikit-learn is installed, not yours
+    assert project_files({"net": {"_target_": "torch.nn.Linear"}}, tmp_path) == []
+
+
+@pytest.mark.fast
+def test_an_edit_of_the_users_network_never_resumes_from_the_old_ones_checkpoints(user_project):
+    from pipeline.training.fold import fold_state
+
+    cfg = compose(["competition=animals", "model=rescnn", *SMOKE], root=user_project)
+    before = fold_state(cfg, 0).folder
+    models = user_project / "competitions/animals/models.py"
+    models.write_text(models.read_text() + "\n# edited\n")
+    assert fold_state(cfg, 0).folder != before and fold_state(cfg, 0).folder.parent.parent == before.parent.parent
+
+
+@pytest.mark.fast
+def test_render_adds_the_tuned_file_a_new_model_reads_and_leaves_out_a_competition_without_data(tmp_path):
+    from pipeline.dvc_files import render_root, stale
+
+    shutil.copytree(REPO / "conf", tmp_path / "conf")
+    with_example_models(tmp_path)
+    config = tmp_path / "conf/competition/animals.yaml"
+    config.write_text(config.read_text().replace("models: [cnn, efficientnet]", "models: [cnn, rescnn]"))
+    tuned = tmp_path / "competitions/animals/tuned/rescnn.yaml"
+    assert tuned in stale(tmp_path)  # the train stage reads it: a missing params file fails `dvc repro`
+    assert podium(tmp_path, "pipeline", "render")[0] == 0
+    assert yaml.safe_load(tuned.read_text()) == {"overrides": {}} and stale(tmp_path) == []
+    assert "outputs/animals" not in render_root(tmp_path)  # no raw files and no build script: not in the leaderboard

@@ -115,12 +115,60 @@ def _project_importable(root: Path) -> None:
 
 
 def _under(module: Any, folder: str) -> bool:
-    """Whether a module's file (a namespace package's first folder) lies under `folder`."""
+    """Whether a module is the project's own code under `folder`: not Podium, not the standard library, not
+    an installed package (a virtual environment inside the project included)."""
     spec = getattr(module, "__spec__", None)
-    places = [spec.origin] if spec is not None and spec.origin else []
-    if spec is not None and spec.submodule_search_locations is not None:
+    if spec is None or spec.name.partition(".")[0] == "pipeline":
+        return False
+    places = [spec.origin] if spec.origin else []
+    if spec.submodule_search_locations is not None:
         places += list(spec.submodule_search_locations)[:1]
-    return any(place and Path(place).resolve().is_relative_to(folder) for place in places)
+    return any(_project_path(place, Path(folder)) for place in places)
+
+
+def _project_path(place: str | None, root: Path) -> bool:
+    """Whether a module's file lies in the project at `root` (absolute, under it, outside any installed packages)."""
+    if not place or not Path(place).is_absolute():  # "built-in", "frozen"
+        return False
+    path = Path(place).resolve()
+    installed = {"site-packages", "dist-packages"} & set(path.parts) or path.is_relative_to(Path(sys.prefix).resolve())
+    return path.is_relative_to(root.resolve()) and not installed
+
+
+def project_files(model: Any, root: Path) -> list[str]:
+    """The project's own files that a model's `_target_`s name (under net, estimator and loss, nested ones
+    included), relative to `root`: the code a model's training depends on beyond Podium's."""
+    targets: list[str] = []
+
+    def walk(node: Any) -> None:
+        if hasattr(node, "items"):
+            target = node.get("_target_")
+            if isinstance(target, str) and "." in target:
+                targets.append(target)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, (list, tuple)) or type(node).__name__ == "ListConfig":
+            for value in node:
+                walk(value)
+
+    for key in ("net", "estimator", "loss"):
+        walk(model.get(key))
+    _project_importable(root)
+    files: list[str] = []
+    for target in targets:
+        module = target.rpartition(".")[0]
+        try:  # the top-level package first: finding a submodule imports its parents (torch for torch.nn)
+            top = importlib.util.find_spec(module.partition(".")[0])
+        except (ImportError, ValueError):
+            continue
+        where = [top.origin] if top and top.origin else []
+        where += list(top.submodule_search_locations or [])[:1] if top else []
+        if not any(_project_path(place, root) for place in where):
+            continue
+        file = module_file(module, root)
+        if file and not Path(file).is_absolute() and file not in files:
+            files.append(file)
+    return files
 
 
 def _name(cls: Any) -> str:

@@ -9,6 +9,7 @@ shared with the speed benchmarks (benchmarks/training_speed.py).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 
@@ -22,6 +23,7 @@ from pipeline.config.checks import check_batch_split
 from pipeline.errors import PodiumError
 from pipeline.metrics import get_metric
 from pipeline.models import EstimatorFold, family
+from pipeline.models.targets import project_files
 from pipeline.predictions import n_outputs
 from pipeline.prepare import PreparedData
 from pipeline.tracking import Tracker, config_hash
@@ -38,11 +40,15 @@ log = logging.getLogger(__name__)
 
 
 def fold_state(cfg: DictConfig, fold: int) -> FoldState:
-    """The fold's checkpoint folder: one per config (by hash), so experiments never share checkpoints."""
-    comp = cfg.competition
-    return FoldState(
-        io.root(cfg) / cfg.paths.checkpoints / comp.name / cfg.model.name / config_hash(cfg) / f"fold_{fold}"
-    )
+    """The fold's checkpoint folder: one per config (by hash) and per content of the user's own model code
+    (competitions/<name>/models.py ...), so experiments never share checkpoints and an edited network
+    never resumes from the old one's."""
+    comp, root = cfg.competition, io.root(cfg)
+    key = config_hash(cfg)
+    own = project_files(cfg.model, root)
+    if own:
+        key += "-" + hashlib.sha256(b"".join((root / f).read_bytes() for f in own)).hexdigest()[:8]
+    return FoldState(root / cfg.paths.checkpoints / comp.name / cfg.model.name / key / f"fold_{fold}")
 
 
 def train_fold(

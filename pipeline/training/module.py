@@ -59,9 +59,7 @@ class CompetitionModule(L.LightningModule):
         self._loss_sum: torch.Tensor | None = None  # the training epoch's summed loss (x rows) so far
         self._loss_rows = 0
         # model.loss: the user's loss (any callable(logits, target) by `_target_`), else the task's own
-        self.custom_loss = (
-            instantiate_from("model.loss", OmegaConf.to_container(model_cfg.loss)) if model_cfg.get("loss") else None
-        )
+        self.custom_loss = build_loss(OmegaConf.to_container(model_cfg.loss)) if model_cfg.get("loss") else None
 
     def forward(self, inputs, augment: bool = False, view: View | None = None) -> torch.Tensor:
         if isinstance(inputs, dict):  # text
@@ -77,11 +75,7 @@ class CompetitionModule(L.LightningModule):
 
     def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.custom_loss is not None:
-            # the shapes the task's own loss takes: (N,) logits and float targets for binary and
-            # regression (BCEWithLogitsLoss, MSELoss, ...), (N, K) logits and class indices otherwise
-            if self.task == "multiclass":
-                return self.custom_loss(logits.float(), target.long())
-            return self.custom_loss(logits.float().squeeze(1), target.float())
+            return custom_loss_value(self.custom_loss, logits, target, self.task)
         if self.task == "regression":
             return F.mse_loss(logits.float().squeeze(1), target.float())
         if self.task == "binary":
@@ -175,6 +169,65 @@ class CompetitionModule(L.LightningModule):
             runtime["total_steps"] = int(self.trainer.estimated_stepping_batches)
         scheduler = instantiate_from("model.scheduler", sched_cfg, optimizer=optimizer, **runtime)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+
+
+# Losses that read (N, K) class scores and class indices, and those that read one value per row: a
+# binary or regression network has one output, a multiclass one K (pipeline/predictions.py n_logits).
+CLASS_LOSSES = {"CrossEntropyLoss", "NLLLoss", "MultiMarginLoss", "cross_entropy", "nll_loss"}
+ROW_LOSSES = {
+    "BCEWithLogitsLoss",
+    "BCELoss",
+    "MSELoss",
+    "L1Loss",
+    "HuberLoss",
+    "SmoothL1Loss",
+    "binary_cross_entropy_with_logits",
+    "mse_loss",
+    "l1_loss",
+    "huber_loss",
+    "smooth_l1_loss",
+}
+
+
+def custom_loss_value(loss, logits: torch.Tensor, target: torch.Tensor, task: str) -> torch.Tensor:
+    """The user's loss on the shapes the task's own loss takes: (N, K) logits and class indices for multiclass
+    (CrossEntropyLoss), (N,) logits and float targets for binary and regression (BCEWithLogitsLoss, MSELoss)."""
+    if task == "multiclass":
+        return loss(logits.float(), target.long())
+    return loss(logits.float().squeeze(1), target.float())
+
+
+def build_loss(cfg: dict):
+    """`model.loss`: a loss class is built with the YAML's arguments, a loss function bound to them."""
+    from hydra.utils import get_object
+
+    if isinstance(get_object(cfg["_target_"]), type):
+        return instantiate_from("model.loss", cfg)
+    try:  # a function: bound to the YAML's arguments, called on each batch's (logits, target)
+        return instantiate(cfg, _partial_=True)
+    except Exception as exc:
+        raise PodiumError(
+            f"Cannot build model.loss ({cfg['_target_']}): {type(exc).__name__}: {exc}. Fix model.loss in the "
+            f"model's file under conf/model/."
+        ) from None
+
+
+def check_loss(cfg: dict, task: str, where: str) -> None:
+    """Refuse a torch loss that reads the other shape than the task's network gives (it would train on nonsense)."""
+    name = str(cfg.get("_target_", "")).rpartition(".")[2]
+    if (task == "multiclass" and name in ROW_LOSSES) or (task != "multiclass" and name in CLASS_LOSSES):
+        gives = "(N, K) scores, one per class" if task == "multiclass" else "one logit (or value) per row"
+        fits = (
+            "CrossEntropyLoss"
+            if task == "multiclass"
+            else "BCEWithLogitsLoss"
+            if task == "binary"
+            else "MSELoss or HuberLoss"
+        )
+        raise PodiumError(
+            f"Invalid configuration: model.loss is {name}, but a {task} task's network gives {gives} and "
+            f"{name} reads the other shape. Use e.g. torch.nn.{fits}, or model.loss=null for the task's own, in {where}."
+        )
 
 
 def instantiate_from(key: str, cfg: dict, **runtime):

@@ -68,6 +68,26 @@ def probe_network(cfg: DictConfig, data: PreparedData) -> None:
             f"model.net ({target}) returned NaN or infinite logits on one batch of {rows} training rows "
             f"({shown}), before any training. Fix its forward or initialisation."
         )
+    if model.get("loss"):  # the user's loss on that batch: it must give one finite number
+        from omegaconf import OmegaConf
+
+        from pipeline.training.module import build_loss, custom_loss_value
+
+        loss_cfg = OmegaConf.to_container(model.loss)
+        truth = torch.from_numpy(data.train["target"].to_numpy()[:rows])
+        try:
+            value = custom_loss_value(build_loss(loss_cfg), output, truth, comp.task)
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise PodiumError(
+                f"model.loss ({loss_cfg.get('_target_')}) failed on the network's output for one batch ({rows} rows, "
+                f"logits {_shape(output.shape)}): {type(exc).__name__}: {first}. Fix model.loss in {where}."
+            ) from None
+        if not (isinstance(value, torch.Tensor) and value.numel() == 1 and torch.isfinite(value)):
+            raise PodiumError(
+                f"model.loss ({loss_cfg.get('_target_')}) gave {value!r} on one batch, not one finite number "
+                f"(a reduction of 'none' or a NaN). Fix model.loss in {where}."
+            )
 
 
 def _shape(dims) -> str:

@@ -29,6 +29,7 @@ from pipeline.config.compose import check_model_fits
 from pipeline.errors import PodiumError
 from pipeline.metrics import get_metric, report_scores, score_predictions
 from pipeline.models import family
+from pipeline.models.targets import import_target
 from pipeline.plots import model_plots
 from pipeline.predictions import Predictions, file_hashes, n_outputs
 from pipeline.prepare import PreparedData
@@ -36,7 +37,7 @@ from pipeline.provenance import provenance
 from pipeline.tracking import Tracker
 from pipeline.training import distributed
 from pipeline.training.fold import fit_fold, fold_state, restore_history, train_fold, trainer_flags, undefined_score
-from pipeline.training.module import instantiate_from
+from pipeline.training.module import build_loss, check_loss
 from pipeline.training.probe import probe_network
 from pipeline.training.tta import build_tta
 
@@ -167,8 +168,11 @@ def preflight(cfg: DictConfig) -> None:
     builders = record.builders()
     if hasattr(builders, "check"):  # family-specific refusals (a missing model folder, a class that does not import)
         builders.check(cfg.model, cfg.competition.task, io.root(cfg))
-    if cfg.model.get("loss"):  # the user's loss builds (or its error names model.loss) before any work
-        instantiate_from("model.loss", OmegaConf.to_container(cfg.model.loss))
+    if cfg.model.get("loss"):  # the user's loss imports, fits the task and builds before any work
+        where, loss = f"conf/model/{cfg.model.name}.yaml", OmegaConf.to_container(cfg.model.loss)
+        import_target(loss.get("_target_"), "model.loss", where, io.root(cfg))  # a project module resolves
+        check_loss(loss, cfg.competition.task, where)
+        build_loss(loss)
     build_tta(cfg.tta, cfg.competition.modality, cfg.competition.task)
     _quiet_lightning()
 
