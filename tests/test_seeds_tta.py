@@ -49,7 +49,13 @@ def test_seeds_train_once_each_and_average_into_the_model(make_cfg):
     )
     assert list(separate.member_scores) == ["cnn/seed_0", "cnn/seed_1"]
     averaged_member = ensemble(
-        make_cfg(*TINY, "ensemble.members=[cnn]", "ensemble.method=mean", "out_dir=outputs/animals/ensemble")
+        make_cfg(
+            *TINY,
+            "ensemble.members=[cnn]",
+            "ensemble.seeds=average",  # animals' own setting is separate (its overrides:)
+            "ensemble.method=mean",
+            "out_dir=outputs/animals/ensemble",
+        )
     )
     assert list(averaged_member.member_scores) == ["cnn"]
     # the mean of the two seeds as separate members is the seed average
