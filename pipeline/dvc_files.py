@@ -218,10 +218,14 @@ def _plots(name: str, models: list[Model], task: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_root(root: Path, new: str | None = None) -> str:
+def render_root(root: Path, new: str | None = None, new_config: dict | None = None) -> str:
     """The root dvc.yaml: the leaderboard over every competition of conf/competition/ (and `new`) whose raw
     files are in place (or that builds them): a plain `dvc repro` never runs a competition still being set up."""
-    names = sorted(n for n in set(competitions(root)) | ({new} if new else set()) if _has_data(root, n))
+    names = sorted(
+        n
+        for n in set(competitions(root)) | ({new} if new else set())
+        if _has_data(root, n, new_config if n == new else None)
+    )
     deps = "".join(
         f"      - outputs/{n}/submission/metrics.json\n      - outputs/{n}/ensemble/metrics.json\n" for n in names
     )
@@ -243,10 +247,10 @@ def rendered(root: Path, names: list[str] | None = None) -> dict[Path, str]:
     return files
 
 
-def _has_data(root: Path, name: str) -> bool:
+def _has_data(root: Path, name: str, comp: dict | None = None) -> bool:
     if (root / "competitions" / name / "build.py").is_file():
         return True
-    comp = _read_yaml(root / "conf" / "competition" / f"{name}.yaml")
+    comp = comp if comp is not None else _read_yaml(root / "conf" / "competition" / f"{name}.yaml")
     return (root / "data" / name / "raw" / ((comp.get("files") or {}).get("train") or "train.csv")).is_file()
 
 

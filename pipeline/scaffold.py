@@ -153,7 +153,7 @@ def new_competition(root: Path, name: str, modality: str = "image", task: str = 
     files = {
         root / "conf" / "competition" / f"{name}.yaml": competition,
         root / "competitions" / name / "dvc.yaml": render_competition(root, name, yaml.safe_load(competition)),
-        **_root_pipeline(root, name),
+        **_root_pipeline(root, name, yaml.safe_load(competition)),
         root / "competitions" / name / "README.md": README.format(**values),
         root / "data" / name / "raw" / "LAYOUT.md": LAYOUT.format(
             name=name,
@@ -180,12 +180,12 @@ def new_competition(root: Path, name: str, modality: str = "image", task: str = 
     return Scaffold(name, list(files))
 
 
-def _root_pipeline(root: Path, name: str) -> dict[Path, str]:
+def _root_pipeline(root: Path, name: str, config: dict) -> dict[Path, str]:
     """The root dvc.yaml with the new competition in its leaderboard, unless that file was edited by hand (kept)."""
     path = root / "dvc.yaml"
     if path.is_file() and path.read_text() != render_root(root):
         return {}
-    return {path: render_root(root, new=name)}
+    return {path: render_root(root, new=name, new_config=config)}
 
 
 def _align_comments(text: str, column: int = 28) -> str:
