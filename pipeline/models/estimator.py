@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.errors import PodiumError
+from pipeline.errors import PodiumError, first_line
 from pipeline.models import EstimatorFold
 from pipeline.models.targets import import_target
 
@@ -93,7 +93,7 @@ def fit_predict(model: DictConfig, fold: EstimatorFold) -> list[np.ndarray]:
     try:
         estimator.fit(fold.train_rows, fold.target)
     except Exception as exc:  # the user's estimator and its parameters
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        first = first_line(exc)
         raise PodiumError(
             f"model.estimator ({name}) failed to fit: {type(exc).__name__}: {first}. Fix model.estimator in "
             f"conf/model/{model.name}.yaml (a text competition gives it the texts as strings; an image "

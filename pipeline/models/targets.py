@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import PodiumError
+from pipeline.errors import PodiumError, first_line
 
 
 def import_target(path: object, key: str, where: str, root: Path) -> Any:
@@ -29,7 +29,7 @@ def import_target(path: object, key: str, where: str, root: Path) -> Any:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # ImportError, or the user's module failing as it runs
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        first = first_line(exc)
         file = module_file(module_name, root)
         raise PodiumError(
             f"Cannot import {key}._target_={path}: module {module_name}"

@@ -11,7 +11,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from pipeline import io
-from pipeline.errors import PodiumError
+from pipeline.errors import PodiumError, first_line
 from pipeline.models import family
 from pipeline.predictions import n_logits
 from pipeline.prepare import PreparedData
@@ -46,7 +46,7 @@ def probe_network(cfg: DictConfig, data: PreparedData) -> None:
         try:
             output = net(*inputs)
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            first = first_line(exc)
             raise PodiumError(
                 f"model.net ({target}) failed on one batch of {rows} training rows ({shown}): "
                 f"{type(exc).__name__}: {first}. Fix its forward (or its arguments in {where})."
@@ -78,7 +78,7 @@ def probe_network(cfg: DictConfig, data: PreparedData) -> None:
         try:
             value = custom_loss_value(build_loss(loss_cfg), output, truth, comp.task)
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            first = first_line(exc)
             raise PodiumError(
                 f"model.loss ({loss_cfg.get('_target_')}) failed on the network's output for one batch ({rows} rows, "
                 f"logits {_shape(output.shape)}): {type(exc).__name__}: {first}. Fix model.loss in {where}."
