@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/outputs_digest.py > before.txt   # on the old commit
     .venv/bin/python benchmarks/outputs_digest.py > after.txt    # on the new one; then: diff before.txt after.txt
 
-Each family trains its demo competition on the smoke preset (600 rows, 2 folds, 1 epoch, CPU, no
+Each family (and each example of the user's own code) trains its demo competition on the smoke preset (600 rows, 2 folds, 1 epoch, CPU, no
 tracking) in a scratch project built from the competitions' own build scripts, and prints the
 SHA-256 of its out-of-fold and test prediction arrays (the numbers, not the parquet files' bytes).
 """
@@ -29,6 +29,10 @@ FAMILIES = {  # model -> its demo competition
     "lstm": "rotten-tomatoes",
     "transformer_tiny": "rotten-tomatoes",
     "tfidf": "rotten-tomatoes",
+    # the user's own code (competitions/<name>/models.py, scikit-learn by _target_)
+    "rescnn": "animals",
+    "textcnn": "rotten-tomatoes",
+    "tfidf_svd_hgb": "rotten-tomatoes",
 }
 
 
@@ -57,9 +61,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="podium-digest-") as scratch:
         project = Path(scratch)
         shutil.copytree(ROOT / "conf", project / "conf")
+        for models in ROOT.glob("competitions/*/models.py"):  # the user's networks the examples name
+            (project / models.parent.relative_to(ROOT)).mkdir(parents=True, exist_ok=True)
+            shutil.copy(models, project / models.relative_to(ROOT))
         for competition in sorted(set(FAMILIES.values())):
             build = ROOT / "competitions" / competition / "build.py"
-            subprocess.run([sys.executable, str(build), "--out", str(project / "data" / competition)], check=True)
+            out = str(project / "data" / competition)
+            subprocess.run([sys.executable, str(build), "--out", out], check=True, stdout=subprocess.DEVNULL)
         for model in args.models:
             competition = FAMILIES[model]
             overrides = [

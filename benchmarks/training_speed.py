@@ -99,10 +99,14 @@ def podium_run(cfg, inputs, net, window: _Window) -> None:
     """The timed batches through the Trainer and module that `podium train` builds."""
     from pipeline.tracking import Tracker
     from pipeline.training.fold import build_module, build_trainer
+    from pipeline.training.spec import FoldSpec
 
-    trainer, _ = build_trainer(cfg, fold=0, tracker=Tracker(cfg, enabled=False), history=[], callbacks=[_timer(window)])
-    module = build_module(cfg, dataclasses.replace(inputs, net=net))
-    trainer.fit(module, inputs.train_loader(cfg, seed=cfg.seed), inputs.eval_loader(inputs.valid, cfg)[0])
+    spec = FoldSpec.of(cfg)
+    trainer, _ = build_trainer(
+        spec, fold=0, tracker=Tracker.of(cfg, enabled=False), history=[], callbacks=[_timer(window)]
+    )
+    module = build_module(spec, dataclasses.replace(inputs, net=net))
+    trainer.fit(module, inputs.train_loader(spec, seed=cfg.seed), inputs.eval_loader(inputs.valid, spec)[0])
 
 
 def lightning_run(cfg, inputs, net, window: _Window) -> None:
@@ -110,10 +114,12 @@ def lightning_run(cfg, inputs, net, window: _Window) -> None:
     Podium's callbacks): what Lightning itself costs, apart from Podium."""
     import lightning.pytorch as L
 
-    from pipeline.training.fold import build_module, trainer_flags
+    from pipeline.training.fold import build_module
+    from pipeline.training.spec import FoldSpec
 
+    spec = FoldSpec.of(cfg)
     trainer = L.Trainer(
-        **trainer_flags(cfg),
+        **spec.trainer,
         logger=False,
         callbacks=[_timer(window)],
         enable_checkpointing=False,
@@ -121,8 +127,8 @@ def lightning_run(cfg, inputs, net, window: _Window) -> None:
         num_sanity_val_steps=0,
         use_distributed_sampler=False,
     )
-    module = build_module(cfg, dataclasses.replace(inputs, net=net))
-    trainer.fit(module, inputs.train_loader(cfg, seed=cfg.seed), inputs.eval_loader(inputs.valid, cfg)[0])
+    module = build_module(spec, dataclasses.replace(inputs, net=net))
+    trainer.fit(module, inputs.train_loader(spec, seed=cfg.seed), inputs.eval_loader(inputs.valid, spec)[0])
 
 
 def plain_run(cfg, inputs, net, window: _Window, device) -> None:
@@ -133,6 +139,7 @@ def plain_run(cfg, inputs, net, window: _Window, device) -> None:
     from omegaconf import OmegaConf
 
     from pipeline.training.augment import build_augment
+    from pipeline.training.spec import FoldSpec
 
     task, image = cfg.competition.task, cfg.competition.modality == "image"
     net = net.to(device).train()
@@ -153,7 +160,7 @@ def plain_run(cfg, inputs, net, window: _Window, device) -> None:
         scheduler = instantiate(sched_cfg, _partial_=True)(optimizer=optimizer, **extra)
     bf16 = str(cfg.trainer.precision) == "bf16-mixed"
     clip = cfg.trainer.gradient_clip_val
-    for index, (x, y) in enumerate(inputs.train_loader(cfg, seed=cfg.seed)):
+    for index, (x, y) in enumerate(inputs.train_loader(FoldSpec.of(cfg), seed=cfg.seed)):
         window.batch_start(index)
         y = y.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -187,7 +194,9 @@ def plain_run(cfg, inputs, net, window: _Window, device) -> None:
 
 def loader_run(cfg, inputs, window: _Window) -> None:
     """The training loader alone: batches drawn and collated, no model."""
-    for index, _ in enumerate(inputs.train_loader(cfg, seed=cfg.seed)):
+    from pipeline.training.spec import FoldSpec
+
+    for index, _ in enumerate(inputs.train_loader(FoldSpec.of(cfg), seed=cfg.seed)):
         window.batch_start(index)
         if window.batch_end(index):
             return
@@ -199,6 +208,7 @@ def measure_family(family: str, accelerator: str, repeats: int, scale: float, sc
     from pipeline.config import compose
     from pipeline.prepare import load_prepared
     from pipeline.training.inputs import fold_inputs
+    from pipeline.training.spec import FoldSpec
     from pipeline.training.train import preflight
 
     competition, model, warmup, n = FAMILIES[family]
@@ -226,7 +236,7 @@ def measure_family(family: str, accelerator: str, repeats: int, scale: float, sc
         preflight(cfg)
         torch.use_deterministic_algorithms(bool(cfg.trainer.deterministic))  # as Lightning sets it for both sides
         data = load_prepared(cfg, scratch=scratch / f"prepared-{competition}")
-        inputs = fold_inputs(cfg, data, data.train["fold"].to_numpy() == 0)
+        inputs = fold_inputs(FoldSpec.of(cfg), data, data.train["fold"].to_numpy() == 0)
         initial = copy.deepcopy(inputs.net)
         batch = cfg.model.batch_size
         runs, peak = {"plain": [], "lightning": [], "podium": [], "ratio": []}, None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import PodiumError
+from pipeline.training import reads
 
 HEADER = """\
 # The {name} pipeline, rendered by `podium pipeline render` from
@@ -106,6 +107,7 @@ def render_competition(root: Path, name: str, comp: dict | None = None) -> str:
         - ${{item.code}}                # the model's own code (your competitions/{name}/models.py)
         - pipeline/training
         - pipeline/models
+        - pipeline/data/prepared.py   # how the prepared data are read
         - pipeline/plots.py           # draws the outputs' plots/
         - pipeline/metrics.py         # the fold scores and the CV
         - pipeline/predictions.py     # the prediction files' columns and order
@@ -115,21 +117,10 @@ def render_competition(root: Path, name: str, comp: dict | None = None) -> str:
         - competitions/{name}/tuned/${{key}}.yaml:   # best parameters from `podium tune` (applied by default)
             - overrides
         - conf/competition/{name}.yaml:   # what training reads beyond the prepared data
-{_keys(comp, ["metric", "direction", "seeds", "overrides"], 12)}"""
-    if modality == "image":
-        augment, tta = _choice(root, comp, "augment"), _choice(root, comp, "tta")
-        text += f"""\
-        - conf/augment/{augment}.yaml:
-        - conf/tta/{tta}.yaml:
-"""
+{_keys(comp, reads.competition_keys(comp), 12)}{_training_groups(root, comp, modality)}\
+        - conf/config.yaml:           # what training reads; not `tune:` (sweep settings) nor `ensemble:`
+{"".join(f"            - {k}{chr(10)}" for k in ("defaults", *reads.ROOT_SECTIONS))}"""
     text += f"""\
-        - conf/trainer/${{trainer}}.yaml:
-        - conf/config.yaml:           # what training reads; not `tune:` (sweep settings)
-            - defaults
-            - seed
-            - train
-            - data
-            - paths
       outs:
         - {out}/models/${{key}}/seeds   # each seed's predictions (one folder per seed)
         - {out}/models/${{key}}/oof.parquet
@@ -193,6 +184,16 @@ def _choice(root: Path, comp: dict, group: str) -> str:
         if isinstance(entry, dict) and group in entry:
             return str(entry[group])
     raise PodiumError(f"conf/config.yaml's defaults list has no {group}: option; add one (e.g. {group}: none).")
+
+
+def _training_groups(root: Path, comp: dict, modality: str) -> str:
+    """The option files of the config groups a training reads (pipeline/training/reads.py), as DVC params."""
+    files = {
+        "model": "conf/model/${key}.yaml:",
+        "trainer": "conf/trainer/${trainer}.yaml:",
+        **{g: f"conf/{g}/{_choice(root, comp, g)}.yaml:" for g in reads.IMAGE_ONLY_GROUPS},
+    }
+    return "".join(f"        - {files[g]}\n" for g in reads.groups(modality) if g != "model")
 
 
 def _keys(comp: dict, keys: list[str], indent: int) -> str:

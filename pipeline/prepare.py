@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline import io
 from pipeline.data.folds import assign_folds
 from pipeline.data.identity import files_digest, prepared_digest
+from pipeline.data.prepared import PreparedData, read_prepared
 from pipeline.data.raw import load_raw
 from pipeline.errors import PodiumError
 
@@ -165,18 +166,6 @@ def prepare(cfg: DictConfig, folder: Path | None = None) -> PrepareResult:
     return PrepareResult(folder=folder, n_train=len(train), n_test=len(raw.test), n_folds=comp.cv.n_splits)
 
 
-@dataclass
-class PreparedData:
-    """What training reads: tables plus decoded images (memory-mapped)."""
-
-    train: pd.DataFrame
-    test: pd.DataFrame
-    train_images: np.ndarray | None
-    test_images: np.ndarray | None
-    folder: Path
-    identity: str  # prepared_digest of all the above: fold results saved for other data are not reused
-
-
 def load_prepared(cfg: DictConfig, scratch: Path) -> PreparedData:
     """The pipeline's prepared data if it matches `cfg`, else `scratch`'s if it does; otherwise prepare into `scratch`.
 
@@ -188,15 +177,4 @@ def load_prepared(cfg: DictConfig, scratch: Path) -> PreparedData:
     if folder is None:
         log.info("no prepared data matching this config in %s: preparing into %s", io.prepared_dir(cfg), scratch)
         folder = prepare(cfg, scratch).folder
-    images = {}
-    for split in ("train", "test"):
-        path = folder / f"{split}_images.npy"
-        images[split] = np.load(path, mmap_mode="r") if path.exists() else None
-    return PreparedData(
-        identity=json.loads((folder / "meta.json").read_text())["data"],
-        train=pd.read_parquet(folder / "train.parquet"),
-        test=pd.read_parquet(folder / "test.parquet"),
-        train_images=images["train"],
-        test_images=images["test"],
-        folder=folder,
-    )
+    return read_prepared(folder)

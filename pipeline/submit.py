@@ -89,7 +89,7 @@ def submit(cfg: DictConfig, source: Path | None = None) -> SubmitResult:
 
     from pipeline.tracking import Tracker
 
-    tracker = Tracker(cfg)
+    tracker = Tracker.of(cfg)
     with tracker.run("submission", stage="submit", model="submission"):
         tracker.log_provenance(record)
         scores = {

@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -73,13 +74,41 @@ def flatten(data: Any, prefix: str = "") -> dict[str, str]:
     return {prefix[:-1]: str(data)[:6000]}
 
 
-class Tracker:
-    """Starts MLflow runs for a config; every method is a no-op when tracking is disabled."""
+@dataclass(frozen=True)
+class TrackingSettings:
+    """What the tracker needs of a command's config, read once by `Tracker.of`."""
 
-    def __init__(self, cfg: DictConfig, enabled: bool = True):
+    enabled: bool
+    uri: str  # the store, a relative SQLite path anchored at the project root
+    experiment: str
+    artifacts: Path | None  # run artifacts of a local SQLite store; None: the server's own
+    root: Path  # the project (its git state tags every run)
+    competition: str
+    config_hash: str
+    config: dict = field(default_factory=dict)  # the command's resolved config, logged as a run's params
+
+    @classmethod
+    def of(cls, cfg: DictConfig) -> TrackingSettings:
+        uri = tracking_uri(cfg)
+        return cls(
+            enabled=bool(cfg.tracking.enabled),
+            uri=uri,
+            experiment=cfg.tracking.experiment,
+            artifacts=root(cfg) / cfg.tracking.artifacts if uri.startswith("sqlite:") else None,
+            root=root(cfg),
+            competition=cfg.competition.name,
+            config_hash=config_hash(cfg),
+            config=OmegaConf.to_container(portable_config(cfg)),
+        )
+
+
+class Tracker:
+    """Starts MLflow runs; every method is a no-op when tracking is disabled."""
+
+    def __init__(self, settings: TrackingSettings, enabled: bool = True):
         """`enabled=False` (a DDP process other than rank 0) turns it off whatever `tracking.enabled` says."""
-        self.cfg = cfg
-        self.enabled = enabled and bool(cfg.tracking.enabled)
+        self.settings = settings
+        self.enabled = enabled and settings.enabled
         self.stopping: tuple[type[BaseException], ...] = ()  # exceptions that end a run as KILLED
         if not self.enabled:
             return
@@ -92,21 +121,25 @@ class Tracker:
         import mlflow
 
         self.mlflow = mlflow
-        mlflow.set_tracking_uri(tracking_uri(cfg))  # only points at the store: nothing is created before a run
+        mlflow.set_tracking_uri(settings.uri)  # only points at the store: nothing is created before a run
+
+    @classmethod
+    def of(cls, cfg: DictConfig, enabled: bool = True) -> Tracker:
+        """The tracker of a command's config (the stages' way in)."""
+        return cls(TrackingSettings.of(cfg), enabled)
 
     @cached_property
     def experiment_id(self) -> str:
         """The experiment's id, created on first use: a command refused before its first run leaves the store as it was."""
-        mlflow, cfg = self.mlflow, self.cfg
-        uri = tracking_uri(cfg)
-        mlflow.set_tracking_uri(uri)
-        name = cfg.tracking.experiment
+        mlflow, settings = self.mlflow, self.settings
+        mlflow.set_tracking_uri(settings.uri)
+        name = settings.experiment
         # Processes starting together on a new SQLite store would each create its tables (and the
         # experiment): all but one fail. One at a time, the first creates, the others find them.
-        with _first_use_lock(uri):
+        with _first_use_lock(settings.uri):
             experiment = mlflow.get_experiment_by_name(name)
             if experiment is None:
-                location = (root(cfg) / cfg.tracking.artifacts).as_uri() if uri.startswith("sqlite:") else None
+                location = settings.artifacts.as_uri() if settings.artifacts is not None else None
                 return mlflow.create_experiment(name, artifact_location=location)
             return experiment.experiment_id
 
@@ -114,14 +147,14 @@ class Tracker:
     def git(self) -> dict[str, object]:
         from pipeline.provenance import git_state
 
-        return git_state(root(self.cfg))
+        return git_state(self.settings.root)
 
     def tags(self, **extra: str) -> dict[str, str]:
         return {
-            "competition": self.cfg.competition.name,
+            "competition": self.settings.competition,
             "git_commit": self.git["commit"],
             "git_dirty": str(self.git["dirty"]),
-            "config_hash": config_hash(self.cfg),
+            "config_hash": self.settings.config_hash,
             **extra,
         }
 
@@ -158,7 +191,7 @@ class Tracker:
             )
         try:
             if params:
-                config = OmegaConf.to_container(portable_config(self.cfg))
+                config = dict(self.settings.config)
                 if tags.get("stage") != "tune":  # sweep settings say nothing about a training run
                     config.pop("tune", None)
                 self.log_params(flatten(config))

@@ -23,7 +23,7 @@ def open_store_at_the_signal(root: str, worker: int, start) -> None:
     from pipeline.config import compose
     from pipeline.tracking import Tracker
 
-    tracker = Tracker(compose(["tracking.uri=sqlite:///mlflow.db", "tracking.experiment=race"], root=Path(root)))
+    tracker = Tracker.of(compose(["tracking.uri=sqlite:///mlflow.db", "tracking.experiment=race"], root=Path(root)))
     start.wait(timeout=120)  # the start signal: every worker has imported MLflow and holds its config
     with tracker.run(f"worker {worker}", stage="train", worker=str(worker)):
         with tracker.run("fold 0", nested=True, stage="train_fold"):

@@ -324,13 +324,14 @@ def test_the_code_a_model_depends_on_is_its_projects_files_nested_ones_included(
 
 @pytest.mark.fast
 def test_an_edit_of_the_users_network_never_resumes_from_the_old_ones_checkpoints(user_project):
-    from pipeline.training.fold import fold_state
+    from pipeline.training.spec import FoldSpec
 
     cfg = compose(["competition=animals", "model=rescnn", *SMOKE], root=user_project)
-    before = fold_state(cfg, 0).folder
+    before = FoldSpec.of(cfg).checkpoints
     models = user_project / "competitions/animals/models.py"
     models.write_text(models.read_text() + "\n# edited\n")
-    assert fold_state(cfg, 0).folder != before and fold_state(cfg, 0).folder.parent.parent == before.parent.parent
+    after = FoldSpec.of(cfg).checkpoints
+    assert after != before and after.parent == before.parent
 
 
 @pytest.mark.fast

@@ -16,7 +16,7 @@ from conftest import config_maker, project_with
 from mlflow.tracking import MlflowClient
 
 from pipeline.prepare import load_prepared
-from pipeline.training.fold import fold_state
+from pipeline.training.spec import FoldSpec
 from pipeline.training.train import train
 
 pytestmark = pytest.mark.slow  # training killed and rerun
@@ -55,7 +55,7 @@ def wait_for_epoch(process: subprocess.Popen, history: Path, epoch: int, timeout
 
 def kill_during_fold_1(project: Path, cfg):
     """Start the train command, SIGKILL it once fold 1 has recorded epoch 1; the two folds' states."""
-    first, second = fold_state(cfg, 0), fold_state(cfg, 1)
+    first, second = FoldSpec.of(cfg).fold_state(0), FoldSpec.of(cfg).fold_state(1)
     run = podium_train(project)
     wait_for_epoch(run, second.folder / "history.json", epoch=1)
     run.send_signal(signal.SIGKILL)
@@ -130,7 +130,7 @@ def test_data_changed_between_kill_and_rerun_trains_afresh_and_says_why(project,
 def test_ctrl_c_stops_with_one_line_then_the_same_command_resumes(project, make_cfg, reference):
     cfg = make_cfg(*OVERRIDES[:-1], f"out_dir={OUT}")
     run = podium_train(project)
-    wait_for_epoch(run, fold_state(cfg, 0).folder / "history.json", epoch=2)
+    wait_for_epoch(run, FoldSpec.of(cfg).fold_state(0).folder / "history.json", epoch=2)
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=60)
     assert run.returncode == 130, err
@@ -151,7 +151,7 @@ def test_ctrl_c_stops_with_one_line_then_the_same_command_resumes(project, make_
 def test_a_checkpoint_that_is_not_plain_tensors_is_refused_not_run(project, make_cfg):
     """Checkpoints are read with weights_only=True: a planted pickle cannot run code on resume."""
     cfg = make_cfg(*OVERRIDES[:-1], "out_dir=runs/x")
-    state = fold_state(cfg, 0)
+    state = FoldSpec.of(cfg).fold_state(0)
     state.folder.mkdir(parents=True)
     # Recorded as computed on this very data, so the checkpoint is not set aside as stale but read.
     identity = load_prepared(cfg, scratch=project / "runs/x/prepared").identity

@@ -14,6 +14,7 @@ import torch
 from pipeline.config import compose
 from pipeline.models import lstm, transformer
 from pipeline.training.inputs import FoldInputs
+from pipeline.training.spec import FoldSpec
 from pipeline.training.text_data import LengthBucketSampler, PadCollator, TokenDataset, tokenize
 from pipeline.training.train import train
 
@@ -87,7 +88,7 @@ def test_dynamic_padding_and_length_buckets():
 
     inputs = FoldInputs(net=None, train=data, valid=data, test=data, collate=PadCollator(0))
     cfg = compose(["model=lstm", "model.batch_size=4"])
-    loader, order = inputs.eval_loader(data, cfg)
+    loader, order = inputs.eval_loader(data, FoldSpec.of(cfg))
     seen = torch.cat([(b["input_ids"] > 0).sum(1) for b, _ in loader]).numpy()
     restored = np.empty(10, dtype=int)
     restored[order] = seen
@@ -109,7 +110,7 @@ def test_lstm_trains_with_a_vocabulary_from_each_folds_training_rows_only(lstm_r
     metrics = json.loads((result.out_dir / "metrics.json").read_text())
     assert metrics["metric"] == "roc_auc" and 0 <= metrics["report"]["accuracy"] <= 1
     prepared = pd.read_parquet(result.out_dir / "prepared" / "train.parquet")
-    fold_dirs = sorted((text_project / "checkpoints" / "rotten-tomatoes" / "lstm").glob("*/fold_*"))
+    fold_dirs = sorted((text_project / "checkpoints" / "rotten-tomatoes" / "lstm").glob("*/seed_0/fold_*"))
     assert [d.name for d in fold_dirs] == ["fold_0", "fold_1"]
     from transformers import PreTrainedTokenizerFast
 

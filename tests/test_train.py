@@ -222,8 +222,9 @@ def test_compiled_channels_last_network_computes_what_the_plain_one_does(make_cf
     import torch
 
     from pipeline.prepare import load_prepared
-    from pipeline.training.fold import build_module, fold_state
+    from pipeline.training.fold import build_module
     from pipeline.training.inputs import fold_inputs
+    from pipeline.training.spec import FoldSpec
 
     fast_cfg = make_cfg(
         "trainer=smoke",
@@ -236,14 +237,14 @@ def test_compiled_channels_last_network_computes_what_the_plain_one_does(make_cf
     )
     result = train(fast_cfg)  # end to end: trains, checkpoints, predicts
     assert pd.read_parquet(result.out_dir / "oof.parquet")["id"].is_unique
-    weights = torch.load(fold_state(fast_cfg, 0).folder / "best.ckpt", weights_only=True)["state_dict"]
+    weights = torch.load(FoldSpec.of(fast_cfg).fold_state(0).folder / "best.ckpt", weights_only=True)["state_dict"]
     assert all(k.startswith("net.") and "_orig_mod" not in k for k in weights), "the plain network's names"
 
     data = load_prepared(fast_cfg, scratch=result.out_dir / "prepared")
-    inputs = fold_inputs(fast_cfg, data, data.train["fold"].to_numpy() == 0)
+    inputs = fold_inputs(FoldSpec.of(fast_cfg), data, data.train["fold"].to_numpy() == 0)
     plain_cfg = make_cfg("trainer=smoke", "trainer.precision=32-true", "tracking=none")
-    plain = build_module(plain_cfg, dataclasses.replace(inputs, net=copy.deepcopy(inputs.net))).eval()
-    fast = build_module(fast_cfg, inputs).eval()
+    plain = build_module(FoldSpec.of(plain_cfg), dataclasses.replace(inputs, net=copy.deepcopy(inputs.net))).eval()
+    fast = build_module(FoldSpec.of(fast_cfg), inputs).eval()
     images = torch.from_numpy(data.test_images[:64].copy())
     with torch.no_grad():
         assert torch.allclose(fast(images), plain(images), atol=1e-4)

@@ -163,7 +163,7 @@ def ensemble(cfg: DictConfig) -> EnsembleResult:
         ]
         io.write_json(tmp / "metrics.json", {**metrics, "files": file_hashes(files)})
 
-    tracker = Tracker(cfg)
+    tracker = Tracker.of(cfg)
     with tracker.run("ensemble", params=True, stage="ensemble", model="ensemble"):
         tracker.log_provenance(record)
         tracker.log_metrics(

@@ -9,50 +9,34 @@ shared with the speed benchmarks (benchmarks/training_speed.py).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 
 import lightning.pytorch as L
 import numpy as np
 from lightning.pytorch.callbacks import ModelCheckpoint
-from omegaconf import DictConfig
 
-from pipeline import io, progress
+from pipeline import progress
 from pipeline.config.checks import check_batch_split
+from pipeline.data.prepared import PreparedData
 from pipeline.errors import PodiumError
-from pipeline.metrics import get_metric
 from pipeline.models import EstimatorFold, family
-from pipeline.models.targets import project_files
-from pipeline.predictions import n_outputs
-from pipeline.prepare import PreparedData
-from pipeline.tracking import Tracker, config_hash
+from pipeline.tracking import Tracker
 from pipeline.training import distributed
 from pipeline.training.augment import build_augment
 from pipeline.training.callbacks import EpochLogger, FiniteLoss, Reseed
-from pipeline.training.checkpoints import AtomicCheckpointIO, FoldResult, FoldState
+from pipeline.training.checkpoints import AtomicCheckpointIO, FoldResult
 from pipeline.training.distributed import World, gather_rows
 from pipeline.training.inputs import FoldInputs, fold_inputs
 from pipeline.training.module import CompetitionModule, UndefinedScore
+from pipeline.training.spec import FoldSpec
 from pipeline.training.tta import build_tta
 
 log = logging.getLogger(__name__)
 
 
-def fold_state(cfg: DictConfig, fold: int) -> FoldState:
-    """The fold's checkpoint folder: one per config (by hash) and per content of the user's own model code
-    (competitions/<name>/models.py ...), so experiments never share checkpoints and an edited network
-    never resumes from the old one's."""
-    comp, root = cfg.competition, io.root(cfg)
-    key = config_hash(cfg)
-    own = project_files(cfg.model, root)
-    if own:
-        key += "-" + hashlib.sha256(b"".join((root / f).read_bytes() for f in own)).hexdigest()[:8]
-    return FoldState(root / cfg.paths.checkpoints / comp.name / cfg.model.name / key / f"fold_{fold}")
-
-
 def train_fold(
-    cfg: DictConfig,
+    spec: FoldSpec,
     data: PreparedData,
     fold: int,
     tracker: Tracker,
@@ -66,15 +50,14 @@ def train_fold(
     `callbacks` join the trainer's own (a sweep's pruning callback); `label` names the fold in
     messages ("cnn seed 1 fold 2"; default "<model> fold <k>").
     """
-    comp, metric = cfg.competition, get_metric(cfg.competition.metric)
-    label = label or f"{cfg.model.name} fold {fold}"
-    L.seed_everything(cfg.seed + fold, workers=True, verbose=False)
+    label = label or spec.label(fold)
+    L.seed_everything(spec.seed + fold, workers=True, verbose=False)
     is_valid = data.train["fold"].to_numpy() == fold
-    state = fold_state(cfg, fold)
-    trainer, checkpoint = build_trainer(cfg, fold, tracker, history, callbacks, label)
+    state = spec.fold_state(fold)
+    trainer, checkpoint = build_trainer(spec, fold, tracker, history, callbacks, label)
     world = World.of(trainer)
-    check_batch_split(cfg.model.batch_size, world.size, "trainer.devices x trainer.num_nodes")
-    resume_at = state.resumable_epoch() if cfg.train.resume and state.same_data(data.identity, label) else None
+    check_batch_split(spec.model.batch_size, world.size, "trainer.devices x trainer.num_nodes")
+    resume_at = state.resumable_epoch() if spec.resume and state.same_data(data.identity, label) else None
     distributed.barrier()  # every process has read the fold's saved state before rank 0 changes it
     if resume_at is None:
         if world.is_main:
@@ -82,18 +65,18 @@ def train_fold(
     else:
         log.info("%s: resuming at epoch %d from %s", label, resume_at, state.last)
         restore_history(state.history(before_epoch=resume_at), history, tracker)  # the epochs already trained
-    inputs = fold_inputs(cfg, data, is_valid)
-    module = build_module(cfg, inputs)
+    inputs = fold_inputs(spec, data, is_valid)
+    module = build_module(spec, inputs)
     try:
         trainer.fit(
             module,
-            inputs.train_loader(cfg, seed=cfg.seed + fold, world=world),
-            inputs.eval_loader(inputs.valid, cfg, world)[0],
+            inputs.train_loader(spec, seed=spec.seed + fold, world=world),
+            inputs.eval_loader(inputs.valid, spec, world)[0],
             ckpt_path=state.last if resume_at is not None else None,
         )
     except UndefinedScore as exc:
         raise PodiumError(
-            undefined_score(f"{label} ({exc})", metric.name, data.train["target"].to_numpy()[is_valid], comp)
+            undefined_score(f"{label} ({exc})", spec, data.train["target"].to_numpy()[is_valid])
         ) from None
     except SystemExit:
         if trainer.interrupted:  # Lightning turns Ctrl-C into sys.exit(1); keep it a Ctrl-C
@@ -107,17 +90,17 @@ def train_fold(
 
     def predict(dataset, what: str) -> np.ndarray:
         """Every row's prediction by the fold's best checkpoint, each process predicting its share."""
-        loader, positions = inputs.eval_loader(dataset, cfg, world)
+        loader, positions = inputs.eval_loader(dataset, spec, world)
         batches = trainer.predict(module, loader, ckpt_path=checkpoint.best_model_path) or []
         rows = (
             np.concatenate([b.numpy() for b in batches]).astype(np.float64)
             if batches
-            else np.empty((0, n_outputs(comp)))
+            else np.empty((0, spec.n_outputs))
         )
         return gather_rows(positions, rows, len(dataset), f"{label} {what}")
 
     scores = [(h["val/score"], h["epoch"]) for h in history if h["fold"] == fold]
-    pick = max if metric.direction == "maximize" else min
+    pick = max if spec.metric.direction == "maximize" else min
     best_epoch = pick(scores, key=lambda s: s[0])[1]  # first best epoch, as the checkpoint kept
     result = FoldResult(
         predict(inputs.valid, "out-of-fold"), predict(inputs.test, "test") if predict_test else None, best_epoch
@@ -128,7 +111,7 @@ def train_fold(
 
 
 def build_trainer(
-    cfg: DictConfig,
+    spec: FoldSpec,
     fold: int,
     tracker: Tracker,
     history: list[dict],
@@ -140,13 +123,13 @@ def build_trainer(
     Podium's callbacks: the best and last checkpoints, per-epoch records, the divergence check,
     per-batch reseeding and the progress bar; `callbacks` join them.
     """
-    label = label or f"{cfg.model.name} fold {fold}"
-    state = fold_state(cfg, fold)
+    label = label or spec.label(fold)
+    state = spec.fold_state(fold)
     checkpoint = ModelCheckpoint(
         dirpath=state.folder,
         filename="best",
         monitor="val/score",
-        mode="max" if get_metric(cfg.competition.metric).direction == "maximize" else "min",
+        mode="max" if spec.metric.direction == "maximize" else "min",
         save_top_k=1,
         save_last=True,
         enable_version_counter=False,
@@ -155,11 +138,11 @@ def build_trainer(
         checkpoint,
         EpochLogger(tracker, fold, history, state.save_history),
         FiniteLoss(label),
-        Reseed(cfg.seed + fold),
-        *([progress.epoch_bar(label)] if cfg.trainer.enable_progress_bar else []),
+        Reseed(spec.seed + fold),
+        *([progress.epoch_bar(label)] if spec.progress_bar else []),
     ]
     trainer = L.Trainer(
-        **trainer_flags(cfg),
+        **spec.trainer,
         logger=False,
         callbacks=[*own, *callbacks],
         plugins=[AtomicCheckpointIO()],
@@ -170,40 +153,32 @@ def build_trainer(
     return trainer, checkpoint
 
 
-def build_module(cfg: DictConfig, inputs: FoldInputs) -> CompetitionModule:
+def build_module(spec: FoldSpec, inputs: FoldInputs) -> CompetitionModule:
     """The LightningModule around the fold's network: loss, metric, optimizer, augmentation, TTA."""
-    comp = cfg.competition
-    augment = build_augment(cfg.augment) if comp.modality == "image" else None
-    tta = build_tta(cfg.tta, comp.modality, comp.task)
     return CompetitionModule(
         inputs.net,
-        cfg.model,
-        comp.task,
-        get_metric(comp.metric),
-        augment,
-        tta,
-        channels_last=cfg.train.channels_last,
-        compile=cfg.train.compile,
+        spec.model,
+        spec.task,
+        spec.metric,
+        build_augment(spec.augment) if spec.augment is not None else None,
+        build_tta(spec.tta, spec.modality, spec.task),
+        channels_last=spec.channels_last,
+        compile=spec.compile,
     )
 
 
-def undefined_score(label: str, metric: str, target: np.ndarray, comp: DictConfig) -> str:
+def undefined_score(label: str, spec: FoldSpec, target: np.ndarray) -> str:
     """Why a fold's score is NaN, with the class counts of its validation rows."""
     present = (
-        dict(zip(comp.classes, np.bincount(target.astype(int), minlength=len(comp.classes)).tolist()))
-        if comp.task != "regression"
+        dict(zip(spec.classes, np.bincount(target.astype(int), minlength=len(spec.classes)).tolist()))
+        if spec.task != "regression"
         else f"{len(target)} rows"
     )
     return (
-        f"{label}: the {metric} of its validation rows is undefined (NaN), so no outputs were written; its "
+        f"{label}: the {spec.metric.name} of its validation rows is undefined (NaN), so no outputs were written; its "
         f"validation rows hold {present}. A metric such as AUC or F1 needs every class among a fold's rows: "
         f"use fewer folds (competition.cv.n_splits), a stratified cv.scheme, or another metric."
     )
-
-
-def trainer_flags(cfg: DictConfig) -> dict:
-    """The `trainer` section as lightning.pytorch.Trainer arguments (unset ones left to Lightning)."""
-    return {k: v for k, v in cfg.trainer.items() if v is not None}
 
 
 def restore_history(rows: list[dict], history: list[dict], tracker: Tracker) -> None:
@@ -213,34 +188,33 @@ def restore_history(rows: list[dict], history: list[dict], tracker: Tracker) -> 
         tracker.log_metrics({k.replace("/", "_"): v for k, v in row.items() if "/" in k}, step=row["epoch"])
 
 
-def fit_fold(cfg: DictConfig, data: PreparedData, fold: int) -> FoldResult:
+def fit_fold(spec: FoldSpec, data: PreparedData, fold: int) -> FoldResult:
     """One fold of an estimator family (fit / predict, e.g. TF-IDF + logistic regression): no Lightning."""
     is_valid = data.train["fold"].to_numpy() == fold
-    train_rows, test_rows = estimator_rows(cfg, data)
+    train_rows, test_rows = estimator_rows(spec, data)
     valid_pred, test_pred = (
-        family(cfg.model.family)
+        family(spec.model.family)
         .builders()
         .fit_predict(
-            cfg.model,
+            spec.model,
             EstimatorFold(
-                task=cfg.competition.task,
+                task=spec.task,
                 train_rows=_take(train_rows, ~is_valid),
                 target=data.train["target"].to_numpy()[~is_valid],
                 predict_rows=[_take(train_rows, is_valid), test_rows],
-                n_outputs=n_outputs(cfg.competition),
-                seed=cfg.seed + fold,
-                root=io.root(cfg),
+                n_outputs=spec.n_outputs,
+                seed=spec.seed + fold,
+                root=spec.root,
             ),
         )
     )
     return FoldResult(valid_pred, test_pred, None)
 
 
-def estimator_rows(cfg: DictConfig, data: PreparedData) -> tuple:
+def estimator_rows(spec: FoldSpec, data: PreparedData) -> tuple:
     """An estimator's inputs, train and test: texts as a list of strings, images as flattened pixels in [0, 1]."""
-    if cfg.competition.modality == "text":
-        column = cfg.competition.text.column
-        return data.train[column].tolist(), data.test[column].tolist()
+    if spec.text_column is not None:
+        return data.train[spec.text_column].tolist(), data.test[spec.text_column].tolist()
     return tuple(
         np.asarray(images, dtype=np.float32).reshape(len(images), -1) / 255.0
         for images in (data.train_images, data.test_images)

@@ -13,17 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from pipeline import io
+from pipeline.data.prepared import PreparedData
 from pipeline.models import family
-from pipeline.predictions import n_logits
-from pipeline.prepare import PreparedData
 from pipeline.training import data as loaders
 from pipeline.training.data import EvalBatches, ImageArrayDataset
 from pipeline.training.distributed import World
+from pipeline.training.spec import FoldSpec
 from pipeline.training.text_data import LengthBucketSampler, PadCollator, TokenDataset, tokenize
 
 
@@ -41,16 +39,16 @@ class FoldInputs:
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(fold_dir / "tokenizer")
 
-    def train_loader(self, cfg: DictConfig, seed: int, world: World = World()) -> DataLoader:
+    def train_loader(self, spec: FoldSpec, seed: int, world: World = World()) -> DataLoader:
         """Seeded training batches of `model.batch_size` rows (similar lengths for text), this process's share."""
-        bs = cfg.model.batch_size
-        if isinstance(self.train, TokenDataset) and cfg.model.bucket_by_length:
+        bs = spec.model.batch_size
+        if isinstance(self.train, TokenDataset) and spec.model.bucket_by_length:
             batches = LengthBucketSampler(self.train.lengths, bs, seed, drop_last=len(self.train) > bs)
         else:
             batches = loaders.shuffled_batches(len(self.train), bs, seed)
-        return loaders.train_loader(self.train, batches, world, cfg.data, self.collate)
+        return loaders.train_loader(self.train, batches, world, spec.loading, self.collate)
 
-    def eval_loader(self, dataset: Dataset, cfg: DictConfig, world: World = World()) -> tuple[DataLoader, np.ndarray]:
+    def eval_loader(self, dataset: Dataset, spec: FoldSpec, world: World = World()) -> tuple[DataLoader, np.ndarray]:
         """A loader for validation or prediction (this process's batches), and the dataset row of each output row.
 
         Text rows go in order of length (least padding); the returned positions undo that.
@@ -58,25 +56,23 @@ class FoldInputs:
         order = (
             np.argsort(dataset.lengths, kind="stable") if isinstance(dataset, TokenDataset) else np.arange(len(dataset))
         )
-        batches = EvalBatches(order, cfg.model.batch_size, world)
-        return loaders.eval_loader(dataset, batches, cfg.data, self.collate), batches.positions
+        batches = EvalBatches(order, spec.model.batch_size, world)
+        return loaders.eval_loader(dataset, batches, spec.loading, self.collate), batches.positions
 
 
-def fold_inputs(cfg: DictConfig, data: PreparedData, is_valid: np.ndarray) -> FoldInputs:
+def fold_inputs(spec: FoldSpec, data: PreparedData, is_valid: np.ndarray) -> FoldInputs:
     """The network and datasets of the fold whose validation rows are `is_valid`."""
     target = data.train["target"].to_numpy()
-    builders, root = family(cfg.model.family).builders(), io.root(cfg)
-    if cfg.competition.modality == "text":
-        column = cfg.competition.text.column
-        train_texts, test_texts = data.train[column].tolist(), data.test[column].tolist()
+    builders, model = family(spec.model.family).builders(), spec.model
+    if spec.text_column is not None:
+        train_texts, test_texts = data.train[spec.text_column].tolist(), data.test[spec.text_column].tolist()
         fitted_on = [t for t, v in zip(train_texts, is_valid) if not v]
-        tokenizer = builders.make_tokenizer(cfg.model, fitted_on, root)
-        cache = root / cfg.paths.cache
-        train_ids, train_offsets = tokenize(train_texts, tokenizer, cfg.model.max_length, cache)
-        test_ids, test_offsets = tokenize(test_texts, tokenizer, cfg.model.max_length, cache)
+        tokenizer = builders.make_tokenizer(model, fitted_on, spec.root)
+        train_ids, train_offsets = tokenize(train_texts, tokenizer, model.max_length, spec.cache)
+        test_ids, test_offsets = tokenize(test_texts, tokenizer, model.max_length, spec.cache)
         rows = np.arange(len(train_texts))
         return FoldInputs(
-            net=builders.build_text(cfg.model, tokenizer, n_logits(cfg.competition), root),
+            net=builders.build_text(model, tokenizer, spec.n_logits, spec.root),
             train=TokenDataset(train_ids, train_offsets, rows[~is_valid], target[~is_valid]),
             valid=TokenDataset(train_ids, train_offsets, rows[is_valid], target[is_valid]),
             test=TokenDataset(test_ids, test_offsets, np.arange(len(test_texts))),
@@ -86,7 +82,7 @@ def fold_inputs(cfg: DictConfig, data: PreparedData, is_valid: np.ndarray) -> Fo
     images = np.array(data.train_images)  # into memory: a copy, off the read-only memory map
     channels, height, width = images.shape[1:]
     return FoldInputs(
-        net=builders.build_image(cfg.model, channels, height, width, n_logits(cfg.competition), root),
+        net=builders.build_image(model, channels, height, width, spec.n_logits, spec.root),
         train=ImageArrayDataset(images[~is_valid], target[~is_valid]),
         valid=ImageArrayDataset(images[is_valid], target[is_valid]),
         test=ImageArrayDataset(np.array(data.test_images)),

@@ -8,28 +8,26 @@ refusal leaves the project as it was. It builds the network as fold 0 will (for 
 from __future__ import annotations
 
 import numpy as np
-from omegaconf import DictConfig
 
-from pipeline import io
+from pipeline.data.prepared import PreparedData
 from pipeline.errors import PodiumError, first_line
 from pipeline.models import family
-from pipeline.predictions import n_logits
-from pipeline.prepare import PreparedData
+from pipeline.training.spec import FoldSpec
 
 ROWS = 4
 
 
-def probe_network(cfg: DictConfig, data: PreparedData) -> None:
+def probe_network(spec: FoldSpec, data: PreparedData) -> None:
     """Refuse a network whose output on one batch is not (rows, n_outputs) finite logits."""
     import torch
 
-    comp, model, root = cfg.competition, cfg.model, io.root(cfg)
-    builders, expected = family(model.family).builders(), n_logits(comp)
+    model, root = spec.model, spec.root
+    builders, expected = family(model.family).builders(), spec.n_logits
     rows = min(ROWS, len(data.train))
     target = (model.get("net") or {}).get("_target_", model.family)
-    where = f"conf/model/{model.name}.yaml"
-    if comp.modality == "text":
-        texts = data.train[comp.text.column].tolist()
+    where = spec.where
+    if spec.text_column is not None:
+        texts = data.train[spec.text_column].tolist()
         fitted_on = [t for t, f in zip(texts, data.train["fold"].to_numpy()) if f != 0]
         tokenizer = builders.make_tokenizer(model, fitted_on, root)
         net = builders.build_text(model, tokenizer, expected, root)
@@ -60,8 +58,8 @@ def probe_network(cfg: DictConfig, data: PreparedData) -> None:
         got = ("N", *output.shape[1:]) if output.ndim and output.shape[0] == rows else tuple(output.shape)
         raise PodiumError(
             f"model.net ({target}) returned shape {_shape(got)} on one batch of {rows} rows ({shown}); expected "
-            f"{_shape(('N', expected))}: one logit per {'class' if comp.task == 'multiclass' else 'row'} "
-            f"({comp.task} task). Fix its forward or n_outputs (Podium passes n_outputs={expected})."
+            f"{_shape(('N', expected))}: one logit per {'class' if spec.task == 'multiclass' else 'row'} "
+            f"({spec.task} task). Fix its forward or n_outputs (Podium passes n_outputs={expected})."
         )
     if not torch.isfinite(output).all():
         raise PodiumError(
@@ -74,9 +72,11 @@ def probe_network(cfg: DictConfig, data: PreparedData) -> None:
         from pipeline.training.module import build_loss, custom_loss_value
 
         loss_cfg = OmegaConf.to_container(model.loss)
-        truth = torch.from_numpy(data.train["target"].to_numpy()[:rows])
+        truth = torch.from_numpy(
+            data.train["target"].to_numpy()[:rows].copy()
+        )  # a writable copy, off the parquet buffer
         try:
-            value = custom_loss_value(build_loss(loss_cfg), output, truth, comp.task)
+            value = custom_loss_value(build_loss(loss_cfg), output, truth, spec.task)
         except Exception as exc:
             first = first_line(exc)
             raise PodiumError(

@@ -22,23 +22,24 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from pipeline import io, progress
 from pipeline.config.compose import check_model_fits
+from pipeline.data.prepared import PreparedData
 from pipeline.errors import PodiumError
 from pipeline.metrics import get_metric, report_scores, score_predictions
 from pipeline.models import family
 from pipeline.models.targets import import_target
 from pipeline.plots import model_plots
-from pipeline.predictions import Predictions, file_hashes, n_outputs
-from pipeline.prepare import PreparedData
+from pipeline.predictions import Predictions, file_hashes
 from pipeline.provenance import provenance
 from pipeline.tracking import Tracker
 from pipeline.training import distributed
-from pipeline.training.fold import fit_fold, fold_state, restore_history, train_fold, trainer_flags, undefined_score
+from pipeline.training.fold import fit_fold, restore_history, train_fold, undefined_score
 from pipeline.training.module import build_loss, check_loss
 from pipeline.training.probe import probe_network
+from pipeline.training.spec import FoldSpec, trainer_flags
 from pipeline.training.tta import build_tta
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def _quiet_lightning() -> None:
 
 
 def train_seed(
-    cfg: DictConfig,
+    spec: FoldSpec,
     data: PreparedData,
     tracker: Tracker,
     history: list[dict],
@@ -79,42 +80,41 @@ def train_seed(
     callbacks: Callable[[int], list] | None = None,
     predict_test: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, list[float], list]:
-    """Every fold of one seed (`cfg.seed`): out-of-fold and fold-averaged test predictions, fold scores, best epochs.
+    """Every fold of one seed (`spec.seed`): out-of-fold and fold-averaged test predictions, fold scores, best epochs.
 
     A sweep trial trains `only_folds` (rows of other folds stay zero), adds `callbacks(k)` to the
     k-th fold it trains, and skips the test predictions.
     """
-    comp, metric = cfg.competition, get_metric(cfg.competition.metric)
-    estimator = family(cfg.model.family).kind == "estimator"
+    metric, estimator = spec.metric, spec.kind == "estimator"
     folds = data.train["fold"].to_numpy()
     n_folds = int(folds.max()) + 1
     target = data.train["target"].to_numpy()
-    oof = np.zeros((len(data.train), n_outputs(comp)))
-    test = np.zeros((len(data.test), n_outputs(comp)))
+    oof = np.zeros((len(data.train), spec.n_outputs))
+    test = np.zeros((len(data.test), spec.n_outputs))
     fold_scores, best_epochs = [], []
     for index, fold in enumerate(only_folds if only_folds is not None else range(n_folds)):
         fold_started = time.perf_counter()
         with tracker.run(
             f"{label} fold {fold}",
             nested=True,
-            model=cfg.model.name,
+            model=spec.name,
             fold=str(fold),
-            seed=str(cfg.seed),
+            seed=str(spec.seed),
             stage="train_fold",
         ):
-            state = fold_state(cfg, fold)
-            reusable = cfg.train.resume and not estimator and state.same_data(data.identity, f"{label} fold {fold}")
+            state = spec.fold_state(fold)
+            reusable = spec.resume and not estimator and state.same_data(data.identity, f"{label} fold {fold}")
             kept = state.finished() if reusable else None
             if kept is not None:  # finished by an interrupted run of this config
                 log.info("%s fold %d: finished by an earlier run, kept (%s)", label, fold, state.folder)
-                restore_history(state.history(before_epoch=cfg.trainer.max_epochs), history, tracker)
+                restore_history(state.history(before_epoch=spec.trainer.get("max_epochs")), history, tracker)
                 tracker.set_tags(resumed="kept")
                 result = kept
             elif estimator:
-                result = fit_fold(cfg, data, fold)
+                result = fit_fold(spec, data, fold)
             else:
                 result = train_fold(
-                    cfg,
+                    spec,
                     data,
                     fold,
                     tracker,
@@ -133,9 +133,9 @@ def train_seed(
             is_valid = folds == fold
             oof[is_valid] = valid_pred
             test += test_pred / n_folds
-            score = score_predictions(metric, target[is_valid], valid_pred, comp.task)
+            score = score_predictions(metric, target[is_valid], valid_pred, spec.task)
             if not np.isfinite(score):
-                raise PodiumError(undefined_score(f"{label} fold {fold}", metric.name, target[is_valid], comp))
+                raise PodiumError(undefined_score(f"{label} fold {fold}", spec, target[is_valid]))
             tracker.log_metrics(
                 {f"fold_{metric.name}": score, **({"best_epoch": best_epoch} if best_epoch is not None else {})}
             )
@@ -206,10 +206,11 @@ def train(cfg: DictConfig) -> TrainResult | None:
             f"train.seeds={seeds} repeats a seed: each seed would train the same model twice. List distinct seeds."
         )
     out = io.out_dir(cfg)
-    tracker = Tracker(cfg, enabled=world.is_main)
+    tracker = Tracker.of(cfg, enabled=world.is_main)
     data = distributed.load_data(cfg, out / "prepared", world)
+    spec = FoldSpec.of(cfg)  # what every fold reads, once
     if family(cfg.model.family).probe:  # the user's network: its output checked before any fold trains
-        probe_network(cfg, data)
+        probe_network(spec, data)
     n_folds = int(data.train["fold"].max()) + 1
     with (
         tracker.run(f"{cfg.model.name}", params=True, model=cfg.model.name, stage="train") as run_id,
@@ -220,7 +221,7 @@ def train(cfg: DictConfig) -> TrainResult | None:
             label = cfg.model.name if len(seeds) == 1 else f"{cfg.model.name} seed {seed}"
             seed_history: list[dict] = []
             seed_started = time.perf_counter()
-            oof, test, fold_scores, best_epochs = train_seed(_with_seed(cfg, seed), data, tracker, seed_history, label)
+            oof, test, fold_scores, best_epochs = train_seed(spec.with_seed(seed), data, tracker, seed_history, label)
             history += [{"seed": seed, **row} for row in seed_history]
             per_seed[seed] = {
                 "oof": oof,
@@ -230,10 +231,10 @@ def train(cfg: DictConfig) -> TrainResult | None:
                 "seconds": time.perf_counter() - seed_started,
             }
         result = _write_outputs(cfg, data, per_seed, history, tracker, out, run_id, started) if world.is_main else None
-    if world.is_main and family(cfg.model.family).kind == "network":
+    if world.is_main and spec.kind == "network":
         for seed in seeds:  # complete: nothing left to resume; the next run of this config trains afresh
             for fold in range(n_folds):
-                fold_state(_with_seed(cfg, seed), fold).finish()
+                spec.with_seed(seed).fold_state(fold).finish()
     return result
 
 
@@ -324,11 +325,3 @@ def _write_outputs(
         f"over {n_folds} folds x {len(per_seed)} seed(s), in {seconds:.0f} s."
     )
     return TrainResult(cfg.model.name, metric.name, cv_score, fold_scores, seconds, out, run_id, best_epochs)
-
-
-def _with_seed(cfg: DictConfig, seed: int) -> DictConfig:
-    """A copy of `cfg` whose `seed` is `seed` (it seeds initialisation, data order and the checkpoint folder)."""
-    copy = cfg.copy()
-    with open_dict(copy):
-        copy.seed = seed
-    return copy

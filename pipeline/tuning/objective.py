@@ -12,12 +12,13 @@ import optuna
 
 from pipeline.config import compose
 from pipeline.config.tuned import to_overrides
+from pipeline.data.prepared import PreparedData
 from pipeline.errors import PodiumError
 from pipeline.metrics import get_metric, score_predictions
-from pipeline.prepare import PreparedData
 from pipeline.tracking import Tracker
 from pipeline.training import distributed
 from pipeline.training.distributed import World
+from pipeline.training.spec import FoldSpec
 from pipeline.training.train import train_seed
 from pipeline.tuning.pruning import FoldSteps, Pruning
 from pipeline.tuning.reclaim import record_worker
@@ -131,7 +132,14 @@ def _evaluate(
     pruning = lambda k: [Pruning(FoldSteps(trial, k * epochs, final, reported) if trial is not None else None)]  # noqa: E731
     tracker = ctx.tracker
     oof, _, fold_scores, _ = train_seed(
-        cfg, ctx.data, tracker, [], f"trial {number}", only_folds=ctx.folds, callbacks=pruning, predict_test=False
+        FoldSpec.of(cfg),
+        ctx.data,
+        tracker,
+        [],
+        f"trial {number}",
+        only_folds=ctx.folds,
+        callbacks=pruning,
+        predict_test=False,
     )
     rows = np.isin(ctx.data.train["fold"].to_numpy(), ctx.folds)
     value = score_predictions(metric, ctx.data.train["target"].to_numpy()[rows], oof[rows], comp.task)

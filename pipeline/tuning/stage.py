@@ -32,10 +32,13 @@ from pipeline.config import compose
 from pipeline.config.compose import find_root
 from pipeline.config.tuned import tuned_file, write_tuned
 from pipeline.errors import PodiumError
+from pipeline.models import family
 from pipeline.prepare import load_prepared
 from pipeline.tracking import Tracker
 from pipeline.training import distributed
-from pipeline.training.train import preflight, trainer_flags
+from pipeline.training.probe import probe_network
+from pipeline.training.spec import FoldSpec, trainer_flags
+from pipeline.training.train import preflight
 from pipeline.tuning.plots import write_plots
 from pipeline.tuning.progress import counts, top_trials
 from pipeline.tuning.reclaim import listing
@@ -97,8 +100,10 @@ def tune(overrides: Sequence[str] = (), root: Path | None = None, workers: int |
     if not world.is_main:
         follow_study(root, plan, world)
         return None
+    data = load_prepared(cfg, scratch=scratch_dir(cfg, plan) / "prepared")  # once, before workers start reading it
+    if family(cfg.model.family).probe:  # the user's network: checked on one batch before the study is opened
+        probe_network(FoldSpec.of(cfg), data)
     study = open_study(cfg, plan)
-    load_prepared(cfg, scratch=scratch_dir(cfg, plan) / "prepared")  # once, before workers start reading it
     _enqueue(study, cfg, plan)
     storage = io.redact(storage_url(cfg))
     log.info(
@@ -109,7 +114,7 @@ def tune(overrides: Sequence[str] = (), root: Path | None = None, workers: int |
         ", ".join(p.key for p in plan.space.params),
     )
 
-    tracker = Tracker(cfg)
+    tracker = Tracker.of(cfg)
     # the study's MLflow run, per tracking store (hashed: a server URI may carry a password)
     run_key = f"mlflow_run:{hashlib.sha256(cfg.tracking.uri.encode()).hexdigest()[:12]}"
     existing = study.user_attrs.get(run_key) if tracker.enabled else None

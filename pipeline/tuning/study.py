@@ -228,7 +228,7 @@ def _trial_context(root: Path, plan: Plan, worker: int, n_workers: int, parent_r
     preflight(cfg)
     scratch = scratch_dir(cfg, plan)
     data = load_data(cfg, scratch / "prepared", world)
-    tracker = Tracker(cfg, enabled=world.is_main)
+    tracker = Tracker.of(cfg, enabled=world.is_main)
     tracker.stopping = (optuna.TrialPruned,)  # a pruned trial's runs end KILLED, not FAILED
     return cfg, TrialContext(
         root,

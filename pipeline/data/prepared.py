@@ -1,0 +1,38 @@
+"""The prepared data as training reads it: the tables `prepare` wrote and its decoded images, memory-mapped."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class PreparedData:
+    """What training reads: tables plus decoded images (memory-mapped)."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    train_images: np.ndarray | None
+    test_images: np.ndarray | None
+    folder: Path
+    identity: str  # prepared_digest of all the above: fold results saved for other data are not reused
+
+
+def read_prepared(folder: Path) -> PreparedData:
+    """The prepared folder `folder` (pipeline/prepare.py wrote it); images are mapped, not read."""
+    images = {}
+    for split in ("train", "test"):
+        path = folder / f"{split}_images.npy"
+        images[split] = np.load(path, mmap_mode="r") if path.exists() else None
+    return PreparedData(
+        identity=json.loads((folder / "meta.json").read_text())["data"],
+        train=pd.read_parquet(folder / "train.parquet"),
+        test=pd.read_parquet(folder / "test.parquet"),
+        train_images=images["train"],
+        test_images=images["test"],
+        folder=folder,
+    )
