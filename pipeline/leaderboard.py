@@ -21,6 +21,20 @@ def _reported(scores: dict, key: str | None = None) -> str:
     return ", ".join(f"{k} {v:.4f}" for k, v in items.items() if v is not None) or "-"
 
 
+def _scored_lb(submission: dict, root: Path, name: str) -> float | str | None:
+    """The submission's local leaderboard score, if submission.csv is still the file it was computed on."""
+    from pipeline.data.identity import file_sha256
+
+    if "submission_sha256" not in submission:
+        return submission.get("local_leaderboard")
+    path = root / submission.get("submission", f"submissions/{name}/submission.csv")
+    if not path.is_file():
+        return "stale: submission.csv is gone"
+    if file_sha256(path) != submission["submission_sha256"]:
+        return "stale: submission.csv changed since scored"
+    return submission.get("local_leaderboard")
+
+
 def leaderboard_rows(outputs: Path, root: Path) -> list[list]:
     """One row per member, ensemble and submission of each competition with outputs under `outputs`.
 
@@ -52,6 +66,7 @@ def leaderboard_rows(outputs: Path, root: Path) -> list[list]:
                     ]
                 )
         if ensemble:
+            lb = _scored_lb(submission, root, folder.name)
             rows.append(
                 [
                     folder.name,
@@ -60,8 +75,8 @@ def leaderboard_rows(outputs: Path, root: Path) -> list[list]:
                     ensemble["cv"],
                     _reported(ensemble.get("report", {})),
                     1.0 if weights else None,
-                    submission.get("local_leaderboard"),
-                    _reported(submission.get("report", {}), "local_leaderboard"),
+                    lb,
+                    "-" if isinstance(lb, str) else _reported(submission.get("report", {}), "local_leaderboard"),
                     None,
                 ]
             )

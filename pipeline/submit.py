@@ -75,6 +75,7 @@ def submit(cfg: DictConfig, source: Path | None = None) -> SubmitResult:
         "board": board,
         "rows": len(sub),
         "source": str(source.relative_to(io.root(cfg)) if source.is_relative_to(io.root(cfg)) else source),
+        "submission": str(target.relative_to(io.root(cfg)) if target.is_relative_to(io.root(cfg)) else target),
         "submission_sha256": file_sha256(target),
     }  # which submission.csv these scores are of
     out = io.out_dir(cfg)

@@ -141,6 +141,22 @@ def test_fresh_clone_runs_the_whole_pipeline(repo):
     board = (repo / "outputs/leaderboard.md").read_text()
     assert all(name in board for name in ("| animals | cnn", "| rotten-tomatoes | lstm", "nested CV)"))
 
+    # the local leaderboard score is shown only for the submission.csv it was computed on
+    from pipeline.leaderboard import leaderboard_rows
+
+    csv = repo / "submissions/animals/submission.csv"
+    scored = csv.read_bytes()
+
+    def row() -> list:
+        return next(r for r in leaderboard_rows(repo / "outputs", repo) if r[0] == "animals" and "ensemble" in r[1])
+
+    assert row()[6] == pytest.approx(leaderboard["local_leaderboard"])
+    csv.write_bytes(scored.replace(b"\n", b"\r\n", 1))  # edited by hand after it was scored
+    try:
+        assert row()[6] == "stale: submission.csv changed since scored" and row()[7] == "-"
+    finally:
+        csv.write_bytes(scored)
+
 
 def test_second_repro_runs_nothing(repo):
     output = dvc(repo, "repro")
