@@ -19,13 +19,13 @@ from pipeline import io
 from pipeline.config.schema import MODALITIES, TASKS
 from pipeline.dvc_files import render_competition, render_root
 from pipeline.errors import PodiumError
+from pipeline.models import starters
 
 DEFAULTS = {  # task -> metric, direction, submission format, fold scheme
     "binary": ("roc_auc", "maximize", "probabilities", "stratified"),
     "multiclass": ("accuracy", "maximize", "labels", "stratified"),
     "regression": ("rmse", "minimize", "labels", "kfold"),
 }
-MODELS = {"image": ["cnn", "efficientnet"], "text": ["tfidf", "lstm", "transformer"]}
 
 COMPETITION_YAML = """\
 # {name}: a {task} competition on {modality} data. Made by `podium new`; fill in the `???` keys,
@@ -132,7 +132,7 @@ def new_competition(root: Path, name: str, modality: str = "image", task: str = 
             f"(got {modality}, {task})."
         )
     metric, direction, submission, scheme = DEFAULTS[task]
-    models = MODELS[modality][:2] if modality == "image" else MODELS[modality]
+    models = starters(modality)
     values = dict(
         name=name,
         task=task,
@@ -164,10 +164,7 @@ def new_competition(root: Path, name: str, modality: str = "image", task: str = 
             if modality == "image"
             else "",
         ),
-        **{
-            root / "competitions" / name / "tuned" / f"{m}.yaml": TUNED.format(model=m, name=name)
-            for m in MODELS[modality]
-        },
+        **{root / "competitions" / name / "tuned" / f"{m}.yaml": TUNED.format(model=m, name=name) for m in models},
     }
     existing = [str(p.relative_to(root)) for p in files if p.exists() and p != root / "dvc.yaml"]
     if existing:

@@ -624,6 +624,18 @@ CASES = [
     ),
     Case(
         "user code",
+        "a sweep over a forward returning the wrong shape",
+        [
+            "tune",
+            "model=mine",
+            "trainer=smoke",
+            "+tune.search_space={model:{optimizer:{lr:{type:float,low:0.001,high:0.01}}}}",
+        ],
+        r"returned shape \(N, 1, 10\) on one batch of 4 rows .*expected \(N, 10\)",
+        breaks=user_model({"_target_": f"{NET}.ExtraDim"}, prepare=True),
+    ),
+    Case(
+        "user code",
         "a network whose first output is NaN",
         USER,
         r"model\.net \(competitions\.animals\.models\.NaNs\) returned NaN or infinite logits on one batch",
@@ -660,7 +672,7 @@ CASES = [
     Case(
         "user code",
         "a loss that reads the other shape than the task gives",
-        ["train", "model=lstm", "+model.loss={_target_:torch.nn.CrossEntropyLoss}", "trainer=smoke"],
+        ["train", "model=lstm", "model.loss={_target_:torch.nn.CrossEntropyLoss}", "trainer=smoke"],
         r"model\.loss is CrossEntropyLoss, but a binary task's network gives one logit \(or value\) per row",
         TEXT,
     ),
@@ -668,7 +680,7 @@ CASES = [
         "user code",
         "an unknown family",
         USER,
-        r"model\.family is 'netwrok'; valid families are cnn, efficientnet, lstm, transformer, tfidf, network, estimator",
+        r"model\.family is 'netwrok'; valid families are cnn, efficientnet, tfidf, lstm, transformer, network, estimator",
         breaks=user_model({"_target_": f"{NET}.Flat"}, family="netwrok"),
     ),
     # submissions: `podium score --submission bad.csv` (and `podium submit` runs the same checks)

@@ -1,11 +1,14 @@
 """Configs compose from the real conf/ and are refused, before any work, when wrong."""
 
+import shutil
 import subprocess
 import sys
 import time
 
 import pytest
+from conftest import REPO
 
+from pipeline.config import compose
 from pipeline.errors import PodiumError
 
 pytestmark = pytest.mark.fast  # no training, no servers
@@ -274,3 +277,17 @@ def test_cnn_deeper_than_the_images_is_refused(make_cfg):
     with pytest.raises(PodiumError, match=r"at most 3 for the competition's 28x12 images"):
         make_cfg("competition.image.width=12", "model.depth=4")
     assert make_cfg("model.depth=5", "competition.image.height=32", "competition.image.width=32").model.depth == 5
+
+
+def test_an_experiment_outranks_the_competitions_own_overrides(tmp_path):
+    """animals' `overrides:` set tta=flip and ensemble.seeds=separate; an experiment the user picks wins over both."""
+    shutil.copytree(REPO / "conf", tmp_path / "conf")
+    (tmp_path / "conf/experiment/plain.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /tta: none\n  - _self_\nensemble:\n  seeds: average\n"
+    )
+    own = compose(["competition=animals"], root=tmp_path)
+    assert len(own.tta.views) > 0 and own.ensemble.seeds == "separate"
+    picked = compose(["competition=animals", "experiment=plain"], root=tmp_path)
+    assert len(picked.tta.views) == 0 and picked.ensemble.seeds == "average"
+    line = compose(["competition=animals", "experiment=plain", "ensemble.seeds=separate"], root=tmp_path)
+    assert line.ensemble.seeds == "separate", "the command line still wins"

@@ -69,7 +69,7 @@ def test_what_podium_knows_goes_to_the_parameters_of_those_names_and_the_yaml_wi
 @pytest.mark.fast
 def test_every_built_in_family_goes_through_one_record():
     names = family_names()
-    assert names[:7] == ["cnn", "efficientnet", "lstm", "transformer", "tfidf", "network", "estimator"]
+    assert names[:7] == ["cnn", "efficientnet", "tfidf", "lstm", "transformer", "network", "estimator"]
     for name in names[:7]:
         record = family(name)
         builders = record.builders() if record.kind == "estimator" or record.modality != "image" else None
@@ -158,10 +158,18 @@ def test_a_scikit_learn_pipeline_by_target_on_the_text_demo(user_project):
 # -- entry points ---------------------------------------------------------------------------------------------
 
 PACKAGE = """
+from dataclasses import dataclass
+
 from pipeline.config.schema import ModelBase
 from pipeline.models import Family
 
-FAMILY = Family("tiny_mlp", "podium_tiny.builders", "image", "network", ModelBase)
+
+@dataclass
+class TinyConfig(ModelBase):
+    hidden: int = 32
+
+
+FAMILY = Family("tiny_mlp", "podium_tiny.builders", "image", "network", TinyConfig, at_least={"hidden": (1, "units")})
 """
 
 BUILDERS = """
@@ -169,7 +177,10 @@ from torch import nn
 
 
 def build_image(model, channels, height, width, n_outputs, root):
-    return nn.Sequential(nn.Flatten(), nn.Linear(channels * height * width, 32), nn.ReLU(), nn.Linear(32, n_outputs))
+    hidden = model.hidden
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(channels * height * width, hidden), nn.ReLU(), nn.Linear(hidden, n_outputs)
+    )
 """
 
 
@@ -193,8 +204,10 @@ def test_a_family_from_an_installed_package_trains_and_is_imported_only_when_use
     assert "tiny_mlp" in family_names() and "podium_tiny" not in sys.modules
     optimizer = {"_target_": "torch.optim.Adam", "lr": 1e-3}
     (project / "conf/model/tiny.yaml").write_text(
-        yaml.safe_dump({"name": "tiny", "family": "tiny_mlp", "optimizer": optimizer})
+        yaml.safe_dump({"name": "tiny", "family": "tiny_mlp", "hidden": 16, "optimizer": optimizer})
     )
+    with pytest.raises(PodiumError, match=r"model\.hidden=0 is out of range; it must be at least 1 \(units\)"):
+        compose(["competition=animals", "model=tiny", "model.hidden=0"], root=project)  # the package's own limit
     result = train(project, "competition=animals", "model=tiny", "out_dir=runs/tiny")
     assert len(result.fold_scores) == 2 and "podium_tiny.builders" in sys.modules
 

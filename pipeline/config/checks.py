@@ -77,7 +77,7 @@ def _missing_paths(node: object, prefix: str = "") -> list[str]:
     return [prefix[:-1]] if node == "???" else []
 
 
-def _choice(value: object, valid: Sequence[str], key: str, where: str) -> None:
+def choice(value: object, valid: Sequence[str], key: str, where: str) -> None:
     if value not in valid:
         raise PodiumError(
             f"Invalid configuration: {key} is {value!r}; valid values are {', '.join(map(str, valid))}. "
@@ -90,28 +90,23 @@ def check_choices(cfg: DictConfig) -> None:
 
     comp = cfg.competition
     where = f"conf/competition/{comp.name}.yaml"
-    _choice(comp.task, schema.TASKS, "competition.task", where)
-    _choice(comp.modality, schema.MODALITIES, "competition.modality", where)
-    _choice(comp.metric, sorted(METRICS), "competition.metric", where)
+    choice(comp.task, schema.TASKS, "competition.task", where)
+    choice(comp.modality, schema.MODALITIES, "competition.modality", where)
+    choice(comp.metric, sorted(METRICS), "competition.metric", where)
     for name in comp.report_metrics:
-        _choice(name, sorted(METRICS), "competition.report_metrics", where)
-    model_where = f"conf/model/{cfg.model.name}.yaml"
-    if cfg.model.family == "lstm":
-        _choice(cfg.model.pooling, schema.LSTM_POOLING, "model.pooling", model_where)
-    if cfg.model.family == "transformer":
-        _choice(cfg.model.init, schema.TRANSFORMER_INIT, "model.init", model_where)
-    _choice(comp.cv.scheme, schema.CV_SCHEMES, "competition.cv.scheme", where)
-    _choice(comp.submission.format, schema.SUBMISSION_FORMATS, "competition.submission.format", where)
+        choice(name, sorted(METRICS), "competition.report_metrics", where)
+    choice(comp.cv.scheme, schema.CV_SCHEMES, "competition.cv.scheme", where)
+    choice(comp.submission.format, schema.SUBMISSION_FORMATS, "competition.submission.format", where)
     ens = cfg.ensemble
-    _choice(ens.method, schema.ENSEMBLE_METHODS, "ensemble.method", "conf/ensemble/")
+    choice(ens.method, schema.ENSEMBLE_METHODS, "ensemble.method", "conf/ensemble/")
     for name in ens.candidates:
-        _choice(name, schema.ENSEMBLE_METHODS[1:], "ensemble.candidates", "conf/ensemble/auto.yaml")
-    _choice(ens.seeds, schema.ENSEMBLE_SEEDS, "ensemble.seeds", "conf/ensemble/auto.yaml")
-    _choice(ens.hill_climb.init, schema.HILL_CLIMB_INITS, "ensemble.hill_climb.init", "conf/ensemble/auto.yaml")
-    _choice(ens.weighted.solver, schema.WEIGHTED_SOLVERS, "ensemble.weighted.solver", "conf/ensemble/auto.yaml")
-    _choice(cfg.tta.merge, schema.TTA_MERGES, "tta.merge", "conf/tta/")
-    _choice(cfg.tune.pruner.name, schema.PRUNERS, "tune.pruner.name", "conf/config.yaml")
-    _choice(cfg.tune.sampler.name, schema.SAMPLERS, "tune.sampler.name", "conf/config.yaml")
+        choice(name, schema.ENSEMBLE_METHODS[1:], "ensemble.candidates", "conf/ensemble/auto.yaml")
+    choice(ens.seeds, schema.ENSEMBLE_SEEDS, "ensemble.seeds", "conf/ensemble/auto.yaml")
+    choice(ens.hill_climb.init, schema.HILL_CLIMB_INITS, "ensemble.hill_climb.init", "conf/ensemble/auto.yaml")
+    choice(ens.weighted.solver, schema.WEIGHTED_SOLVERS, "ensemble.weighted.solver", "conf/ensemble/auto.yaml")
+    choice(cfg.tta.merge, schema.TTA_MERGES, "tta.merge", "conf/tta/")
+    choice(cfg.tune.pruner.name, schema.PRUNERS, "tune.pruner.name", "conf/config.yaml")
+    choice(cfg.tune.sampler.name, schema.SAMPLERS, "tune.sampler.name", "conf/config.yaml")
     metric = METRICS[comp.metric]
     if comp.direction != metric.direction:
         raise PodiumError(

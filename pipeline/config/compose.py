@@ -13,7 +13,7 @@ from omegaconf.errors import OmegaConfBaseException
 from pipeline.config import schema
 from pipeline.config.checks import check_choices, check_missing, check_ranges, check_scaling, lightning_flags
 from pipeline.config.files import check_class_names, check_competition_name, yaml_error, yaml_message
-from pipeline.config.sizes import check_fits_images, check_sizes
+from pipeline.config.sizes import check_family_keys, check_sizes
 from pipeline.errors import PodiumError
 
 ROOT_ENV = "PODIUM_ROOT"
@@ -70,7 +70,7 @@ def _compose_raw(root: Path, overrides: Sequence[str]) -> DictConfig:
         with initialize_config_dir(config_dir=str(root / "conf"), version_base="1.3"):
             raw, choices = _hydra_compose(overrides)
             default = _default_model(raw, overrides)
-            own = _competition_overrides(raw, overrides)
+            own = _competition_overrides(raw, overrides, _experiment_keys(root, choices.get("experiment")))
             if default or own:  # the competition's settings, and a default model that reads its modality
                 raw, choices = _hydra_compose([*own, *([f"model={default}"] if default else []), *overrides])
     except (yaml.YAMLError, HydraException) as exc:  # a syntax error in a file under conf/, raised or wrapped by Hydra
@@ -125,11 +125,36 @@ def _tuned_overrides(cfg: DictConfig, root: Path, overrides: Sequence[str]) -> l
     return to_overrides({k: v for k, v in params.items() if k not in given}, config_groups(root / "conf"))
 
 
-def _competition_overrides(raw: DictConfig, overrides: Sequence[str]) -> list[str]:
-    """The competition's `overrides:` (e.g. tta=flip), less those whose key the command line sets (it wins)."""
+def _competition_overrides(raw: DictConfig, overrides: Sequence[str], experiment: set[str]) -> list[str]:
+    """The competition's `overrides:` (e.g. tta=flip), less those whose key the command line or the chosen
+    experiment sets: both are the user's choice for this run, so both win over the competition's default."""
     own = [str(o) for o in raw.competition.get("overrides") or []]
-    given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
-    return [o for o in own if o.split("=", 1)[0].lstrip("+~") not in given]
+    given = {o.split("=", 1)[0].lstrip("+~") for o in overrides} | experiment
+    overlaps = lambda key: any(key == g or key.startswith(g + ".") or g.startswith(key + ".") for g in given)  # noqa: E731
+    return [o for o in own if not overlaps(o.split("=", 1)[0].lstrip("+~"))]
+
+
+def _experiment_keys(root: Path, name: str | None) -> set[str]:
+    """The keys and config groups conf/experiment/<name>.yaml sets (`trainer.max_epochs`, `tta`)."""
+    import yaml
+
+    if not name:
+        return set()
+    content = yaml.safe_load((root / "conf" / "experiment" / f"{name}.yaml").read_text()) or {}
+    keys = set()
+    for entry in content.pop("defaults", None) or []:  # `- override /tta: none` picks group tta
+        for key in entry if isinstance(entry, dict) else ():
+            keys.add(key.split()[-1].strip("/").split("@")[0])
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict) and value:
+                walk(value, f"{prefix}{key}.")
+            else:
+                keys.add(f"{prefix}{key}")
+
+    walk(content, "")
+    return keys
 
 
 def _default_model(raw: DictConfig, overrides: Sequence[str]) -> str | None:
@@ -183,7 +208,7 @@ def validate(raw: DictConfig) -> DictConfig:
     check_choices(cfg)
     check_ranges(cfg)
     check_sizes(cfg)
-    check_fits_images(cfg)
+    check_family_keys(cfg)  # after the image sizes: a CNN's depth is checked against valid ones
     check_scaling(cfg)
     return cfg
 

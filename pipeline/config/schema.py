@@ -170,10 +170,6 @@ class EstimatorConfig(ModelBase):
     estimator: dict[str, Any] = field(default_factory=dict)
 
 
-LSTM_POOLING = ("last", "max", "mean")
-TRANSFORMER_INIT = ("pretrained", "random")
-
-
 @dataclass
 class AugmentConfig:
     transforms: list[dict[str, Any]] = field(default_factory=list)

@@ -9,56 +9,32 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from pipeline.config.checks import out_of_range
+from pipeline.config.checks import choice, out_of_range
 
 # EfficientNet-Lite0 halves its input five times (stride-2 stages) with padding fixed for its native
 # 224 pixels: measured, 32 pixels a side is the least it accepts (31 fails inside torch's conv2d).
 EFFICIENTNET_MIN_INPUT = 32
 
-# Per family, each size's least value and, where it is not obvious, why.
-AT_LEAST: dict[str, dict[str, tuple[int, str]]] = {
-    "cnn": {
-        "width": (1, "channels of the first block"),
-        "depth": (1, "convolution blocks"),
-        "convs_per_block": (1, ""),
-        "hidden": (0, "0 for no dense layer before the output"),
-    },
-    "efficientnet": {
-        "input_size": (
-            EFFICIENTNET_MIN_INPUT,
-            "pixels a side: EfficientNet-Lite0's five stride-2 stages need 32 or more; images are resized to it",
-        )
-    },
-    "lstm": {
-        "max_length": (1, "tokens kept per text"),
-        "vocab_size": (1, "words kept; 0 leaves only [UNK]"),
-        "embedding_dim": (1, ""),
-        "hidden_size": (1, "LSTM units"),
-        "layers": (1, ""),
-    },
-    "transformer": {
-        "max_length": (
-            3,
-            "room for the tokenizer's special tokens, e.g. [CLS] and [SEP], and a token of "
-            "text; below that the tokenizer does not truncate at all",
-        ),
-        "freeze_layers": (0, ""),
-    },
-    "tfidf": {"min_df": (1, "training texts an n-gram must appear in"), "max_iter": (1, "")},
-}
+
+def check_family_keys(cfg: DictConfig) -> None:
+    """The model's keys against what its family's record says (pipeline/models: `Family.at_least`,
+    `choices` and `config_check`): one loop for every family, built in or installed."""
+    from pipeline.models import family
+
+    model, where = cfg.model, f"conf/model/{cfg.model.name}.yaml"
+    record = family(model.family)
+    for key, (least, why) in record.at_least.items():
+        if model[key] < least:
+            out_of_range(f"model.{key}", model[key], f"at least {least}" + (f" ({why})" if why else ""), where)
+    for key, valid in record.choices.items():
+        choice(model[key], valid, f"model.{key}", where)
+    if record.config_check is not None:
+        record.config_check(model, cfg.competition, where)
 
 
 def check_sizes(cfg: DictConfig) -> None:
     """Trainer, model and image sizes that are zero, negative or otherwise impossible."""
     _check_trainer(cfg.trainer)
-    model, where = cfg.model, f"conf/model/{cfg.model.name}.yaml"
-    for key, (least, why) in AT_LEAST.get(model.family, {}).items():
-        if model[key] < least:
-            out_of_range(f"model.{key}", model[key], f"at least {least}" + (f" ({why})" if why else ""), where)
-    if model.family == "tfidf":
-        _check_tfidf(model, where)
-    if model.family == "transformer" and not model.layerwise_lr_decay > 0:
-        out_of_range("model.layerwise_lr_decay", model.layerwise_lr_decay, "a positive factor (1 = off)", where)
     for key in ("grace_period", "heartbeat_interval"):  # Optuna's heartbeats take whole seconds, at least 1
         if cfg.tune[key] < 1:
             out_of_range(f"tune.{key}", cfg.tune[key], "at least 1 second", "conf/config.yaml")
@@ -106,7 +82,8 @@ def _check_trainer(trainer: DictConfig) -> None:
         )
 
 
-def _check_tfidf(model: DictConfig, where: str) -> None:
+def check_tfidf(model: DictConfig, comp: DictConfig, where: str) -> None:
+    """TF-IDF's n-gram range, vocabulary cap and regularisation."""
     if model.max_features is not None and model.max_features < 1:
         out_of_range("model.max_features", model.max_features, "at least 1, or null for no limit", where)
     ngrams = list(model.ngram_range)
@@ -127,10 +104,15 @@ def cnn_min_image_size(depth: int) -> int:
     return 2**depth
 
 
-def check_fits_images(cfg: DictConfig) -> None:
+def check_layerwise_decay(model: DictConfig, comp: DictConfig, where: str) -> None:
+    """A Transformer's layer-wise learning-rate decay must be a positive factor."""
+    if not model.layerwise_lr_decay > 0:
+        out_of_range("model.layerwise_lr_decay", model.layerwise_lr_decay, "a positive factor (1 = off)", where)
+
+
+def check_cnn_fits_images(model: DictConfig, comp: DictConfig, where: str) -> None:
     """Refuse a CNN deeper than the competition's images allow (torch would fail building it)."""
-    comp, model = cfg.competition, cfg.model
-    if comp.modality != "image" or model.family != "cnn":
+    if comp.modality != "image":
         return  # another modality's competition is refused by check_model_fits, with the models that fit
     side = min(comp.image.height, comp.image.width)
     if side < cnn_min_image_size(model.depth):
@@ -141,5 +123,5 @@ def check_fits_images(cfg: DictConfig) -> None:
             f"at most {deepest} for the competition's {comp.image.height}x{comp.image.width} images (each block halves "
             f"them, so depth {model.depth} needs images of at least {cnn_min_image_size(model.depth)}x"
             f"{cnn_min_image_size(model.depth)} pixels: competition.image.height and width, with resize: true)",
-            f"conf/model/{model.name}.yaml",
+            where,
         )

@@ -20,7 +20,8 @@ when a model names a family that is not built in, so no third-party code runs un
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
 from types import ModuleType
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.config import schema
+from pipeline.config import schema, sizes
 from pipeline.errors import PodiumError
 
 ENTRY_POINTS = "podium.families"
@@ -42,6 +43,11 @@ class Family:
     kind: str  # network (trained by Lightning, fold by fold) | estimator (fit / predict, no Lightning)
     schema: type[schema.ModelBase]  # its model YAML is checked against this dataclass
     probe: bool = False  # user code: one batch goes through the network before any fold trains
+    starter: bool = False  # `podium new` lists it in a new competition of its modality
+    # Refused at compose time, before any work (pipeline/config/sizes.check_family_keys):
+    at_least: Mapping[str, tuple[int, str]] = field(default_factory=dict)  # model key -> least value, and why
+    choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # model key -> its valid values
+    config_check: Callable[[Any, Any, str], None] | None = None  # (model, competition, where): other refusals
 
     def builders(self) -> ModuleType:
         return import_module(self.module)
@@ -66,15 +72,88 @@ class EstimatorFold:
 BUILT_IN = {
     family.name: family
     for family in (
-        Family("cnn", "pipeline.models.cnn", "image", "network", schema.CNNConfig),
-        Family("efficientnet", "pipeline.models.efficientnet", "image", "network", schema.EfficientNetConfig),
-        Family("lstm", "pipeline.models.lstm", "text", "network", schema.LSTMConfig),
-        Family("transformer", "pipeline.models.transformer", "text", "network", schema.TransformerConfig),
-        Family("tfidf", "pipeline.models.tfidf", "text", "estimator", schema.TfidfConfig),
+        Family(
+            "cnn",
+            "pipeline.models.cnn",
+            "image",
+            "network",
+            schema.CNNConfig,
+            starter=True,
+            at_least={
+                "width": (1, "channels of the first block"),
+                "depth": (1, "convolution blocks"),
+                "convs_per_block": (1, ""),
+                "hidden": (0, "0 for no dense layer before the output"),
+            },
+            config_check=sizes.check_cnn_fits_images,
+        ),
+        Family(
+            "efficientnet",
+            "pipeline.models.efficientnet",
+            "image",
+            "network",
+            schema.EfficientNetConfig,
+            starter=True,
+            at_least={
+                "input_size": (
+                    sizes.EFFICIENTNET_MIN_INPUT,
+                    "pixels a side: EfficientNet-Lite0's five stride-2 stages need 32 or more; images are resized to it",
+                )
+            },
+        ),
+        Family(
+            "tfidf",
+            "pipeline.models.tfidf",
+            "text",
+            "estimator",
+            schema.TfidfConfig,
+            starter=True,  # seconds per fold: the first baseline of a text competition
+            at_least={"min_df": (1, "training texts an n-gram must appear in"), "max_iter": (1, "")},
+            config_check=sizes.check_tfidf,
+        ),
+        Family(
+            "lstm",
+            "pipeline.models.lstm",
+            "text",
+            "network",
+            schema.LSTMConfig,
+            starter=True,
+            at_least={
+                "max_length": (1, "tokens kept per text"),
+                "vocab_size": (1, "words kept; 0 leaves only [UNK]"),
+                "embedding_dim": (1, ""),
+                "hidden_size": (1, "LSTM units"),
+                "layers": (1, ""),
+            },
+            choices={"pooling": ("last", "max", "mean")},
+        ),
+        Family(
+            "transformer",
+            "pipeline.models.transformer",
+            "text",
+            "network",
+            schema.TransformerConfig,
+            starter=True,
+            at_least={
+                "max_length": (
+                    3,
+                    "room for the tokenizer's special tokens, e.g. [CLS] and [SEP], and a token of "
+                    "text; below that the tokenizer does not truncate at all",
+                ),
+                "freeze_layers": (0, ""),
+            },
+            choices={"init": ("pretrained", "random")},
+            config_check=sizes.check_layerwise_decay,
+        ),
         Family("network", "pipeline.models.network", "any", "network", schema.NetworkConfig, probe=True),
         Family("estimator", "pipeline.models.estimator", "any", "estimator", schema.EstimatorConfig),
     )
 }
+
+
+def starters(modality: str) -> list[str]:
+    """The families `podium new` lists in a new competition of `modality` (each has conf/model/<name>.yaml)."""
+    return [f.name for f in BUILT_IN.values() if f.starter and f.reads(modality)]
 
 
 def family(name: object) -> Family:
