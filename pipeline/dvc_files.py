@@ -50,7 +50,7 @@ stages:
 class Model:
     name: str
     family: str
-    code: str  # the file holding its code: the user's module, else the family's module (relative to the root)
+    code: tuple[str, ...]  # the files holding its code: the user's modules, else the family's module (from the root)
     curves: bool  # trained by epochs: learning curves and curves.csv
 
 
@@ -97,7 +97,7 @@ def render_competition(root: Path, name: str, comp: dict | None = None) -> str:
 
   train:
     foreach:                        # one stage per model of `models:`, with the file holding its code
-{"".join(f"      {m.name}:{chr(10)}        code: {m.code}{chr(10)}" for m in models)}    do:
+{_code_items(models)}    do:
       wdir: ../..
       cmd: >-
         ${{launcher}} podium train competition={name} model=${{key}} trainer=${{trainer}}
@@ -105,7 +105,7 @@ def render_competition(root: Path, name: str, comp: dict | None = None) -> str:
       deps:
         - {out}/prepared
         - ${{item.code}}                # the model's own code (your competitions/{name}/models.py)
-        - pipeline/training
+{"".join(f"        - ${{item.code_{k}}}{chr(10)}" for k in range(2, _code_slots(models) + 1))}        - pipeline/training
         - pipeline/models
         - pipeline/data/prepared.py   # how the prepared data are read
         - pipeline/plots.py           # draws the outputs' plots/
@@ -279,10 +279,29 @@ def _model(root: Path, name: str) -> Model:
     family_name = content.get("family")
     record = BUILT_IN.get(family_name) or family(family_name)
     own = project_files(content, root)  # the user's modules its net, estimator or loss name
-    code = own[0] if own else None  # DVC takes one per stage; a model's own code usually lies in one file
-    if code is None:  # Podium's own family, or a package's: its module (pipeline/ lies in the project)
-        code = record.module.replace(".", "/") + ".py" if record.module.startswith("pipeline.") else path_of(path, root)
+    if own:
+        code = tuple(str(f) for f in own)
+    else:  # Podium's own family, or a package's: its module (pipeline/ lies in the project)
+        module = record.module.replace(".", "/") + ".py"
+        code = (module if record.module.startswith("pipeline.") else path_of(path, root),)
     return Model(name, family_name, code, curves=record.kind == "network")
+
+
+def _code_slots(models: list[Model]) -> int:
+    return max(len(m.code) for m in models)
+
+
+def _code_items(models: list[Model]) -> str:
+    """The foreach items: each model's code files as `code`, `code_2`, ... A foreach item cannot hand a
+    list to `deps`, so every model gets as many keys as the model with the most files, a shorter list
+    repeating its last file (DVC takes a repeated dependency once)."""
+    slots, text = _code_slots(models), ""
+    for m in models:
+        files = [*m.code, *[m.code[-1]] * (slots - len(m.code))]
+        text += f"      {m.name}:\n" + "".join(
+            f"        {'code' if k == 0 else f'code_{k + 1}'}: {f}\n" for k, f in enumerate(files)
+        )
+    return text
 
 
 def path_of(path: Path, root: Path) -> str:

@@ -252,6 +252,27 @@ def test_a_users_network_is_a_dependency_of_its_own_stage_alone(tmp_path):
     assert "ensemble.seeds=separate" not in stages["ensemble"]["cmd"]  # the competition's own setting, in its YAML
 
 
+@pytest.mark.fast
+def test_every_file_of_a_models_own_code_is_a_dependency_of_its_stage(tmp_path):
+    """A network in models.py and its loss in losses.py: both files are deps of that model's stage, and
+    a model of one file gets it again in the extra slot (DVC takes a repeated dependency once)."""
+    from pipeline.dvc_files import render_competition
+
+    shutil.copytree(REPO / "conf", tmp_path / "conf")
+    with_example_models(tmp_path)
+    (tmp_path / "competitions/animals/losses.py").write_text("import torch\n\nFocal = torch.nn.CrossEntropyLoss\n")
+    model = yaml.safe_load((REPO / "conf/model/rescnn.yaml").read_text())
+    model["loss"] = {"_target_": "competitions.animals.losses.Focal"}
+    (tmp_path / "conf/model/rescnn.yaml").write_text(yaml.safe_dump(model))
+    comp = yaml.safe_load((REPO / "conf/competition/animals.yaml").read_text())
+    stages = yaml.safe_load(render_competition(tmp_path, "animals", {**comp, "models": ["cnn", "rescnn"]}))["stages"]
+    assert stages["train"]["foreach"] == {
+        "cnn": {"code": "pipeline/models/cnn.py", "code_2": "pipeline/models/cnn.py"},
+        "rescnn": {"code": "competitions/animals/models.py", "code_2": "competitions/animals/losses.py"},
+    }
+    assert {"${item.code}", "${item.code_2}"} <= set(stages["train"]["do"]["deps"])
+
+
 @pytest.mark.slow
 def test_dvc_repro_trains_the_users_network_and_an_edit_of_its_file_reruns_exactly_its_stage(project):
     """A git + DVC project whose animals pipeline trains cnn and the user's rescnn (smoke preset)."""
