@@ -69,12 +69,25 @@ def test_progress_bars_on_a_terminal_and_plain_log_lines_in_a_pipe(project):
         assert bar in text, f"{bar!r} not drawn"
     assert re.search(r"epoch 1/1 .*\d+/\d+.*loss \d\.\d{4}", text), "the epoch bar shows batches and the loss"
     assert "podium: cnn fold 1 (2 of 2): accuracy" in text and "CV (all OOF)" in text  # logs and results still there
+    assert "podium: cnn fold 0 epoch" not in text, "on a terminal the bar says it: no epoch lines"
 
     piped = subprocess.run(
-        [*PODIUM, *TRAIN[:-1], "out_dir=runs/cnn2"], cwd=project, capture_output=True, text=True, timeout=300
+        [*PODIUM, *TRAIN[:-1], "trainer.max_epochs=2", "data.num_threads=1", "out_dir=runs/cnn2"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert piped.returncode == 0, piped.stderr
-    assert "epoch 1/1" not in piped.stderr + piped.stdout and "\x1b[" not in piped.stderr + piped.stdout
+    assert "\x1b[" not in piped.stderr + piped.stdout
+    # in a pipe: one line per epoch with its figures, its seconds and the fold's time left
+    number = r"\d+\.\d{4}"
+    first = rf"podium: cnn fold 0 epoch 1/2  loss {number}  val loss {number}  val accuracy {number}  \d+ s  \(fold: about \d+ s left\)"
+    assert re.search(first, piped.stderr), piped.stderr
+    assert re.search(rf"podium: cnn fold 1 epoch 2/2  loss {number} .* \d+ s$", piped.stderr, re.M), piped.stderr
+    assert len(re.findall(r"epoch \d/2", piped.stderr)) == 4, "two folds of two epochs, a line each"
+    # the thread count as torch reports it back once set
+    assert re.search(r"podium: training on 1 CPU thread \(data\.num_threads; \d+ cores? available\)", piped.stderr)
     lines = piped.stderr.splitlines()
     assert lines and all(line.startswith("podium: ") for line in lines), (
         "only Podium's own log lines: no library warnings"

@@ -287,6 +287,7 @@ class DataConfig:
     num_workers: int = 0
     pin_memory: bool | None = None  # None: on when training on a GPU
     persistent_workers: bool = True
+    num_threads: int | None = None  # torch's CPU threads per training process; None: its share of the cores
 
 
 @dataclass

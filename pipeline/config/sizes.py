@@ -38,6 +38,10 @@ def check_sizes(cfg: DictConfig) -> None:
     for key in ("grace_period", "heartbeat_interval"):  # Optuna's heartbeats take whole seconds, at least 1
         if cfg.tune[key] < 1:
             out_of_range(f"tune.{key}", cfg.tune[key], "at least 1 second", "conf/config.yaml")
+    if cfg.data.num_threads is not None and cfg.data.num_threads < 1:
+        out_of_range(
+            "data.num_threads", cfg.data.num_threads, "at least 1, or null for the available cores", "conf/config.yaml"
+        )
     if cfg.data.num_workers < 0:
         out_of_range(
             "data.num_workers", cfg.data.num_workers, "0 (load in the training process) or more", "conf/config.yaml"

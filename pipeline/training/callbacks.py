@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import random
+import time
 from collections.abc import Callable
 
 import lightning.pytorch as L
@@ -11,6 +13,8 @@ import torch
 
 from pipeline.errors import PodiumError
 from pipeline.tracking import Tracker
+
+log = logging.getLogger(__name__)
 
 
 class FiniteLoss(L.Callback):
@@ -56,6 +60,41 @@ class EpochLogger(L.Callback):
         self.tracker.log_metrics({k.replace("/", "_"): v for k, v in metrics.items()}, step=trainer.current_epoch)
         if self.on_epoch and trainer.is_global_zero:
             self.on_epoch([row for row in self.history if row["fold"] == self.fold])
+
+
+class EpochLines(L.Callback):
+    """One log line per epoch when no progress bars are drawn (output to a file or a pipe, as `dvc repro`
+    is usually run): epoch, losses, validation score, its seconds and the fold's estimated time left."""
+
+    def __init__(self, label: str, metric: str):
+        self.label, self.metric, self.started, self.seconds = label, metric, 0.0, []
+
+    def on_train_epoch_start(self, trainer, module):
+        self.started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, module):
+        from pipeline import progress
+
+        if progress.is_live() or not trainer.is_global_zero:
+            return
+        self.seconds.append(time.perf_counter() - self.started)
+        epoch, total = trainer.current_epoch + 1, trainer.max_epochs
+        m = trainer.callback_metrics
+        shown = "  ".join(
+            f"{name} {float(m[key]):.4f}"
+            for name, key in (("loss", "train/loss"), ("val loss", "val/loss"), (f"val {self.metric}", "val/score"))
+            if key in m
+        )
+        left = (total - epoch) * sum(self.seconds) / len(self.seconds) if total and total > 0 else None
+        log.info(
+            "%s epoch %d/%s  %s  %.0f s%s",
+            self.label,
+            epoch,
+            total if total and total > 0 else "?",
+            shown,
+            self.seconds[-1],
+            f"  (fold: about {left:.0f} s left)" if left else "",
+        )
 
 
 class Reseed(L.Callback):

@@ -24,7 +24,7 @@ from pipeline.models import EstimatorFold, family
 from pipeline.tracking import Tracker
 from pipeline.training import distributed
 from pipeline.training.augment import build_augment
-from pipeline.training.callbacks import EpochLogger, FiniteLoss, Reseed
+from pipeline.training.callbacks import EpochLines, EpochLogger, FiniteLoss, Reseed
 from pipeline.training.checkpoints import AtomicCheckpointIO, FoldResult
 from pipeline.training.distributed import World, gather_rows
 from pipeline.training.inputs import FoldInputs, fold_inputs
@@ -139,6 +139,7 @@ def build_trainer(
         EpochLogger(tracker, fold, history, state.save_history),
         FiniteLoss(label),
         Reseed(spec.seed + fold),
+        EpochLines(label, spec.metric.name),  # piped or logged runs: a line per epoch instead of the bar
         *([progress.epoch_bar(label)] if spec.progress_bar else []),
     ]
     trainer = L.Trainer(

@@ -40,6 +40,7 @@ from pipeline.training.fold import fit_fold, restore_history, train_fold, undefi
 from pipeline.training.module import build_loss, check_loss
 from pipeline.training.probe import probe_network
 from pipeline.training.spec import FoldSpec, trainer_flags
+from pipeline.training.threads import set_threads
 from pipeline.training.tta import build_tta
 
 log = logging.getLogger(__name__)
@@ -187,6 +188,7 @@ def train(cfg: DictConfig) -> TrainResult | None:
     """
     preflight(cfg)
     world = distributed.start(trainer_flags(cfg))
+    set_threads(cfg.data.num_threads, max(1, world.size // int(cfg.trainer.num_nodes)))
     if cfg.train.tuned_from:
         log.info("with the tuned parameters of %s", cfg.train.tuned_from)
     if world.size > 1:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -221,10 +220,9 @@ def _trial_context(root: Path, plan: Plan, worker: int, n_workers: int, parent_r
     # Progress bars of several workers would overwrite each other's lines: their trial lines say enough.
     overrides = [*plan.overrides, *(["trainer.enable_progress_bar=false"] if n_workers > 1 else [])]
     cfg = compose(overrides, root=root)
-    if n_workers > 1:  # share the cores instead of oversubscribing them
-        import torch
+    from pipeline.training.threads import set_threads
 
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // n_workers))
+    set_threads(cfg.data.num_threads, n_workers, label=f"worker {worker}" if n_workers > 1 else "trials")
     preflight(cfg)
     scratch = scratch_dir(cfg, plan)
     data = load_data(cfg, scratch / "prepared", world)
