@@ -98,8 +98,8 @@ def cmd_score(args) -> None:
     from pipeline.submit import score_file
 
     cfg = _compose(args)
-    score = score_file(cfg, args.submission, args.solution)
-    print(f"{cfg.competition.metric}: {score:.5f}")
+    for name, score in score_file(cfg, args.submission, args.solution).items():  # the metric first
+        print(f"{name}: {score:.5f}")
 
 
 def cmd_new(args) -> None:
@@ -111,6 +111,10 @@ def cmd_new(args) -> None:
     print(f"new {args.task} {args.modality} competition {made.name}:")
     for path in made.written:
         print(f"  {path.relative_to(root)}")
+    if made.proposed:
+        print(f"read from data/{made.name}/raw/ (check them):")
+        for key, value in made.proposed.items():
+            print(f"  {key}: {value}")
     print(
         f"next: fill in the ??? keys of conf/competition/{made.name}.yaml, put Kaggle's files in data/{made.name}/raw/, "
         f"check with `podium config competition={made.name}`, run `dvc repro competitions/{made.name}/dvc.yaml` "
@@ -145,7 +149,15 @@ def cmd_config(args) -> None:
 
     from pipeline.io import portable_config
 
-    print(OmegaConf.to_yaml(portable_config(_compose(args))), end="")
+    shown = OmegaConf.to_container(portable_config(_compose(args)))
+    # Only what this competition's modality reads: a text competition has no images to augment.
+    unread = {"text": (("augment",), ("tta",), ("competition", "image")), "image": (("competition", "text"),)}
+    for path in unread.get(shown["competition"]["modality"], ()):
+        parent = shown
+        for key in path[:-1]:
+            parent = parent[key]
+        parent.pop(path[-1], None)
+    print(OmegaConf.to_yaml(OmegaConf.create(shown)), end="")
 
 
 def cmd_leaderboard(args) -> None:

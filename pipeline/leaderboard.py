@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+NO_SOLUTION = "no solution file"  # the competition has no held-out labels (files.solution): nothing to score on
 HEADERS = ["competition", "model", "metric", "CV", "CV (reported)", "weight", "local LB", "LB (reported)", "train s"]
 
 
@@ -25,6 +26,8 @@ def _scored_lb(submission: dict, root: Path, name: str) -> float | str | None:
     """The submission's local leaderboard score, if submission.csv is still the file it was computed on."""
     from pipeline.data.identity import file_sha256
 
+    if submission and submission.get("local_leaderboard") is None:
+        return NO_SOLUTION
     if "submission_sha256" not in submission:
         return submission.get("local_leaderboard")
     path = root / submission.get("submission", f"submissions/{name}/submission.csv")
@@ -49,6 +52,7 @@ def leaderboard_rows(outputs: Path, root: Path) -> list[list]:
         weights = ensemble.get("weights", {})
         sources = ensemble.get("sources") or {p.name: str(p) for p in sorted((folder / "models").glob("*"))}
         member_lb = {row["name"]: row["local_leaderboard"] for row in submission.get("board", [])}
+        lb = _scored_lb(submission, root, folder.name)
         for name, path in sources.items():
             m = _read(root / path / "metrics.json")
             if m:
@@ -60,13 +64,14 @@ def leaderboard_rows(outputs: Path, root: Path) -> list[list]:
                         m["cv"],
                         _reported(m.get("report", {})),
                         weights.get(name),
-                        member_lb.get(name),
+                        NO_SOLUTION
+                        if _scored_lb(submission, root, folder.name) == NO_SOLUTION
+                        else member_lb.get(name),
                         "-",
                         round(m["seconds"]) if m.get("seconds") is not None else None,
                     ]
                 )
         if ensemble:
-            lb = _scored_lb(submission, root, folder.name)
             rows.append(
                 [
                     folder.name,
@@ -74,7 +79,7 @@ def leaderboard_rows(outputs: Path, root: Path) -> list[list]:
                     ensemble["metric"],
                     ensemble["cv"],
                     _reported(ensemble.get("report", {})),
-                    1.0 if weights else None,
+                    None,  # the blend itself carries no weight (its members' sum to 1)
                     lb,
                     "-" if isinstance(lb, str) else _reported(submission.get("report", {}), "local_leaderboard"),
                     None,

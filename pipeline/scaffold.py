@@ -17,6 +17,7 @@ import yaml
 
 from pipeline import io
 from pipeline.config.schema import MODALITIES, TASKS
+from pipeline.data.guess import Guess, read_raw
 from pipeline.dvc_files import render_competition, render_root
 from pipeline.errors import PodiumError
 from pipeline.models import starters
@@ -39,14 +40,15 @@ defaults:
 name: {name}              # must equal this file's name; outputs go to outputs/{name}/
 task: {task}              # binary | multiclass | regression
 modality: {modality}      # image | text
-id_column: id             # the id column of train.csv, test.csv and sample_submission.csv
-target_column: ???        # the column of train.csv to predict (also the submission's column)
+id_column: {id_column}    # the id column of train.csv, test.csv and sample_submission.csv{id_source}
+target_column: {target_column}  # the column of train.csv to predict (also the submission's column){target_source}
 {classes}
 metric: {metric}          # accuracy, log_loss, roc_auc, macro_f1, qwk, rmse, mae (pipeline/metrics.py)
 direction: {direction}    # must agree with the metric: maximize or minimize
 report_metrics: []        # more metrics computed and reported beside the metric, e.g. [accuracy]
 models: [{models}]        # trained by `dvc repro` (one stage each) and ensembled; conf/model/<name>.yaml
 seeds: {{}}                 # model -> seeds trained and averaged, e.g. {{cnn: [0, 1, 2]}}; default one seed
+{overrides}
 
 files:                    # inside data/{name}/raw/ (Kaggle's layout)
   train: train.csv        # {train_columns}
@@ -70,18 +72,23 @@ CLASSES = {
     "regression": "classes: []              # regression: no classes",
 }
 IMAGE_FILES = """\
-  images: images          # the image folder: <images>/<id><image_suffix>
-  image_suffix: .png      # the images' file extension (.png, .jpg, ...)
+  images: {images}          # the image folder: <images>/<id><image_suffix>
+  image_suffix: {image_suffix}      # the images' file extension (.png, .jpg, ...)
 """
 IMAGE_SECTION = """\
 image:
-  height: ???             # every image is decoded to height x width pixels
-  width: ???              # images of other sizes: see resize
-  channels: 3             # 1 = grey, 3 = RGB
-  resize: false           # false: an image of another size is an error naming the file; true: resize it"""
+  height: {height}             # every image is decoded to height x width pixels{image_source}
+  width: {width}              # images of other sizes: see resize
+  channels: {channels}             # 1 = grey, 3 = RGB
+  resize: {resize}           # false: an image of another size is an error naming the file; true: resize it"""
 TEXT_SECTION = """\
 text:
-  column: text            # the column of train.csv and test.csv holding the text"""
+  column: {text_column}            # the column of train.csv and test.csv holding the text{text_source}"""
+OVERRIDES = {  # the competition's own settings: augmentation and TTA belong to the data, not to a global default
+    "image": "overrides: []            # Hydra overrides its commands apply, e.g. [augment=flip_shift, tta=flip] for\n"
+    "                        # photos a mirror does not change; not for digits, characters or text in images",
+    "text": "overrides: []            # Hydra overrides its commands apply, e.g. [model.max_length=256]",
+}
 
 LAYOUT = """\
 # data/{name}/raw/: Kaggle's files for {name}
@@ -117,6 +124,7 @@ overrides: {{}}
 class Scaffold:
     name: str
     written: list[Path]
+    proposed: dict[str, str]  # data-dependent keys read from the raw files: key -> "value (where from)"
 
 
 def new_competition(root: Path, name: str, modality: str = "image", task: str = "multiclass") -> Scaffold:
@@ -133,7 +141,10 @@ def new_competition(root: Path, name: str, modality: str = "image", task: str = 
         )
     metric, direction, submission, scheme = DEFAULTS[task]
     models = starters(modality)
+    found = read_raw(root / "data" / name / "raw", modality, task) or Guess()
     values = dict(
+        **_proposals(found, task),
+        overrides=OVERRIDES[modality],
         name=name,
         task=task,
         modality=modality,
@@ -142,9 +153,8 @@ def new_competition(root: Path, name: str, modality: str = "image", task: str = 
         submission=submission,
         scheme=scheme,
         models=", ".join(models),
-        classes=CLASSES["regression" if task == "regression" else "classification"],
-        modality_files=IMAGE_FILES if modality == "image" else "",
-        modality_section=IMAGE_SECTION if modality == "image" else TEXT_SECTION,
+        modality_files=IMAGE_FILES.format(**_proposals(found, task)) if modality == "image" else "",
+        modality_section=(IMAGE_SECTION if modality == "image" else TEXT_SECTION).format(**_proposals(found, task)),
         train_columns="id, target; the images are files (below)" if modality == "image" else "id, target, text",
         test_columns="id" if modality == "image" else "id, text",
         group="  # group_column: site   # with /cv@cv: group: rows sharing a value stay in one fold\n",
@@ -157,7 +167,7 @@ def new_competition(root: Path, name: str, modality: str = "image", task: str = 
         root / "competitions" / name / "README.md": README.format(**values),
         root / "data" / name / "raw" / "LAYOUT.md": LAYOUT.format(
             name=name,
-            id_column="id",
+            id_column=found.id_column or "<id>",
             extra_train=", <image files in images/>" if modality == "image" else ", text",
             extra_test="" if modality == "image" else ", text",
             images="    images/<id>.png         one image per id of train.csv and test.csv\n"
@@ -174,7 +184,48 @@ def new_competition(root: Path, name: str, modality: str = "image", task: str = 
         )
     for path, text in files.items():
         io.write_text(path, text)
-    return Scaffold(name, list(files))
+    shown = {
+        "id_column": found.id_column,
+        "target_column": found.target_column,
+        "classes": found.classes,
+        "text.column": found.text_column,
+        "image": f"{found.height}x{found.width}x{found.channels}" if found.height else None,
+    }
+    proposed = {k: f"{v} ({found.source[k]})" for k, v in shown.items() if v is not None and k in found.source}
+    return Scaffold(name, list(files), proposed)
+
+
+def _proposals(found: Guess, task: str) -> dict[str, str]:
+    """The template's data-dependent values: what the raw files say (with where it was read), else `???`."""
+    import yaml
+
+    def said(key: str) -> str:
+        return f"; read from {found.source[key]}" if key in found.source else ""
+
+    if task == "regression":
+        classes = CLASSES["regression"]
+    elif found.classes:
+        listed = yaml.safe_dump(found.classes, default_flow_style=True, width=10**6).strip()  # quotes '0', 'yes'
+        order = "; binary: negative class first, check the order" if task == "binary" else ""
+        classes = f"classes: {listed}  # every class as train.csv writes it{said('classes')}{order}"
+    else:
+        classes = CLASSES["classification"]
+    return {
+        "id_column": found.id_column or "???",
+        "id_source": said("id_column"),
+        "target_column": found.target_column or "???",
+        "target_source": said("target_column"),
+        "classes": classes,
+        "text_column": found.text_column or "???",
+        "text_source": said("text.column"),
+        "images": found.images or "images",
+        "image_suffix": found.image_suffix or ".png",
+        "height": str(found.height or "???"),
+        "width": str(found.width or "???"),
+        "channels": str(found.channels or 3),
+        "resize": "true" if found.resize else "false",
+        "image_source": said("image"),
+    }
 
 
 def _root_pipeline(root: Path, name: str, config: dict) -> dict[Path, str]:

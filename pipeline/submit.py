@@ -139,8 +139,9 @@ def score_board(
     return board
 
 
-def score_file(cfg: DictConfig, submission: Path, solution: Path | None = None) -> float:
-    """Validate any submission file against the sample submission and score it against a solution."""
+def score_file(cfg: DictConfig, submission: Path, solution: Path | None = None) -> dict[str, float]:
+    """Validate any submission file against the sample submission and score it against a solution: the
+    competition's metric, then each of its `report_metrics`."""
     comp = cfg.competition
     folder = io.raw_dir(cfg)
     sample = read_table(folder / comp.files.sample_submission, comp.id_column, "sample submission")
@@ -151,4 +152,7 @@ def score_file(cfg: DictConfig, submission: Path, solution: Path | None = None) 
         raise PodiumError(f"No solution file to score against ({solution}). Pass --solution PATH.")
     truth = read_table(solution, comp.id_column, "solution file")
     check_solution(truth, sub, comp, str(solution))
-    return score_submission(sub, truth, comp)
+    return {
+        comp.metric: score_submission(sub, truth, comp),
+        **{name: score_submission(sub, truth, comp, name) for name in comp.report_metrics if name != comp.metric},
+    }

@@ -219,14 +219,15 @@ CASES = [
         "raw data",
         "id column missing",
         ["prepare"],
-        r"train\.csv has no column 'id' \(it has: ident, label\)",
+        r"train\.csv has no column 'id' \(competition\.id_column\) \(it has: ident, label\)\. .*set the "
+        r"competition's id_column to one of its columns",
         breaks=edit_csv("train.csv", lambda d: d.rename(columns={"id": "ident"})),
     ),
     Case(
         "raw data",
         "target column missing",
         ["prepare"],
-        r"train\.csv has no column 'label'",
+        r"train\.csv has no column 'label' \(competition\.target_column\)",
         breaks=edit_csv("train.csv", lambda d: d.drop(columns=["label"])),
     ),
     Case(
@@ -396,7 +397,7 @@ CASES = [
         "raw data",
         "text column missing",
         ["prepare"],
-        r"test\.csv has no column 'text'",
+        r"test\.csv has no column 'text' \(competition\.text\.column\) .*set the competition's text\.column",
         TEXT,
         edit_csv("test.csv", lambda d: d.drop(columns=["text"]), TEXT),
     ),

@@ -6,6 +6,7 @@ import sys
 import time
 
 import pytest
+import yaml
 from conftest import REPO
 
 from pipeline.config import compose
@@ -291,3 +292,15 @@ def test_an_experiment_outranks_the_competitions_own_overrides(tmp_path):
     assert len(picked.tta.views) == 0 and picked.ensemble.seeds == "average"
     line = compose(["competition=animals", "experiment=plain", "ensemble.seeds=separate"], root=tmp_path)
     assert line.ensemble.seeds == "separate", "the command line still wins"
+
+
+def test_podium_config_prints_only_what_the_competitions_modality_reads():
+    from conftest import podium
+
+    code, text_printed = podium(REPO, "config", "competition=rotten-tomatoes")
+    shown = yaml.safe_load(text_printed)
+    assert code == 0 and "augment" not in shown and "tta" not in shown and "image" not in shown["competition"]
+    assert shown["competition"]["text"]["column"] == "text"
+    code, image_printed = podium(REPO, "config", "competition=animals")
+    shown = yaml.safe_load(image_printed)
+    assert code == 0 and "augment" in shown and "tta" in shown and "text" not in shown["competition"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from pipeline.config import compose
 from pipeline.ensemble import ensemble
@@ -80,6 +81,14 @@ def test_binary_probability_competition_from_files_and_yaml(pets):
     assert list(frame.columns) == ["image_id", "species"] and frame["species"].between(0, 1).all()
     assert sub.leaderboard_score > 0.6
 
+    # a competition without held-out labels: the leaderboard says why it shows no local score
+    from pipeline.leaderboard import NO_SOLUTION, leaderboard_rows
+
+    submit(cfg("out_dir=outputs/pets/submission", "competition.files.solution=null"))
+    rows = {row[1]: row for row in leaderboard_rows(pets / "outputs", pets)}
+    blend = next(row for name, row in rows.items() if name.startswith("ensemble"))
+    assert rows["cnn"][6] == NO_SOLUTION and blend[6] == NO_SOLUTION and blend[5] is None
+
 
 def test_podium_new_scaffolds_a_commented_competition_that_prepares(pets, monkeypatch, capsys):
     """`podium new` writes the config (every key commented, the unknowns `???`), the pipeline and the layout."""
@@ -98,21 +107,21 @@ def test_podium_new_scaffolds_a_commented_competition_that_prepares(pets, monkey
     for path in ("competitions/pets/dvc.yaml", "competitions/pets/tuned/cnn.yaml", "data/pets/raw/LAYOUT.md"):
         assert (pets / path).is_file(), path
 
-    assert main(["config", "competition=pets"]) == 2  # the unknowns are named, all at once
-    error = capsys.readouterr().err
-    assert all(k in error for k in ("competition.classes", "competition.image.height", "competition.target_column"))
+    # the raw files were there: every key whose value depends on the data was read from them
+    proposed = yaml.safe_load(text)
+    assert proposed["id_column"] == "image_id" and proposed["target_column"] == "species"
+    assert proposed["classes"] == ["cat", "dog"] and "check the order" in text  # binary: negative class first
+    assert proposed["image"] == {"height": 28, "width": 28, "channels": 1, "resize": False}
+    assert proposed["overrides"] == [] and "augment=flip_shift" in text  # no flips unless the competition says so
+    printed = capsys.readouterr().out
+    assert (
+        "read from data/pets/raw/" in printed
+        and "id_column: image_id (sample_submission.csv's first column)" in printed
+    )
+    assert main(["config", "competition=pets"]) == 0
     assert main(["new", "pets"]) == 2 and "already exists" in capsys.readouterr().err
 
-    for old, new in (
-        ("id_column: id ", "id_column: image_id "),
-        ("target_column: ???", "target_column: species"),
-        ("classes: ???", "classes: [cat, dog]"),
-        ("height: ???", "height: 28"),
-        ("width: ???", "width: 28"),
-        ("channels: 3", "channels: 1"),
-        ("models: [cnn, efficientnet]", "models: [cnn]"),
-        ("n_splits: 5", "n_splits: 2"),
-    ):
+    for old, new in (("models: [cnn, efficientnet]", "models: [cnn]"), ("n_splits: 5", "n_splits: 2")):
         text = text.replace(old, new)
     config.write_text(text)
     assert main(["pipeline", "check"]) == 2  # models: changed; the pipeline file still trains efficientnet
@@ -134,3 +143,43 @@ def test_podium_new_scaffolds_a_commented_competition_that_prepares(pets, monkey
         check=True,
     ).stdout.split()
     assert stages == [f"competitions/pets/dvc.yaml:{s}" for s in ("prepare", "train@cnn", "ensemble", "submit")]
+
+
+def test_podium_new_without_raw_files_asks_for_every_key_that_depends_on_the_data(project, monkeypatch, capsys):
+    from pipeline.cli import main
+
+    monkeypatch.setenv("PODIUM_ROOT", str(project))
+    assert main(["new", "reviews", "--modality", "text", "--task", "multiclass"]) == 0
+    text = (project / "conf/competition/reviews.yaml").read_text()
+    assert "id_column: ???" in text and "column: ???" in text, "no demo default passes for the data's columns"
+    capsys.readouterr()
+    assert main(["config", "competition=reviews"]) == 2
+    error = capsys.readouterr().err
+    for key in ("competition.id_column", "competition.target_column", "competition.classes", "competition.text.column"):
+        assert key in error, key
+
+
+def test_podium_new_on_raw_text_files_with_unusual_column_names_proposes_them(project, monkeypatch, capsys):
+    from pipeline.cli import main
+
+    raw = project / "data/reviews/raw"
+    raw.mkdir(parents=True)
+    words = ["a fine film", "dull and long, a film that forgets its own plot halfway", "yes", "no"]
+    train = pd.DataFrame(
+        {
+            "review_id": [f"r{i}" for i in range(40)],
+            "stars": [str(i % 3) for i in range(40)],
+            "lang": "en",
+            "body": [words[i % 4] for i in range(40)],
+        }
+    )
+    train.to_csv(raw / "train.csv", index=False)
+    train[["review_id", "lang", "body"]].to_csv(raw / "test.csv", index=False)
+    train[["review_id", "stars"]].to_csv(raw / "sample_submission.csv", index=False)
+    monkeypatch.setenv("PODIUM_ROOT", str(project))
+    assert main(["new", "reviews", "--modality", "text", "--task", "multiclass"]) == 0
+    proposed = yaml.safe_load((project / "conf/competition/reviews.yaml").read_text())
+    assert proposed["id_column"] == "review_id" and proposed["target_column"] == "stars"
+    assert proposed["classes"] == ["0", "1", "2"], "numbers quoted: YAML keeps them strings"
+    assert proposed["text"]["column"] == "body", "the longest texts, not the language code"
+    assert main(["config", "competition=reviews"]) == 0

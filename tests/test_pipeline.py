@@ -103,7 +103,9 @@ def test_fresh_clone_runs_the_whole_pipeline(repo):
         assert saved["competition"]["cv"]["n_splits"] == 2 and "root" not in saved["paths"]  # the resolved smoke config
 
     cfg = compose(["trainer=smoke"], root=repo)
-    score = score_file(cfg, submission_path(cfg))  # valid against the sample submission, scored on the solution
+    score = score_file(cfg, submission_path(cfg))[
+        cfg.competition.metric
+    ]  # valid against the sample submission, scored on the solution
     leaderboard = json.loads((repo / "outputs/animals/submission/metrics.json").read_text())
     # the submit stage's own score is the file's, and twice chance (0.1 for 10 classes) at least: 0.41 measured
     assert leaderboard["rows"] == 1944 and score == pytest.approx(leaderboard["local_leaderboard"]) and score > 0.2
@@ -127,11 +129,14 @@ def test_fresh_clone_runs_the_whole_pipeline(repo):
     assert "leaderboard_accuracy" in by_stage["submit"][0].data.metrics
 
     text_cfg = compose(["trainer=smoke", "competition=rotten-tomatoes"], root=repo)
-    text_score = score_file(text_cfg, submission_path(text_cfg))
+    text_scores = score_file(text_cfg, submission_path(text_cfg))
+    text_score = text_scores[text_cfg.competition.metric]
     text_result = json.loads((repo / "outputs/rotten-tomatoes/submission/metrics.json").read_text())
     assert text_score == pytest.approx(text_result["local_leaderboard"]) and text_score > 0.6  # ROC AUC: 0.5 is chance
     assert text_result["metric"] == "roc_auc" and text_result["rows"] == 2849
     assert set(text_result["report"]["accuracy"]) == {"cv", "local_leaderboard"}
+    assert list(text_scores) == ["roc_auc", "accuracy"], "podium score: the metric, then report_metrics"
+    assert text_scores["accuracy"] == pytest.approx(text_result["report"]["accuracy"]["local_leaderboard"])
     text_runs = client.search_runs([client.get_experiment_by_name("rotten-tomatoes").experiment_id])
     assert sorted(r.data.tags["model"] for r in text_runs if r.data.tags.get("stage") == "train") == [
         "lstm",

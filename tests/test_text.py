@@ -46,16 +46,20 @@ def test_lstm_vocabulary_is_deterministic_and_keeps_the_most_frequent_words(rt_d
     assert encoded[:2] == [vocab["the"], vocab["film"]] and vocab["[UNK]"] in encoded
 
 
-def test_tokenization_is_cached_by_fingerprint(rt_data, tmp_path, caplog):
+def test_tokenization_is_cached_by_fingerprint(rt_data, tmp_path, caplog, monkeypatch):
+    from pipeline.training import text_data
+
+    monkeypatch.setattr(text_data, "_said", False)  # as in a new process
     texts = pd.read_csv(rt_data / "raw" / "train.csv")["text"].tolist()[:500]
     tokenizer = lstm.make_tokenizer(compose(["model=lstm"]).model, texts)
-    with caplog.at_level(logging.INFO, logger="pipeline.training.text_data"):
+    with caplog.at_level(logging.DEBUG, logger="pipeline.training.text_data"):
         ids, offsets = tokenize(texts, tokenizer, 100, tmp_path)
         again_ids, again_offsets = tokenize(texts, tokenizer, 100, tmp_path)
         tokenize(texts, tokenizer, 8, tmp_path)  # another max length: another cache entry
     messages = [r.getMessage() for r in caplog.records]
     assert messages[0].startswith("tokenized 500") and messages[1].startswith("read tokens of 500")
     assert messages[2].startswith("tokenized 500")
+    assert [r.levelno for r in caplog.records] == [logging.INFO, logging.DEBUG, logging.DEBUG], "said once a run"
     assert len(list((tmp_path / "tokens").glob("*.arrow"))) == 2
     assert np.array_equal(ids, again_ids) and np.array_equal(offsets, again_offsets)
     assert (
@@ -130,7 +134,7 @@ def test_lstm_trains_with_a_vocabulary_from_each_folds_training_rows_only(lstm_r
 
 def test_second_training_run_does_no_tokenization(lstm_run, make_text_cfg, caplog):
     _cfg, _ = lstm_run
-    with caplog.at_level(logging.INFO, logger="pipeline.training.text_data"):
+    with caplog.at_level(logging.DEBUG, logger="pipeline.training.text_data"):
         train(make_text_cfg("model=lstm", *FAST, "out_dir=runs/again"))
     messages = [r.getMessage() for r in caplog.records if r.name == "pipeline.training.text_data"]
     assert len(messages) == 4 and all(m.startswith("read tokens of") for m in messages), messages

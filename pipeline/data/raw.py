@@ -60,7 +60,7 @@ def read_table(path: Path, id_column: str, what: str) -> pd.DataFrame:
             f"{path}: the header names column(s) {repeated} more than once ({', '.join(header)}). "
             f"Each column needs its own name: rename or drop the duplicate."
         )
-    require_columns(frame, [id_column], path)
+    require_columns(frame, {id_column: "id_column"}, path)
     return frame
 
 
@@ -77,13 +77,15 @@ def lines_of(mask: np.ndarray, first: int = 5) -> list[int]:
     return (np.flatnonzero(mask)[:first] + 2).tolist()
 
 
-def require_columns(frame: pd.DataFrame, columns: list[str], path: Path) -> None:
-    missing = [c for c in columns if c not in frame.columns]
+def require_columns(frame: pd.DataFrame, columns: dict[str, str], path: Path) -> None:
+    """Refuse a file without one of `columns` (column -> the competition key that names it), naming the key."""
+    missing = {c: key for c, key in columns.items() if c not in frame.columns}
     if missing:
+        named = ", ".join(f"{c!r} (competition.{key})" for c, key in missing.items())
+        keys = " / ".join(dict.fromkeys(missing.values()))
         raise PodiumError(
-            f"{path} has no column {', '.join(map(repr, missing))} (it has: {', '.join(map(str, frame.columns))}). "
-            f"Rename the column in the file, or set the competition's id_column / target_column / "
-            f"cv.group_column to match it."
+            f"{path} has no column {named} (it has: {', '.join(map(str, frame.columns))}). "
+            f"Rename the column in the file, or set the competition's {keys} to one of its columns."
         )
 
 
@@ -203,8 +205,12 @@ def load_raw(cfg: DictConfig) -> RawData:
     sample = read_table(sample_path, comp.id_column, "sample submission")
 
     text_column = comp.text.column if comp.modality == "text" else None
-    needed = [comp.target_column] + ([comp.cv.group_column] if comp.cv.group_column else [])
-    require_columns(train, needed + ([text_column] if text_column else []), train_path)
+    needed = {
+        comp.target_column: "target_column",
+        **({comp.cv.group_column: "cv.group_column"} if comp.cv.group_column else {}),
+        **({text_column: "text.column"} if text_column else {}),
+    }
+    require_columns(train, needed, train_path)
     for frame, path in ((train, train_path), (test, test_path), (sample, sample_path)):
         check_ids(frame, comp.id_column, path)
     for frame, path in ((train, train_path), (test, test_path)):
@@ -216,7 +222,7 @@ def load_raw(cfg: DictConfig) -> RawData:
         for frame, path in ((train, train_path), (test, test_path)):
             check_file_ids(frame, comp.id_column, path, folder / files.images, files.image_suffix)
     if text_column:
-        require_columns(test, [text_column], test_path)
+        require_columns(test, {text_column: "text.column"}, test_path)
         check_texts(train, text_column, train_path)
         check_texts(test, text_column, test_path)
 

@@ -45,6 +45,9 @@ def fingerprint(texts: list[str], tokenizer, max_length: int) -> str:
     return digest.hexdigest()[:24]
 
 
+_said = False  # the first tokenization of this process has been logged
+
+
 def tokenize(texts: list[str], tokenizer, max_length: int, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """Token ids of every text, truncated to `max_length`: (flat ids, offsets), ragged, cached on disk.
 
@@ -75,13 +78,19 @@ def tokenize(texts: list[str], tokenizer, max_length: int, cache_dir: Path) -> t
     column = tokens.data.column("input_ids").combine_chunks()
     ids = column.values.to_numpy(zero_copy_only=False).astype(np.int64)
     offsets = column.offsets.to_numpy().astype(np.int64)
-    log.info(
-        "%s %d texts in %.2f s (%s)",
+    global _said
+    # Every fold of a model with its own vocabulary tokenizes anew (train and test texts): said once
+    # per process, then at debug level (--debug shows each).
+    log.log(
+        logging.DEBUG if _said else logging.INFO,
+        "%s %d texts in %.2f s (%s)%s",
         "read tokens of" if hit else "tokenized",
         len(texts),
         time.perf_counter() - started,
         cache_file,
+        "" if _said else "; later tokenizations of this run are not repeated here",
     )
+    _said = True
     return ids, offsets
 
 
