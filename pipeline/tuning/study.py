@@ -16,6 +16,7 @@ from pipeline import io, progress
 from pipeline.config import compose
 from pipeline.config.tuned import config_groups, key_of, to_overrides
 from pipeline.errors import PodiumError
+from pipeline.tuning.claims import ClaimLock, claim_lock_path
 from pipeline.tuning.reclaim import is_lost, listing, reclaim_lost
 from pipeline.tuning.space import SearchSpace, parse_space
 from pipeline.tuning.storage import has_heartbeat, open_storage, storage_url
@@ -178,24 +179,38 @@ def open_study(cfg: DictConfig, plan: Plan, worker: int = 0):
     return study
 
 
-def finished_count(study) -> int:
+def stored_trials(study) -> list:
+    """The study's trials as the storage holds them now, past optuna's per-process cache of an RDB
+    storage (which can miss another worker's trial; the count that decides whether to start one more
+    must not)."""
+    from optuna.storages._cached_storage import _CachedStorage
+
+    storage = study._storage
+    backend = storage._backend if isinstance(storage, _CachedStorage) else storage  # the RDB storage behind it
+    return backend.get_all_trials(study._study_id, deepcopy=False)
+
+
+def finished_count(study_or_trials) -> int:
     """Trials that count toward tune.n_trials: complete, pruned, and failed by the objective (with a
     fail_reason); not a lost one, whose worker died (reclaim.py: it is retried instead)."""
     from optuna.trial import TrialState
 
+    trials = study_or_trials if isinstance(study_or_trials, list) else study_or_trials.get_trials(deepcopy=False)
     return sum(
         1
-        for t in study.get_trials(deepcopy=False)
+        for t in trials
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
         or (t.state == TrialState.FAIL and "fail_reason" in t.user_attrs and not is_lost(t))
     )
 
 
-def running(study) -> list:
-    """The study's RUNNING trials, oldest first."""
+def running(study_or_trials) -> list:
+    """The study's RUNNING trials (of a study, or of a list of its trials), oldest first."""
     from optuna.trial import TrialState
 
-    return study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if isinstance(study_or_trials, list):
+        return sorted((t for t in study_or_trials if t.state == TrialState.RUNNING), key=lambda t: t.number)
+    return study_or_trials.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
 
 
 def follow_study(root: Path, plan: Plan, world) -> None:
@@ -268,28 +283,48 @@ def run_worker(root: Path, plan: Plan, worker: int, n_workers: int, parent_run: 
 
     def claimed(study) -> int:  # finished, and (heartbeats) running: another worker's, still beating
         reclaim_lost(study, cfg.tune.grace_period)
-        return finished_count(study) + (len(running(study)) if heartbeat else 0)
+        trials = stored_trials(study)
+        return finished_count(trials) + (len(running(trials)) if heartbeat else 0)
+
+    # Counting the claimed trials and creating the next one happen under one lock (claims.py):
+    # held from the count until the new trial exists (the objective's first act), or until the
+    # worker decides to stop.
+    lock = ClaimLock(claim_lock_path(storage_url(cfg), scratch_dir(cfg, plan)))
 
     def stop_when_claimed(study, _trial):
+        lock.acquire()
         if claimed(study) >= target:
+            lock.release()
             study.stop()
+
+    def objective(trial):
+        lock.release()  # the trial is in the storage, RUNNING: other workers now count it
+        return run_trial(trial, ctx)
 
     with progress.bar(f"{plan.study_name}: trials", total=target, name="trials") as trials:
         trials.update(completed=finished_count(study))  # a resumed study starts where it stopped
         waited: list[int] = []
-        while deadline is None or time.monotonic() < deadline:
-            if claimed(study) < target:
-                left = None if deadline is None else deadline - time.monotonic()
-                study.optimize(
-                    lambda trial: run_trial(trial, ctx),
-                    timeout=left,
-                    catch=(Exception,),
-                    callbacks=[report_trial(cfg.competition.metric), stop_when_claimed],
-                )
-            elif finished_count(study) >= target:
-                return
-            else:
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                lock.acquire()
+                if claimed(study) < target:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    try:
+                        study.optimize(
+                            objective,
+                            timeout=left,
+                            catch=(Exception,),
+                            callbacks=[report_trial(cfg.competition.metric), stop_when_claimed],
+                        )
+                    finally:
+                        lock.release()  # stopped by the timeout before its next trial began
+                    continue
+                lock.release()
+                if finished_count(study) >= target:
+                    return
                 waited = _wait_for(running(study), waited, cfg.tune)
+        finally:
+            lock.close()
 
 
 def _wait_for(trials: list, waited: list[int], tune: DictConfig) -> list[int]:
