@@ -64,9 +64,7 @@ def leaderboard_rows(outputs: Path, root: Path) -> list[list]:
                         m["cv"],
                         _reported(m.get("report", {})),
                         weights.get(name),
-                        NO_SOLUTION
-                        if _scored_lb(submission, root, folder.name) == NO_SOLUTION
-                        else member_lb.get(name),
+                        NO_SOLUTION if lb == NO_SOLUTION else member_lb.get(name),
                         "-",
                         round(m["seconds"]) if m.get("seconds") is not None else None,
                     ]

@@ -142,8 +142,9 @@ def new_competition(root: Path, name: str, modality: str = "image", task: str = 
     metric, direction, submission, scheme = DEFAULTS[task]
     models = starters(modality)
     found = read_raw(root / "data" / name / "raw", modality, task) or Guess()
+    proposals = _proposals(found, task)
     values = dict(
-        **_proposals(found, task),
+        **proposals,
         overrides=OVERRIDES[modality],
         name=name,
         task=task,
@@ -153,8 +154,8 @@ def new_competition(root: Path, name: str, modality: str = "image", task: str = 
         submission=submission,
         scheme=scheme,
         models=", ".join(models),
-        modality_files=IMAGE_FILES.format(**_proposals(found, task)) if modality == "image" else "",
-        modality_section=(IMAGE_SECTION if modality == "image" else TEXT_SECTION).format(**_proposals(found, task)),
+        modality_files=IMAGE_FILES.format(**proposals) if modality == "image" else "",
+        modality_section=(IMAGE_SECTION if modality == "image" else TEXT_SECTION).format(**proposals),
         train_columns="id, target; the images are files (below)" if modality == "image" else "id, target, text",
         test_columns="id" if modality == "image" else "id, text",
         group="  # group_column: site   # with /cv@cv: group: rows sharing a value stay in one fold\n",

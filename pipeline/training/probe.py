@@ -18,7 +18,10 @@ ROWS = 4
 
 
 def probe_network(spec: FoldSpec, data: PreparedData) -> None:
-    """Refuse a network whose output on one batch is not (rows, n_outputs) finite logits."""
+    """Refuse a network whose output on one batch is not (rows, n_outputs) finite logits (families whose
+    record asks for it: the user's own networks; others return at once)."""
+    if not family(spec.model.family).probe:
+        return
     import torch
 
     model, root = spec.model, spec.root

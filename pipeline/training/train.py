@@ -211,8 +211,7 @@ def train(cfg: DictConfig) -> TrainResult | None:
     tracker = Tracker.of(cfg, enabled=world.is_main)
     data = distributed.load_data(cfg, out / "prepared", world)
     spec = FoldSpec.of(cfg)  # what every fold reads, once
-    if family(cfg.model.family).probe:  # the user's network: its output checked before any fold trains
-        probe_network(spec, data)
+    probe_network(spec, data)  # the user's network: its output checked before any fold trains
     n_folds = int(data.train["fold"].max()) + 1
     with (
         tracker.run(f"{cfg.model.name}", params=True, model=cfg.model.name, stage="train") as run_id,

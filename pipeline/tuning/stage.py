@@ -32,7 +32,6 @@ from pipeline.config import compose
 from pipeline.config.compose import find_root
 from pipeline.config.tuned import tuned_file, write_tuned
 from pipeline.errors import PodiumError
-from pipeline.models import family
 from pipeline.prepare import load_prepared
 from pipeline.tracking import Tracker
 from pipeline.training import distributed
@@ -101,8 +100,7 @@ def tune(overrides: Sequence[str] = (), root: Path | None = None, workers: int |
         follow_study(root, plan, world)
         return None
     data = load_prepared(cfg, scratch=scratch_dir(cfg, plan) / "prepared")  # once, before workers start reading it
-    if family(cfg.model.family).probe:  # the user's network: checked on one batch before the study is opened
-        probe_network(FoldSpec.of(cfg), data)
+    probe_network(FoldSpec.of(cfg), data)  # the user's network: checked on one batch before the study opens
     study = open_study(cfg, plan)
     _enqueue(study, cfg, plan)
     storage = io.redact(storage_url(cfg))
