@@ -94,6 +94,50 @@ def cmd_submit(args) -> None:
     print(f"valid submission, {r.rows} rows -> {r.path} ({cv}{lb})")
 
 
+def cmd_predict(args) -> None:
+    from pipeline import io
+    from pipeline.data.raw import load_test
+    from pipeline.inference.predict import predict_file
+
+    cfg = _compose(args)
+    comp, root = cfg.competition, io.root(cfg)
+    images = args.images or (args.test.parent / comp.files.images if comp.modality == "image" else None)
+    out = args.out or root / cfg.paths.submissions / comp.name / "predictions.csv"
+    load_test(args.test, comp, images)  # the rows are checked before the ensemble is even looked for
+    result = predict_file(root / cfg.paths.outputs / comp.name / "ensemble", root, args.test, images, out)
+    print_predict_report(result, args.expect_rows, args.budget_minutes)
+
+
+def cmd_bundle(args) -> None:
+    from pipeline import io
+    from pipeline.inference.bundle import make_bundle
+
+    cfg = _compose(args)
+    out = args.out or io.root(cfg) / "bundles" / cfg.competition.name
+    r = make_bundle(cfg, out)
+    print(f"bundle of {cfg.competition.name}: {r.files} files, {r.bytes / 1e6:.1f} MB -> {r.folder}")
+    print(f"offline: python {r.folder}/predict.py --test test.csv --out submission.csv")
+
+
+def print_predict_report(result, expect_rows: int | None, budget_minutes: float) -> None:
+    """Rows/s per member and overall; with `expect_rows`, whether a hidden test set that size fits the budget."""
+    from pipeline.report import table
+
+    rows = [[m["member"], m["models"], m["seconds"], m["rows_per_s"]] for m in result.members]
+    rows.append(["all, blended", "", round(result.seconds, 2), round(result.rows_per_second)])
+    print(table(["member", "models", "seconds", "rows/s"], rows))
+    print(
+        f"{result.rows} rows predicted in {result.seconds:.1f} s ({result.rows_per_second:.0f} rows/s; members "
+        f"loaded in {result.load_seconds:.1f} s) -> {result.path}"
+    )
+    if expect_rows:
+        fits, minutes = result.fits(expect_rows, budget_minutes)
+        verdict = "fits within" if fits else "does NOT fit within"
+        print(
+            f"{expect_rows} rows would take about {minutes:.1f} minutes: {verdict} the {budget_minutes:g}-minute budget"
+        )
+
+
 def cmd_score(args) -> None:
     from pipeline.submit import score_file
 
@@ -261,6 +305,11 @@ COMMANDS = {  # name -> (one-line help, handler)
         cmd_ensemble,
     ),
     "submit": ("write the submission from the ensemble, validate it, score it locally", cmd_submit),
+    "predict": (
+        "run the ensemble on new rows (a test file with any ids) and write a validated submission",
+        cmd_predict,
+    ),
+    "bundle": ("the ensemble as a self-contained folder with predict.py, for an offline notebook", cmd_bundle),
     "score": ("validate and score any submission file against a solution file", cmd_score),
     "leaderboard": ("every competition's models, ensemble and local leaderboard score in one table", cmd_leaderboard),
     "config": ("print the composed, validated config (nothing runs)", cmd_config),
@@ -308,6 +357,24 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--solution", type=Path, help="the solution CSV (default: the competition's private solution)"
             )
+        if name == "predict":
+            p.add_argument("--test", type=Path, required=True, help="the rows to predict: a CSV like test.csv")
+            p.add_argument("--images", type=Path, help="their image folder (default: images/ beside the test file)")
+            p.add_argument(
+                "--out", type=Path, help="the submission to write (default: submissions/<name>/predictions.csv)"
+            )
+            p.add_argument(
+                "--expect-rows", type=int, metavar="N", help="estimate the time for N rows (a hidden test set)"
+            )
+            p.add_argument(
+                "--budget-minutes",
+                type=float,
+                default=540,
+                metavar="M",
+                help="the time limit (default: Kaggle's 9 hours)",
+            )
+        if name == "bundle":
+            p.add_argument("--out", type=Path, help="the folder to write (default: bundles/<name>)")
         if name == "leaderboard":
             p.add_argument("--out", type=Path, help="also write the table as Markdown to this file")
         if name == "tune":
@@ -325,7 +392,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-LONG_WORK = {"prepare", "train", "tune", "ensemble", "submit"}  # commands that draw progress bars on a terminal
+LONG_WORK = {
+    "prepare",
+    "train",
+    "tune",
+    "ensemble",
+    "submit",
+    "predict",
+}  # commands that draw progress bars on a terminal
 
 
 def main(argv: list[str] | None = None) -> int:

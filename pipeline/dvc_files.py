@@ -1,6 +1,6 @@
 """The pipeline files, rendered from config: every `competitions/<name>/dvc.yaml` and the root `dvc.yaml`.
 
-One definition of the stages (prepare -> train@<model> -> ensemble -> submit, and the leaderboard
+One definition of the stages (prepare -> train@<model> -> ensemble -> submit -> bundle, and the leaderboard
 over all competitions) that `podium new` and `podium pipeline render | check` share; the demos'
 files are its output. A competition's file follows its YAML (`models:`, `seeds:`, `overrides:`,
 modality and task) and each model's YAML (its family, and for the user's own network the module
@@ -22,7 +22,7 @@ HEADER = """\
 # conf/competition/{name}.yaml and the model files it lists: edit those, then render again
 # (`podium pipeline check` says whether this file is current). `dvc repro` at the root runs it.
 #   prepare (validate, folds{decoded}) -> train@<model> (K-fold: OOF + test predictions)
-#   -> ensemble -> submit (validated submission, local leaderboard score)
+#   -> ensemble -> submit (validated submission, local leaderboard score) -> bundle (offline predict.py)
 # Stages call the `podium` command line from the project root (wdir); each saves the resolved
 # config it used beside its outputs. Paths in `vars` and `plots` are relative to this file.
 vars:
@@ -127,6 +127,7 @@ def render_competition(root: Path, name: str, comp: dict | None = None) -> str:
         - {out}/models/${{key}}/test.parquet
         - {out}/models/${{key}}/history.csv
         - {out}/models/${{key}}/config.yaml
+        - {out}/models/${{key}}/fitted  # every fold's fitted model: `podium predict`, `podium bundle`
         - {out}/models/${{key}}/plots:    # PNGs (also in MLflow) and curves.csv; `dvc plots show`
             cache: false
       metrics:
@@ -147,6 +148,7 @@ def render_competition(root: Path, name: str, comp: dict | None = None) -> str:
       - {out}/ensemble/oof.parquet
       - {out}/ensemble/test.parquet
       - {out}/ensemble/config.yaml
+      - {out}/ensemble/blend      # the fitted blend: `podium predict`, `podium bundle`
       - {out}/ensemble/plots:    # member correlation and weights (also in MLflow)
           cache: false
     metrics:
@@ -169,6 +171,16 @@ def render_competition(root: Path, name: str, comp: dict | None = None) -> str:
     metrics:
       - {out}/submission/metrics.json:
           cache: false
+
+  bundle:                    # the ensemble for an offline notebook: bundles/{name}/predict.py
+    wdir: ../..
+    cmd: podium bundle competition={name} --out bundles/{name}
+    deps:
+      - {out}/ensemble/blend
+      - {out}/models
+      - pipeline               # the bundle carries Podium's own code
+    outs:
+      - bundles/{name}
 
 """
     return text + _plots(name, models, task)

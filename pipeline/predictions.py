@@ -39,6 +39,14 @@ def n_logits(comp: DictConfig) -> int:
     return 1 if comp.task == "binary" else n_outputs(comp)
 
 
+STORED = np.float32  # predictions are saved at float32 precision (oof.parquet, test.parquet)
+
+
+def as_stored(values: np.ndarray) -> np.ndarray:
+    """`values` rounded as saving and reading them back rounds them: what the ensemble and submit stages see."""
+    return np.asarray(values).astype(STORED).astype(np.float64)
+
+
 @dataclass
 class Predictions:
     """One model's (or blend's) predictions: arrays aligned with the id lists."""
@@ -53,9 +61,9 @@ class Predictions:
     def save(self, folder: Path, comp: DictConfig) -> list[Path]:
         cols = prediction_columns(comp)
         oof = pd.DataFrame({comp.id_column: self.oof_ids, "fold": self.folds, "target": self.target})
-        oof[cols] = self.oof.astype(np.float32)
+        oof[cols] = self.oof.astype(STORED)
         test = pd.DataFrame({comp.id_column: self.test_ids})
-        test[cols] = self.test.astype(np.float32)
+        test[cols] = self.test.astype(STORED)
         paths = [folder / "oof.parquet", folder / "test.parquet"]
         io.write_parquet(paths[0], oof)
         io.write_parquet(paths[1], test)

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @dataclass
 class Case:
-    area: str  # raw data | config | submission
+    area: str  # raw data | config | user code | submission | predict
     what: str
     command: list[str]  # podium arguments, after the competition is chosen
     expect: str  # a regular expression the message must match
@@ -735,6 +735,23 @@ CASES = [
         ["score", "--submission", "good.csv", "--solution", "part.csv"],
         r"Unusable solution file part\.csv: column 'label' is empty on 1 row",
         breaks=lambda root: solution_variant(root, set_cell("label", "")),
+    ),
+    Case(
+        "predict",
+        "new rows without the text column",
+        ["predict", "--test", "new.csv"],
+        r"new\.csv has no column 'text' \(competition\.text\.column\)",
+        TEXT,
+        lambda root: (
+            pd.read_csv(raw(root, TEXT) / "test.csv").drop(columns=["text"]).to_csv(root / "new.csv", index=False)
+        ),
+    ),
+    Case(
+        "predict",
+        "new rows whose images are missing",
+        ["predict", "--test", "new.csv", "--images", "data/animals/raw/images"],
+        r"1 image\(s\) named by new\.csv are missing from data/animals/raw/images, e\.g\. \['nope\.png'\]",
+        breaks=lambda root: pd.DataFrame({"id": ["nope"]}).to_csv(root / "new.csv", index=False),
     ),
     Case(
         "submission",

@@ -257,3 +257,32 @@ def load_raw(cfg: DictConfig) -> RawData:
         out[text_column] = train[text_column].to_numpy()
     kept = [comp.id_column] + ([text_column] if text_column else [])
     return RawData(train=out, test=test[kept].reset_index(drop=True), sample=sample, folder=folder)
+
+
+def load_test(path: Path, comp: DictConfig, images: Path | None) -> pd.DataFrame:
+    """New rows to predict (`podium predict --test`): the id column and, for text, the text column, checked
+    as the competition's own test.csv is (ids unique and present; image ids inside the image folder)."""
+    test = read_table(path, comp.id_column, "test file")
+    check_ids(test, comp.id_column, path)
+    if test.empty:
+        raise PodiumError(f"{path} has a header but no rows. It needs one row per id to predict.")
+    kept = [comp.id_column]
+    if comp.modality == "image":
+        if images is None or not images.is_dir():
+            raise PodiumError(
+                f"The image folder {images} does not exist: the rows of {path} name image files "
+                f"(<id>{comp.files.image_suffix}) there. Pass --images DIR."
+            )
+        check_file_ids(test, comp.id_column, path, images, comp.files.image_suffix)
+        missing = [i for i in test[comp.id_column] if not (images / f"{i}{comp.files.image_suffix}").is_file()]
+        if missing:
+            raise PodiumError(
+                f"{len(missing)} image(s) named by {path} are missing from {images}, e.g. "
+                f"{[f'{i}{comp.files.image_suffix}' for i in missing[:5]]}. Each row needs its image there, or "
+                f"pass the folder that holds them with --images DIR."
+            )
+    else:
+        kept.append(comp.text.column)
+        require_columns(test, {comp.text.column: "text.column"}, path)
+        check_texts(test, comp.text.column, path)
+    return test[kept].reset_index(drop=True)

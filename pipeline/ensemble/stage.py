@@ -4,7 +4,7 @@ Every method is scored twice: in-sample (fit on all out-of-fold rows, scored on 
 which flatters any method that learns) and nested (fit on all folds but one, scored on the
 held-out fold, for each fold in turn). `ensemble.method=auto` picks by the nested score. The
 ensemble's oof.parquet holds the nested held-out predictions, so its CV is the honest figure;
-test.parquet comes from the blend fit on every row.
+test.parquet comes from the blend fit on every row; blend/ keeps that blend for `podium predict`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pipeline import io
 from pipeline.ensemble.members import candidate_folders, load_members
 from pipeline.ensemble.methods import METHODS, Blend, Problem, check_method, make_blend, usable_methods
 from pipeline.errors import PodiumError
+from pipeline.inference.blend import member_of, save_blend
 from pipeline.metrics import get_metric, report_scores, score_predictions
 from pipeline.predictions import Predictions, file_hashes
 
@@ -162,6 +163,7 @@ def ensemble(cfg: DictConfig) -> EnsembleResult:
             for p in ensemble_plots(tmp / "plots", {n: members[n].oof for n in names}, weights, chosen.method)
         ]
         io.write_json(tmp / "metrics.json", {**metrics, "files": file_hashes(files)})
+        save_blend(chosen.blend, [member_of(n, folders[n], root) for n in names], tmp / "blend")  # for podium predict
 
     tracker = Tracker.of(cfg)
     with tracker.run("ensemble", params=True, stage="ensemble", model="ensemble"):

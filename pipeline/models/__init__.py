@@ -9,7 +9,9 @@ holding its builders, imported only when a fold is built. The builders a module 
 - network, text inputs: `make_tokenizer(model, texts, root)` (a fast tokenizer, fitted on `texts`
   where the family learns its vocabulary) and `build_text(model, tokenizer, n_outputs, root)`: an
   nn.Module mapping (input_ids, attention_mask) to N x n_outputs logits;
-- estimator: `fit_predict(model, fold: EstimatorFold)`: predictions for each of `fold.predict_rows`;
+- estimator: `fit(model, fold: EstimatorFold)`: a scikit-learn-API estimator fitted on the fold's
+  training rows; Podium predicts with it (`predict_proba`, or `predict` for regression) and saves
+  it with skops for `podium predict` (pipeline/inference/);
 - optionally `check(model, task, root)`: refusals before any data is read (a class that does not import).
 
 A family of `modality="any"` provides the builders of both modalities. Families beyond the
@@ -63,8 +65,6 @@ class EstimatorFold:
     task: str
     train_rows: Any
     target: np.ndarray
-    predict_rows: list[Any]  # the fold's validation rows, then the test rows
-    n_outputs: int  # prediction columns (every class, seen in this fold's training rows or not)
     seed: int
     root: Path
 

@@ -1,7 +1,8 @@
 """Any scikit-learn-API estimator or Pipeline (`family: estimator`), named by `model.estimator._target_`.
 
-Not trained by Lightning: each fold fits the estimator on its training rows (`fit`) and predicts
-its validation rows and the test set (`predict_proba`, or `predict` for regression). It reads the
+Not trained by Lightning: each fold fits the estimator on its training rows (`fit`); Podium
+predicts its validation rows and the test set (`predict_proba`, or `predict` for regression) and
+keeps the fitted estimator for `podium predict`. It reads the
 texts as strings for a text competition (a Pipeline starting with a vectoriser), and each image's
 pixels scaled to [0, 1], flattened, for an image competition. Nested `_target_`s build the steps
 (Hydra's instantiate). Every `random_state` parameter, nested ones included, is set to the fold's
@@ -85,28 +86,29 @@ def check(model: DictConfig, task: str, root: Path) -> None:
         )
 
 
-def fit_predict(model: DictConfig, fold: EstimatorFold) -> list[np.ndarray]:
-    """Fit on the fold's training rows; predictions (rows, outputs) for each entry of `fold.predict_rows`."""
-    task = fold.task
+def fit(model: DictConfig, fold: EstimatorFold) -> Any:
+    """The estimator fitted on the fold's training rows."""
     estimator = build(model, fold.root, fold.seed)
-    name = type(estimator).__name__
     try:
-        estimator.fit(fold.train_rows, fold.target)
+        return estimator.fit(fold.train_rows, fold.target)
     except Exception as exc:  # the user's estimator and its parameters
         first = first_line(exc)
         raise PodiumError(
-            f"model.estimator ({name}) failed to fit: {type(exc).__name__}: {first}. Fix model.estimator in "
-            f"conf/model/{model.name}.yaml (a text competition gives it the texts as strings; an image "
-            f"competition each image's pixels in [0, 1], flattened)."
+            f"model.estimator ({type(estimator).__name__}) failed to fit: {type(exc).__name__}: {first}. Fix "
+            f"model.estimator in conf/model/{model.name}.yaml (a text competition gives it the texts as strings; "
+            f"an image competition each image's pixels in [0, 1], flattened)."
         ) from None
+
+
+def predictions(estimator: Any, rows: Any, task: str, n_outputs: int) -> np.ndarray:
+    """A fitted estimator's predictions of `rows`: (rows, n_outputs), class probabilities or the value.
+
+    Every estimator family's fold and `podium predict` go through here, so both read it the same way.
+    """
     if task == "regression":
-        return [np.asarray(estimator.predict(rows), dtype=np.float64).reshape(-1, 1) for rows in fold.predict_rows]
-    classes = np.asarray(estimator.classes_).astype(int)
-    out = []
-    for rows in fold.predict_rows:
-        probabilities = np.asarray(estimator.predict_proba(rows), dtype=np.float64)
-        # columns follow estimator.classes_ (the class codes seen in the fold's training rows), not 0..K-1
-        full = np.zeros((probabilities.shape[0], fold.n_outputs))
-        full[:, classes] = probabilities
-        out.append(full)
-    return out
+        return np.asarray(estimator.predict(rows), dtype=np.float64).reshape(-1, 1)
+    probabilities = np.asarray(estimator.predict_proba(rows), dtype=np.float64)
+    # columns follow estimator.classes_ (the class codes seen in the fold's training rows), not 0..K-1
+    full = np.zeros((probabilities.shape[0], n_outputs))
+    full[:, np.asarray(estimator.classes_).astype(int)] = probabilities
+    return full

@@ -12,10 +12,11 @@ from omegaconf import DictConfig
 from pipeline.models import EstimatorFold
 
 
-def fit_predict(cfg: DictConfig, fold: EstimatorFold) -> list[np.ndarray]:
-    """Fit on the fold's training texts; predictions (rows, outputs) for each list of `fold.predict_rows`."""
+def fit(cfg: DictConfig, fold: EstimatorFold):
+    """The vectoriser and linear model, one scikit-learn Pipeline, fitted on the fold's training texts."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
 
     vectorizer = TfidfVectorizer(
         ngram_range=tuple(cfg.ngram_range),
@@ -25,10 +26,8 @@ def fit_predict(cfg: DictConfig, fold: EstimatorFold) -> list[np.ndarray]:
         lowercase=True,
         dtype=np.float32,
     )
-    train_texts, target, predict_texts, seed = fold.train_rows, fold.target, fold.predict_rows, fold.seed
-    features = vectorizer.fit_transform(train_texts)
     if fold.task == "regression":
-        model = Ridge(alpha=1.0 / cfg.C, random_state=seed).fit(features, target)
-        return [model.predict(vectorizer.transform(texts))[:, None] for texts in predict_texts]
-    model = LogisticRegression(C=cfg.C, max_iter=cfg.max_iter, random_state=seed).fit(features, target)
-    return [model.predict_proba(vectorizer.transform(texts)) for texts in predict_texts]
+        model = Ridge(alpha=1.0 / cfg.C, random_state=fold.seed)
+    else:
+        model = LogisticRegression(C=cfg.C, max_iter=cfg.max_iter, random_state=fold.seed)
+    return make_pipeline(vectorizer, model).fit(fold.train_rows, fold.target)

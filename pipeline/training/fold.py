@@ -190,24 +190,33 @@ def restore_history(rows: list[dict], history: list[dict], tracker: Tracker) -> 
 
 
 def fit_fold(spec: FoldSpec, data: PreparedData, fold: int) -> FoldResult:
-    """One fold of an estimator family (fit / predict, e.g. TF-IDF + logistic regression): no Lightning."""
+    """One fold of an estimator family (fit / predict, e.g. TF-IDF + logistic regression): no Lightning.
+
+    The fitted estimator is saved in the fold's folder (pipeline/inference/fitted.py), beside where a
+    network keeps its best checkpoint, for the model's `fitted/` output and `podium predict`.
+    """
+    from pipeline.inference.fitted import save_estimator
+    from pipeline.models.estimator import predictions
+
     is_valid = data.train["fold"].to_numpy() == fold
     train_rows, test_rows = estimator_rows(spec, data)
-    valid_pred, test_pred = (
+    estimator = (
         family(spec.model.family)
         .builders()
-        .fit_predict(
+        .fit(
             spec.model,
             EstimatorFold(
                 task=spec.task,
                 train_rows=_take(train_rows, ~is_valid),
                 target=data.train["target"].to_numpy()[~is_valid],
-                predict_rows=[_take(train_rows, is_valid), test_rows],
-                n_outputs=spec.n_outputs,
                 seed=spec.seed + fold,
                 root=spec.root,
             ),
         )
+    )
+    save_estimator(spec.fold_state(fold).folder, estimator)
+    valid_pred, test_pred = (
+        predictions(estimator, rows, spec.task, spec.n_outputs) for rows in (_take(train_rows, is_valid), test_rows)
     )
     return FoldResult(valid_pred, test_pred, None)
 

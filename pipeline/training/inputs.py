@@ -49,15 +49,20 @@ class FoldInputs:
         return loaders.train_loader(self.train, batches, world, spec.loading, self.collate)
 
     def eval_loader(self, dataset: Dataset, spec: FoldSpec, world: World = World()) -> tuple[DataLoader, np.ndarray]:
-        """A loader for validation or prediction (this process's batches), and the dataset row of each output row.
+        """A loader for validation or prediction of `dataset` (`eval_loader`), with this fold's collate."""
+        return eval_loader(dataset, spec, self.collate, world)
 
-        Text rows go in order of length (least padding); the returned positions undo that.
-        """
-        order = (
-            np.argsort(dataset.lengths, kind="stable") if isinstance(dataset, TokenDataset) else np.arange(len(dataset))
-        )
-        batches = EvalBatches(order, spec.model.batch_size, world)
-        return loaders.eval_loader(dataset, batches, spec.loading, self.collate), batches.positions
+
+def eval_loader(
+    dataset: Dataset, spec: FoldSpec, collate: Callable | None = None, world: World = World()
+) -> tuple[DataLoader, np.ndarray]:
+    """A loader for validation or prediction (this process's batches), and the dataset row of each output row.
+
+    Text rows go in order of length (least padding); the returned positions undo that.
+    """
+    order = np.argsort(dataset.lengths, kind="stable") if isinstance(dataset, TokenDataset) else np.arange(len(dataset))
+    batches = EvalBatches(order, spec.model.batch_size, world)
+    return loaders.eval_loader(dataset, batches, spec.loading, collate), batches.positions
 
 
 def fold_inputs(spec: FoldSpec, data: PreparedData, is_valid: np.ndarray) -> FoldInputs:

@@ -3,8 +3,8 @@
 For each fold (pipeline/training/fold.py): train on the other folds, keep the checkpoint with
 the best validation score, predict the fold's rows (out-of-fold) and the test set. The test
 prediction is the mean of the folds' models. Writes oof.parquet, test.parquet, metrics.json,
-history.csv, config.yaml, provenance.json and plots/ (learning curves, confusion matrix,
-per-class scores or residuals).
+history.csv, config.yaml, provenance.json, plots/ (learning curves, confusion matrix, per-class
+scores or residuals) and fitted/, every fold's fitted model (pipeline/inference/fitted.py).
 
 An interrupted run (Ctrl-C, a kill, a crash) resumes when the same config runs again: folds it
 finished are kept and the fold it was in continues from its last epoch's checkpoint
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from pipeline import io, progress
 from pipeline.config.compose import check_model_fits
 from pipeline.data.prepared import PreparedData
 from pipeline.errors import PodiumError
+from pipeline.inference.fitted import export_fitted
 from pipeline.metrics import get_metric, report_scores, score_predictions
 from pipeline.models import family
 from pipeline.models.targets import import_target
@@ -39,6 +39,7 @@ from pipeline.training import distributed
 from pipeline.training.fold import fit_fold, restore_history, train_fold, undefined_score
 from pipeline.training.module import build_loss, check_loss
 from pipeline.training.probe import probe_network
+from pipeline.training.quiet import quiet_lightning
 from pipeline.training.spec import FoldSpec, trainer_flags
 from pipeline.training.threads import set_threads
 from pipeline.training.tta import build_tta
@@ -56,19 +57,6 @@ class TrainResult:
     out_dir: Path
     run_id: str | None = None
     best_epochs: list[int | None] = field(default_factory=list)  # None: not trained by epochs
-
-
-def _quiet_lightning() -> None:
-    # Data are decoded arrays in memory: worker processes only add start-up cost on CPU.
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    # Lightning 2.6 calls a torch pytree helper that torch 2.13 deprecates; harmless, once per process.
-    warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
-    # Podium's own EvalBatches returns every index once (gather_rows checks that predictions are complete).
-    warnings.filterwarnings("ignore", ".*custom batch sampler `EvalBatches` for prediction.*")
-    # A resumed fold's folder holds its earlier checkpoints, on purpose.
-    warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def train_seed(
@@ -175,7 +163,7 @@ def preflight(cfg: DictConfig) -> None:
         check_loss(loss, cfg.competition.task, where)
         build_loss(loss)
     build_tta(cfg.tta, cfg.competition.modality, cfg.competition.task)
-    _quiet_lightning()
+    quiet_lightning()
 
 
 def train(cfg: DictConfig) -> TrainResult | None:
@@ -231,7 +219,9 @@ def train(cfg: DictConfig) -> TrainResult | None:
                 "best_epochs": best_epochs,
                 "seconds": time.perf_counter() - seed_started,
             }
-        result = _write_outputs(cfg, data, per_seed, history, tracker, out, run_id, started) if world.is_main else None
+        result = (
+            _write_outputs(cfg, spec, data, per_seed, history, tracker, out, run_id, started) if world.is_main else None
+        )
     if world.is_main and spec.kind == "network":
         for seed in seeds:  # complete: nothing left to resume; the next run of this config trains afresh
             for fold in range(n_folds):
@@ -241,6 +231,7 @@ def train(cfg: DictConfig) -> TrainResult | None:
 
 def _write_outputs(
     cfg: DictConfig,
+    spec: FoldSpec,
     data: PreparedData,
     per_seed: dict[int, dict],
     history: list[dict],
@@ -306,6 +297,14 @@ def _write_outputs(
         ]
         io.write_config(tmp / "config.yaml", cfg)
         io.write_json(tmp / "metrics.json", metrics)
+        export_fitted(  # what `podium predict` and `podium bundle` run the model with
+            lambda seed, fold: spec.with_seed(seed).fold_state(fold).folder,
+            list(per_seed),
+            n_folds,
+            spec.kind,
+            {"model": cfg.model.name, "family": cfg.model.family},
+            tmp / "fitted",
+        )
         record = provenance(io.root(cfg), {"raw": io.raw_dir(cfg), "prepared": data.folder})
         io.write_json(tmp / "provenance.json", record)
     written = [out / "oof.parquet", out / "test.parquet", *sorted((out / "seeds").glob("seed_*/*.parquet"))]

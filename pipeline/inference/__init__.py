@@ -1,0 +1,1 @@
+"""Inference on new rows: fitted models kept by `train`, `podium predict` and the offline bundle."""

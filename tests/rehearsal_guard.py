@@ -1,0 +1,32 @@
+"""Run a script with every file open under PODIUM_FORBIDDEN's folders refused (an audit hook sees each open).
+
+    PODIUM_FORBIDDEN=a:b PODIUM_ALLOWED=c python rehearsal_guard.py script.py ARGS
+
+Folders in PODIUM_ALLOWED (the installed packages, which may lie inside a forbidden checkout) stay
+readable. tests/test_predict.py runs a bundle's predict.py under it, to prove the bundle reads
+nothing but itself, its inputs and the installed packages.
+"""
+
+import os
+import runpy
+import sys
+
+forbidden = [p for p in os.environ["PODIUM_FORBIDDEN"].split(os.pathsep) if p]
+allowed = [p for p in os.environ.get("PODIUM_ALLOWED", "").split(os.pathsep) if p]
+
+
+def refuse_forbidden(event: str, args: tuple) -> None:
+    if event != "open" or not args or not isinstance(args[0], (str, bytes, os.PathLike)):
+        return
+    path = os.path.abspath(os.fsdecode(args[0]))
+    if any(path == a or path.startswith(a + os.sep) for a in allowed):
+        return
+    if any(path == f or path.startswith(f + os.sep) for f in forbidden):
+        raise PermissionError(f"rehearsal: {path} lies outside the bundle and its inputs")
+
+
+sys.addaudithook(refuse_forbidden)
+script = sys.argv[1]
+sys.argv = sys.argv[1:]
+sys.path[0] = os.path.dirname(os.path.abspath(script))  # as `python script.py` would set it
+runpy.run_path(script, run_name="__main__")

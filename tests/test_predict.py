@@ -1,0 +1,231 @@
+"""`podium predict` and `podium bundle`: the trained ensemble on new rows, in the project and offline.
+
+The pipeline's own submission is the reference: predicting the demo's test.csv again must give it
+byte for byte. The rehearsal runs a bundle copied outside the checkout, in a fresh interpreter whose
+every file open is watched (rehearsal_guard.py): nothing under the checkout, the project or a cache
+may be read, only the bundle, the given rows and the installed packages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import REPO, podium, project_with
+
+from pipeline.errors import PodiumError
+from pipeline.inference.predict import predict_file
+
+GUARD = Path(__file__).with_name("rehearsal_guard.py")
+TEXT = (
+    "competition=rotten-tomatoes",
+    "trainer=smoke",
+    "trainer.max_epochs=1",
+    "data.limit_train_rows=400",
+    "competition.cv.n_splits=2",
+    "train.seeds=[0]",
+    "tracking=none",
+)
+TEXT_MODELS = ("tfidf", "lstm", "transformer_tiny")
+
+
+@pytest.fixture(scope="module")
+def text_results(tmp_path_factory, rt_data) -> Path:
+    """The text pipeline of all three text families, blended by stacking (a fitted meta-model to keep)."""
+    root = project_with(tmp_path_factory.mktemp("text-predict"), rt_data)
+    steps = [("prepare",)]
+    steps += [("train", f"model={m}", f"out_dir=outputs/rotten-tomatoes/models/{m}") for m in TEXT_MODELS]
+    steps += [
+        (
+            "ensemble",
+            f"ensemble.members=[{','.join(TEXT_MODELS)}]",
+            "ensemble.method=stack",
+            "out_dir=outputs/rotten-tomatoes/ensemble",
+        ),
+        ("submit", "out_dir=outputs/rotten-tomatoes/submission"),
+    ]
+    for command, *overrides in steps:
+        code, printed = podium(root, command, *TEXT, *overrides)
+        assert code == 0, printed
+    return root
+
+
+def test_predict_on_the_demo_test_set_writes_the_pipelines_submission(smoke_results, tmp_path):
+    root = smoke_results.root
+    out = tmp_path / "again.csv"
+    code, printed = podium(
+        root, "predict", "--test", str(root / "data/animals/raw/test.csv"), "--out", str(out), "--expect-rows", "50000"
+    )
+    assert code == 0, printed
+    assert out.read_bytes() == (root / "submissions" / "animals" / "submission.csv").read_bytes()
+    assert "rows/s" in printed and "50000 rows would take about" in printed
+    for member in ("cnn", "cnn_wide"):
+        assert member in printed
+
+
+def test_predict_follows_the_given_rows_ids_order_and_chunks(smoke_results, tmp_path):
+    """Twice the rows, new ids, shuffled, predicted 500 at a time: each row's probabilities as the pipeline's."""
+    root = smoke_results.root
+    raw = root / "data" / "animals" / "raw"
+    test = pd.read_csv(raw / "test.csv", dtype=str)
+    images = tmp_path / "images"
+    images.mkdir()
+    rows = []
+    for copy in range(2):
+        for old in test["id"]:
+            new = f"new-{copy}-{old}"
+            os.link(raw / "images" / f"{old}.png", images / f"{new}.png")
+            rows.append((new, old))
+    order = np.random.default_rng(0).permutation(len(rows))
+    new_test = pd.DataFrame({"id": [rows[i][0] for i in order]})
+    new_test.to_csv(tmp_path / "test.csv", index=False)
+    result = predict_file(
+        root / "outputs" / "animals" / "ensemble",
+        root,
+        tmp_path / "test.csv",
+        images,
+        tmp_path / "sub.csv",
+        chunk_rows=500,
+    )
+    reference = pd.read_parquet(root / "outputs" / "animals" / "ensemble" / "test.parquet").set_index("id")
+    expected = reference.loc[[rows[i][1] for i in order]].to_numpy(np.float64)
+    assert list(result.ids) == list(new_test["id"])
+    np.testing.assert_allclose(result.predictions, expected, atol=1e-6, rtol=0)
+    sub = pd.read_csv(tmp_path / "sub.csv", dtype=str)
+    labels = pd.read_csv(root / "submissions" / "animals" / "submission.csv", dtype=str).set_index("id")["label"]
+    assert list(sub["id"]) == list(new_test["id"])
+    assert list(sub["label"]) == list(labels.loc[[rows[i][1] for i in order]])
+
+
+def _rehearse(bundle: Path, where: Path, test: Path, forbidden: list[Path], images: Path | None = None) -> Path:
+    """Run the bundle copied to `where`, from an empty folder with an empty HOME, offline; the submission it wrote."""
+    copy, work, home = where / "bundle", where / "work", where / "home"
+    shutil.copytree(bundle, copy)
+    work.mkdir()
+    home.mkdir()
+    shutil.copy(test, work / "test.csv")
+    if images is not None:
+        shutil.copytree(images, work / "images", copy_function=os.link)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PODIUM_FORBIDDEN": os.pathsep.join(str(f) for f in forbidden),
+        "PODIUM_ALLOWED": str(Path(sys.prefix).resolve()),  # the installed packages (the project's venv)
+    }
+    done = subprocess.run(
+        [sys.executable, str(GUARD), str(copy / "predict.py"), "--test", "test.csv", "--out", "submission.csv"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "rows/s" in done.stdout
+    return work / "submission.csv"
+
+
+def _forbidden(root: Path) -> list[Path]:
+    return [REPO.resolve(), root.resolve(), Path.home().resolve() / ".cache"]
+
+
+def test_an_image_bundle_predicts_offline_outside_the_checkout(smoke_results, tmp_path):
+    root = smoke_results.root
+    code, printed = podium(root, "bundle", "--out", str(tmp_path / "bundle"))
+    assert code == 0, printed
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    assert manifest["competition"] == "animals" and manifest["total_bytes"] > 0
+    assert "predict.py" in manifest["files"] and any(f.endswith("weights.safetensors") for f in manifest["files"])
+    raw = root / "data" / "animals" / "raw"
+    written = _rehearse(tmp_path / "bundle", tmp_path / "offline", raw / "test.csv", _forbidden(root), raw / "images")
+    assert written.read_bytes() == (root / "submissions" / "animals" / "submission.csv").read_bytes()
+
+
+def test_a_text_bundle_of_three_families_and_a_stack_predicts_offline(text_results, tmp_path):
+    root = text_results
+    code, printed = podium(root, "bundle", "competition=rotten-tomatoes", "--out", str(tmp_path / "bundle"))
+    assert code == 0, printed
+    files = json.loads((tmp_path / "bundle" / "manifest.json").read_text())["files"]
+    assert any(f.endswith("estimator.skops") for f in files) and any(f.endswith("meta_model.skops") for f in files)
+    test = root / "data" / "rotten-tomatoes" / "raw" / "test.csv"
+    written = _rehearse(tmp_path / "bundle", tmp_path / "offline", test, _forbidden(root))
+    assert written.read_bytes() == (root / "submissions" / "rotten-tomatoes" / "submission.csv").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "damage, expect",
+    [
+        (lambda b: (b / "predict.ipynb").write_text("{}"), r"predict\.ipynb differs from the bundle's manifest"),
+        (
+            lambda b: (b / "outputs/animals/ensemble/blend/blend.json").unlink(),
+            r"blend\.json is missing from the bundle",
+        ),
+        (
+            lambda b: (b / "manifest.json").write_text(
+                json.dumps({**json.loads((b / "manifest.json").read_text()), "podium": "0.0.1"})
+            ),
+            r"made by Podium 0\.0\.1, and this is Podium",
+        ),
+    ],
+    ids=["altered file", "missing file", "another Podium version"],
+)
+def test_a_damaged_bundle_is_refused_naming_the_file(smoke_results, tmp_path, damage, expect):
+    import re
+
+    root = smoke_results.root
+    assert podium(root, "bundle", "--out", str(tmp_path / "bundle"))[0] == 0
+    damage(tmp_path / "bundle")
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(tmp_path / "bundle" / "predict.py"),
+            "--test",
+            str(root / "data/animals/raw/test.csv"),
+            "--out",
+            "sub.csv",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2, done.stderr
+    assert re.search(expect, done.stderr) and "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "sub.csv").exists()
+
+
+def test_a_member_predicting_nan_writes_nothing(smoke_results, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    root = tmp_path / "project"
+    shutil.copytree(
+        smoke_results.root / "outputs" / "animals",
+        root / "outputs" / "animals",
+        ignore=shutil.ignore_patterns("prepared"),
+    )
+    weights = next((root / "outputs/animals/models/cnn/fitted").rglob("weights.safetensors"))
+    save_file({k: v.float().fill_(float("nan")) for k, v in load_file(weights).items()}, weights)
+    raw = smoke_results.root / "data" / "animals" / "raw"
+    with pytest.raises(PodiumError, match=r"Member cnn .* predicted NaN or infinity for \d+ row\(s\)"):
+        predict_file(root / "outputs/animals/ensemble", root, raw / "test.csv", raw / "images", tmp_path / "sub.csv")
+    assert not (tmp_path / "sub.csv").exists()
+
+
+def test_a_model_trained_before_fitted_state_was_kept_is_refused(smoke_results, tmp_path):
+    root = tmp_path / "project"
+    shutil.copytree(
+        smoke_results.root / "outputs" / "animals",
+        root / "outputs" / "animals",
+        ignore=shutil.ignore_patterns("prepared"),
+    )
+    shutil.rmtree(root / "outputs/animals/models/cnn_wide/fitted")
+    raw = smoke_results.root / "data" / "animals" / "raw"
+    with pytest.raises(PodiumError, match=r"cnn_wide holds no fitted models .* Retrain it"):
+        predict_file(root / "outputs/animals/ensemble", root, raw / "test.csv", raw / "images", tmp_path / "sub.csv")
