@@ -97,15 +97,15 @@ def cmd_submit(args) -> None:
 def cmd_predict(args) -> None:
     from pipeline import io
     from pipeline.data.raw import load_test
-    from pipeline.inference.predict import predict_file
+    from pipeline.inference.predict import image_folder, predict_file, print_report
 
     cfg = _compose(args)
     comp, root = cfg.competition, io.root(cfg)
-    images = args.images or (args.test.parent / comp.files.images if comp.modality == "image" else None)
+    images = image_folder(args, comp)
     out = args.out or root / cfg.paths.submissions / comp.name / "predictions.csv"
-    load_test(args.test, comp, images)  # the rows are checked before the ensemble is even looked for
-    result = predict_file(root / cfg.paths.outputs / comp.name / "ensemble", root, args.test, images, out)
-    print_predict_report(result, args.expect_rows, args.budget_minutes)
+    test = load_test(args.test, comp, images)  # the rows are checked before the ensemble is even looked for
+    result = predict_file(root / cfg.paths.outputs / comp.name / "ensemble", root, args.test, images, out, test=test)
+    print_report(result, args.expect_rows, args.budget_minutes)
 
 
 def cmd_bundle(args) -> None:
@@ -114,28 +114,10 @@ def cmd_bundle(args) -> None:
 
     cfg = _compose(args)
     out = args.out or io.root(cfg) / "bundles" / cfg.competition.name
-    r = make_bundle(cfg, out)
+    r = make_bundle(cfg, out, wheels=args.wheels)
     print(f"bundle of {cfg.competition.name}: {r.files} files, {r.bytes / 1e6:.1f} MB -> {r.folder}")
+    print(f"manifest.json SHA-256 {r.manifest_sha256} (compare it where the bundle runs)")
     print(f"offline: python {r.folder}/predict.py --test test.csv --out submission.csv")
-
-
-def print_predict_report(result, expect_rows: int | None, budget_minutes: float) -> None:
-    """Rows/s per member and overall; with `expect_rows`, whether a hidden test set that size fits the budget."""
-    from pipeline.report import table
-
-    rows = [[m["member"], m["models"], m["seconds"], m["rows_per_s"]] for m in result.members]
-    rows.append(["all, blended", "", round(result.seconds, 2), round(result.rows_per_second)])
-    print(table(["member", "models", "seconds", "rows/s"], rows))
-    print(
-        f"{result.rows} rows predicted in {result.seconds:.1f} s ({result.rows_per_second:.0f} rows/s; members "
-        f"loaded in {result.load_seconds:.1f} s) -> {result.path}"
-    )
-    if expect_rows:
-        fits, minutes = result.fits(expect_rows, budget_minutes)
-        verdict = "fits within" if fits else "does NOT fit within"
-        print(
-            f"{expect_rows} rows would take about {minutes:.1f} minutes: {verdict} the {budget_minutes:g}-minute budget"
-        )
 
 
 def cmd_score(args) -> None:
@@ -206,16 +188,19 @@ def cmd_config(args) -> None:
 
 def cmd_leaderboard(args) -> None:
     from pipeline import io
-    from pipeline.leaderboard import HEADERS, leaderboard_rows, markdown
+    from pipeline.leaderboard import HEADERS, bundle_lines, leaderboard_rows, markdown
     from pipeline.report import table
 
     cfg = _compose(args)
     rows = leaderboard_rows(io.root(cfg) / cfg.paths.outputs, io.root(cfg))
     if not rows:
         raise PodiumError(f"No results under {io.root(cfg) / cfg.paths.outputs}: run the pipeline first (dvc repro).")
+    bundles = bundle_lines(io.root(cfg))
     print(table(HEADERS, rows))
+    for line in bundles:
+        print(line)
     if args.out:
-        io.write_text(args.out, markdown(HEADERS, rows))
+        io.write_text(args.out, markdown(HEADERS, rows) + "".join(f"\n{line}\n" for line in bundles))
 
 
 def cmd_ui(args) -> None:
@@ -323,6 +308,17 @@ COMMANDS = {  # name -> (one-line help, handler)
 }
 
 
+def add_predict_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """The options of `podium predict` and of a bundle's predict.py."""
+    parser.add_argument("--test", type=Path, required=True, help="the rows to predict: a CSV like test.csv")
+    parser.add_argument("--images", type=Path, help="their image folder (default: images/ beside the test file)")
+    parser.add_argument("--out", type=Path, help=out_help)
+    parser.add_argument("--expect-rows", type=int, metavar="N", help="estimate the time for N rows (a hidden test set)")
+    parser.add_argument(
+        "--budget-minutes", type=float, default=540, metavar="M", help="the time limit (default: Kaggle's 9 hours)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="podium",
@@ -358,23 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
                 "--solution", type=Path, help="the solution CSV (default: the competition's private solution)"
             )
         if name == "predict":
-            p.add_argument("--test", type=Path, required=True, help="the rows to predict: a CSV like test.csv")
-            p.add_argument("--images", type=Path, help="their image folder (default: images/ beside the test file)")
-            p.add_argument(
-                "--out", type=Path, help="the submission to write (default: submissions/<name>/predictions.csv)"
-            )
-            p.add_argument(
-                "--expect-rows", type=int, metavar="N", help="estimate the time for N rows (a hidden test set)"
-            )
-            p.add_argument(
-                "--budget-minutes",
-                type=float,
-                default=540,
-                metavar="M",
-                help="the time limit (default: Kaggle's 9 hours)",
-            )
+            add_predict_arguments(p, "the submission to write (default: submissions/<name>/predictions.csv)")
         if name == "bundle":
             p.add_argument("--out", type=Path, help="the folder to write (default: bundles/<name>)")
+            p.add_argument(
+                "--wheels", action="store_true", help="add a wheelhouse of the pinned packages (pip download)"
+            )
         if name == "leaderboard":
             p.add_argument("--out", type=Path, help="also write the table as Markdown to this file")
         if name == "tune":

@@ -177,7 +177,8 @@ def render_competition(root: Path, name: str, comp: dict | None = None) -> str:
     cmd: podium bundle competition={name} --out bundles/{name}
     deps:
       - {out}/ensemble/blend
-      - {out}/models
+      - {out}/ensemble/config.yaml
+{"".join(f"      - {out}/models/{m.name}/fitted{chr(10)}      - {out}/models/{m.name}/config.yaml{chr(10)}" for m in models)}\
       - pipeline               # the bundle carries Podium's own code
     outs:
       - bundles/{name}
@@ -240,7 +241,9 @@ def render_root(root: Path, new: str | None = None, new_config: dict | None = No
         if _has_data(root, n, new_config if n == new else None)
     )
     deps = "".join(
-        f"      - outputs/{n}/submission/metrics.json\n      - outputs/{n}/ensemble/metrics.json\n" for n in names
+        f"      - outputs/{n}/submission/metrics.json\n      - outputs/{n}/ensemble/metrics.json\n"
+        f"      - bundles/{n}    # its size is listed; and so `dvc repro` keeps every bundle current\n"
+        for n in names
     )
     return ROOT.format(deps=deps)
 

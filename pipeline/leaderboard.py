@@ -86,6 +86,18 @@ def leaderboard_rows(outputs: Path, root: Path) -> list[list]:
     return rows
 
 
+def bundle_lines(root: Path) -> list[str]:
+    """One line per competition bundle under bundles/: its size and the manifest's file count (`podium bundle`)."""
+    lines = []
+    for manifest in sorted((root / "bundles").glob("*/manifest.json")):
+        made = _read(manifest)
+        lines.append(
+            f"bundle {made.get('competition', manifest.parent.name)}: {len(made.get('files', {}))} files, "
+            f"{made.get('total_bytes', 0) / 1e6:.1f} MB ({manifest.parent.relative_to(root)}/predict.py)"
+        )
+    return lines
+
+
 def markdown(headers: list[str], rows: list[list]) -> str:
     from pipeline.report import fmt
 

@@ -143,7 +143,9 @@ def test_podium_new_scaffolds_a_commented_competition_that_prepares(pets, monkey
         text=True,
         check=True,
     ).stdout.split()
-    assert stages == [f"competitions/pets/dvc.yaml:{s}" for s in ("prepare", "train@cnn", "ensemble", "submit")]
+    assert stages == [
+        f"competitions/pets/dvc.yaml:{s}" for s in ("prepare", "train@cnn", "ensemble", "submit", "bundle")
+    ]
 
 
 def test_podium_new_without_raw_files_asks_for_every_key_that_depends_on_the_data(project, monkeypatch, capsys):

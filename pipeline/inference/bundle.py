@@ -4,13 +4,16 @@ internet (a code competition's notebook).
     manifest.json               every file's SHA-256 and size, the total, Podium's version and git commit,
                                 the competition's dvc.lock hashes and the package versions it was made with
     predict.py, predict.ipynb   `python predict.py --test test.csv --out submission.csv`
+    requirements.txt            the packages predicting needs, pinned to the versions it was made with
+    wheels/                     with --wheels: those packages' wheels, for an offline
+                                `pip install --no-index --find-links wheels -r requirements.txt`
     pipeline/                   Podium's own code, as it made the bundle (predict.py imports it first)
     outputs/<name>/ensemble/    the ensemble's config and fitted blend
     outputs/<name>/models/<m>/  each member's config and fitted folds (pipeline/inference/fitted.py)
     competitions/...            the project's own modules the members' configs name (a user's network)
 
-Only the pinned stack needs to be installed where it runs (torch, Lightning, transformers,
-scikit-learn, skops, ...). Before predicting, predict.py checks every file against the manifest.
+Only requirements.txt needs to be installed where it runs; Podium's own code travels in the
+bundle. Before predicting, predict.py checks every file against the manifest.
 """
 
 from __future__ import annotations
@@ -23,22 +26,67 @@ from pathlib import Path
 from pipeline import __version__, io
 from pipeline.data.identity import file_sha256
 from pipeline.errors import PodiumError
+from pipeline.models import family
 
 MANIFEST = "manifest.json"
 PREDICT_PY = '''"""Predict with this bundle: python predict.py --test test.csv [--images DIR] [--out submission.csv].
 
-Made by `podium bundle`; it needs the packages of manifest.json, and nothing outside this folder.
+Made by `podium bundle`. It needs the packages of requirements.txt and nothing outside this folder.
+Before any of the bundle's code runs, every file is checked against manifest.json (by the standard
+library alone): a missing, altered or unlisted file stops it. The check catches damage and mix-ups,
+not a deliberate forgery (the manifest is not signed): compare manifest.json's SHA-256 with the one
+`podium bundle` printed.
 """
+
+import hashlib
+import json
 import sys
+import tempfile
 from pathlib import Path
 
+HERE = Path(__file__).resolve().parent
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_files():
+    listed = json.loads((HERE / "manifest.json").read_text())["files"]
+    present = {p.relative_to(HERE).as_posix() for p in HERE.rglob("*") if p.is_file()} - {"manifest.json"}
+    problems = [f"{name} is missing" for name in sorted(set(listed) - present)]
+    problems += [f"{name} is not in the manifest" for name in sorted(present - set(listed))]
+    for name in sorted(set(listed) & present):
+        digest = sha256(HERE / name)
+        if digest != listed[name]["sha256"]:
+            problems.append(f"{name} differs from the manifest (SHA-256 {digest[:12]}, expected {listed[name]['sha256'][:12]})")
+    if problems:
+        print(
+            f"predict.py: error: the bundle {HERE} is not as it was made: {'; '.join(problems[:5])}. Nothing was "
+            f"predicted. Copy the whole bundle again (`podium bundle` makes it).",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # this bundle's Podium, before any installed one
+    check_files()
+    sys.dont_write_bytecode = True
+    sys.pycache_prefix = tempfile.mkdtemp(prefix="podium-pycache-")  # no cached bytecode from inside the bundle
+    sys.path.insert(0, str(HERE))  # this bundle's Podium, before any installed one
     from pipeline.inference.bundle import main
 
-    sys.exit(main(Path(__file__).resolve().parent, sys.argv[1:]))
+    sys.exit(main(HERE, sys.argv[1:]))
 '''
-STACK = ("torch", "lightning", "transformers", "tokenizers", "scikit-learn", "skops", "safetensors", "numpy", "pandas")
+# What predicting imports (beyond a family's own `packages`); their dependencies are pinned with them.
+PREDICT_STACK = (
+    "torch", "lightning", "transformers", "tokenizers", "datasets", "scikit-learn", "skops", "safetensors",
+    "numpy", "pandas", "pyarrow", "omegaconf", "hydra-core", "pillow", "rich",
+)  # fmt: skip
 
 
 @dataclass
@@ -46,42 +94,45 @@ class BundleResult:
     folder: Path
     files: int
     bytes: int
+    manifest_sha256: str
 
 
-def make_bundle(cfg, out: Path) -> BundleResult:
-    """Copy what the competition's ensemble needs to predict into `out` (replaced as one unit)."""
+def make_bundle(cfg, out: Path, wheels: bool = False) -> BundleResult:
+    """Copy what the competition's ensemble needs to predict into `out` (replaced as one unit); with `wheels`,
+    a wheelhouse of the pinned packages too."""
     from pipeline.inference.blend import load_blend_members
     from pipeline.inference.model import saved_config
-    from pipeline.models.targets import project_files
     from pipeline.provenance import git_state
 
     comp, root = cfg.competition, io.root(cfg)
     ensemble_dir = root / cfg.paths.outputs / comp.name / "ensemble"
     members = load_blend_members(ensemble_dir / "blend")
-    copies = {ensemble_dir / "config.yaml": None, ensemble_dir / "blend": None}
+    copies = [ensemble_dir / "config.yaml", ensemble_dir / "blend"]
+    code_of = [saved_config(ensemble_dir, root).ensemble.stack]  # a stack's own meta-model class
+    packages: list[str] = []
     for member in members:
         folder = root / member.folder
-        if not (folder / "fitted" / "fitted.json").is_file():
-            from pipeline.inference.fitted import read_record
-
-            read_record(folder)  # its error names the folder and the fix
-        copies[folder / "config.yaml"] = None
-        copies[folder / "fitted"] = None
-        for file in project_files(saved_config(folder, root).model, root):
-            copies[root / file] = None
-    code = Path(__file__).resolve().parents[1]  # the pipeline package
+        model = saved_config(folder, root).model
+        _check_bundleable(member.name, folder, model)
+        copies += [folder / "config.yaml", folder / "fitted"]
+        code_of.append(model)
+        packages.extend(family(model.family).packages)
+    copies += _project_code(code_of, root)
+    pins = requirements([*PREDICT_STACK, *packages])
 
     with io.staging_dir(Path(out)) as tmp:
-        for source in copies:
-            relative = source.relative_to(root) if source.is_relative_to(root) else None
-            if relative is None:
+        for source in dict.fromkeys(copies):
+            if not source.is_relative_to(root):
                 raise PodiumError(f"{source} lies outside the project {root}, so it cannot be bundled. Move it inside.")
-            _copy(source, tmp / relative)
-        _copy(code, tmp / "pipeline")
+            _copy(source, tmp / source.relative_to(root))
+        _copy(Path(__file__).resolve().parents[1], tmp / "pipeline")  # Podium's own code, as it is now
         io.write_text(tmp / "predict.py", PREDICT_PY)
         io.write_text(tmp / "predict.ipynb", notebook(comp.name))
+        io.write_text(tmp / "requirements.txt", "".join(f"{name}=={v}\n" for name, v in pins.items()))
+        if wheels:
+            download_wheels(tmp / "requirements.txt", tmp / "wheels")
         files = {
-            str(p.relative_to(tmp)): {"sha256": file_sha256(p), "bytes": p.stat().st_size}
+            p.relative_to(tmp).as_posix(): {"sha256": file_sha256(p), "bytes": p.stat().st_size}
             for p in sorted(tmp.rglob("*"))
             if p.is_file()
         }
@@ -90,86 +141,147 @@ def make_bundle(cfg, out: Path) -> BundleResult:
             "competition": comp.name,
             "git": git_state(root),
             "dvc_lock": _dvc_lock(root / "competitions" / comp.name / "dvc.lock"),
-            "packages": _versions(),
+            "packages": pins,
             "files": files,
             "total_bytes": sum(f["bytes"] for f in files.values()),
         }
         io.write_json(tmp / MANIFEST, manifest)
-    return BundleResult(Path(out), len(files), manifest["total_bytes"])
+        digest = file_sha256(tmp / MANIFEST)
+    return BundleResult(Path(out), len(files), manifest["total_bytes"], digest)
 
 
-def verify(folder: Path) -> dict:
-    """The bundle's manifest, once every file it lists is present and unchanged, and this is its Podium."""
-    path = folder / MANIFEST
-    if not path.is_file():
+def _check_bundleable(name: str, folder: Path, model) -> None:
+    """Refuse a member the bundle could not rebuild offline, naming it and the fix."""
+    from pipeline.inference.fitted import ARCHITECTURE, read_record
+
+    read_record(folder)  # fitted state of this format
+    if model.get("trust_remote_code"):
         raise PodiumError(
-            f"{path} is missing: {folder} is not a complete Podium bundle. Make it again (podium bundle)."
+            f"Member {name} ({folder}) runs a model's own code from its pretrained folder (trust_remote_code), "
+            f"which a bundle does not carry. Bundle without it, or use a model Transformers knows."
         )
-    manifest = json.loads(path.read_text())
+    if hasattr(family(model.family).builders(), "save_architecture"):
+        lacking = [f for f in sorted((folder / "fitted").glob("seed_*/fold_*")) if not (f / ARCHITECTURE).is_dir()]
+        if lacking:
+            raise PodiumError(
+                f"Member {name}'s fold {lacking[0].relative_to(folder)} has no saved architecture: it was trained "
+                f"before Podium kept one, so offline it would need its pretrained source. Retrain it "
+                f"(`dvc repro`, or `podium train` with train.resume=false)."
+            )
+
+
+def _project_code(sections: list, root: Path) -> list[Path]:
+    """The project's Python files the sections' `_target_`s import, with every module beside them (the helpers
+    a competitions/<name>/models.py imports live there)."""
+    from pipeline.models.targets import project_files
+
+    files: list[Path] = []
+    for section in sections:
+        for file in project_files({"estimator": section}, root):  # every _target_ of the section, nested ones too
+            files += sorted((root / file).parent.glob("*.py"))
+    return files
+
+
+def check_environment(manifest: dict) -> None:
+    """Refuse another Podium, or a scikit-learn or skops of another minor version than the bundle was made
+    with (fitted estimators may not load the same); list other packages whose versions differ."""
+    from importlib.metadata import PackageNotFoundError, version
+
     if manifest.get("podium") != __version__:
         raise PodiumError(
-            f"{folder} was made by Podium {manifest.get('podium')}, and this is Podium {__version__}: its fitted "
-            f"state may not read the same. Run it with its own predict.py (which imports the bundle's Podium) or "
-            f"make the bundle again with this Podium."
+            f"The bundle was made by Podium {manifest.get('podium')}, and this is Podium {__version__}: its fitted "
+            f"state may not read the same. Run it with its own predict.py, or make the bundle again with this Podium."
         )
-    for name, entry in manifest["files"].items():
-        file = folder / name
-        if not file.is_file():
-            raise PodiumError(
-                f"{file} is missing from the bundle (manifest.json lists it). Copy the whole bundle again."
-            )
-        if file.stat().st_size != entry["bytes"] or file_sha256(file) != entry["sha256"]:
-            raise PodiumError(
-                f"{file} differs from the bundle's manifest (SHA-256 {file_sha256(file)[:12]}..., expected "
-                f"{entry['sha256'][:12]}...): it was altered or damaged in the copy. Copy the bundle again."
-            )
-    return manifest
+    differ = {}
+    for name, made_with in manifest.get("packages", {}).items():
+        try:
+            installed = version(name)
+        except PackageNotFoundError:
+            installed = None
+        if installed != made_with:
+            differ[name] = (made_with, installed)
+    strict = {n: v for n, v in differ.items() if n in ("scikit-learn", "skops") and _minor(v[0]) != _minor(v[1])}
+    if strict:
+        listed = ", ".join(f"{n} {made} (installed: {now})" for n, (made, now) in strict.items())
+        raise PodiumError(
+            f"The bundle's estimators were saved with {listed}: they may not load the same. Install the bundle's "
+            f"requirements.txt (pip install -r requirements.txt, or --no-index --find-links wheels)."
+        )
+    if differ:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "installed versions differ from the bundle's requirements.txt: %s",
+            ", ".join(f"{n} {made} -> {now}" for n, (made, now) in differ.items()),
+        )
+
+
+def _minor(version: str | None) -> tuple[str, ...] | None:
+    return tuple(version.split(".")[:2]) if version else None
 
 
 def main(folder: Path, argv: list[str]) -> int:
-    """predict.py's command line: verify the bundle, predict the given rows, report rows/s and the time budget."""
+    """predict.py's command line, once its own check has passed: predict the given rows, report rows/s and
+    whether the expected hidden test set fits the time budget."""
     import argparse
+    import json
+    import logging
     import os
-    import sys
-    import tempfile
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is fetched: every file is in the bundle
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    parser = argparse.ArgumentParser(prog="predict.py", description="Predict new rows with this Podium bundle.")
-    parser.add_argument("--test", type=Path, required=True, help="the rows to predict: a CSV like test.csv")
-    parser.add_argument("--images", type=Path, help="their image folder (default: images/ beside the test file)")
-    parser.add_argument("--out", type=Path, default=Path("submission.csv"), help="default: submission.csv")
-    parser.add_argument("--expect-rows", type=int, metavar="N", help="estimate the time for N rows")
-    parser.add_argument("--budget-minutes", type=float, default=540, metavar="M", help="default: 540 (9 hours)")
-    args = parser.parse_args(argv)
-    import logging
-
     from pipeline import progress
-    from pipeline.cli import print_predict_report
-    from pipeline.inference.model import saved_config
-    from pipeline.inference.predict import predict_file
+    from pipeline.cli import add_predict_arguments
 
+    parser = argparse.ArgumentParser(prog="predict.py", description="Predict new rows with this Podium bundle.")
+    add_predict_arguments(parser, "the submission to write (default: submission.csv)")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of any error")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="podium: %(message)s", handlers=[progress.log_handler()])
     try:
-        manifest = verify(folder)
+        from pipeline.inference.model import saved_config
+        from pipeline.inference.predict import image_folder, predict_file, print_report
+
+        manifest = json.loads((folder / MANIFEST).read_text())
+        check_environment(manifest)
         ensemble_dir = folder / "outputs" / manifest["competition"] / "ensemble"
         comp = saved_config(ensemble_dir, folder).competition
-        images = args.images or (args.test.parent / comp.files.images if comp.modality == "image" else None)
-        with tempfile.TemporaryDirectory(prefix="podium-tokens-") as cache, progress.display(enabled=True):
-            result = predict_file(ensemble_dir, folder, args.test, images, args.out, cache=Path(cache))
-    except PodiumError as exc:
-        print(f"predict.py: error: {exc}", file=sys.stderr)
+        out = args.out or Path("submission.csv")
+        with progress.display(enabled=True):
+            result = predict_file(ensemble_dir, folder, args.test, image_folder(args, comp), out)
+    except PodiumError as exc:  # bad input: one paragraph, as `podium` says it
+        _report(args.debug, f"error: {exc}")
         return 2
-    print_predict_report(result, args.expect_rows, args.budget_minutes)
+    except Exception as exc:
+        _report(
+            args.debug,
+            f"unexpected error: {type(exc).__name__}: {exc}\nThis is a bug in Podium or a library it uses, not a "
+            f"problem with your input. Rerun with --debug for the traceback and report it.",
+        )
+        return 1
+    print_report(result, args.expect_rows, args.budget_minutes)
     return 0
 
 
+def _report(debug: bool, message: str) -> None:
+    import sys
+
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    print(f"predict.py: {message}", file=sys.stderr)
+
+
 def notebook(competition: str) -> str:
-    """A notebook that runs predict.py (a code competition's submission notebook)."""
+    """A code competition's submission notebook: runs predict.py on the hidden test set, offline."""
     cells = [
-        f"# Podium bundle of {competition}: predict the hidden test set offline\n"
-        "# Attach this folder as a dataset; set BUNDLE and DATA to where they are mounted.",
-        "BUNDLE = '.'\nDATA = '../input'\n!python {BUNDLE}/predict.py --test {DATA}/test.csv --out submission.csv",
+        f"# Podium bundle of {competition}: predict the hidden test set offline.\n"
+        "# Attach the bundle as a dataset (and its wheels, if the notebook's image lacks the packages);\n"
+        "# BUNDLE and TEST are where Kaggle mounts them: /kaggle/input/<dataset> and /kaggle/input/<competition>.",
+        f"BUNDLE = '/kaggle/input/{competition}-bundle'\nTEST = '/kaggle/input/{competition}/test.csv'\n"
+        "# !pip install --no-index --find-links {BUNDLE}/wheels -r {BUNDLE}/requirements.txt\n"
+        "!python {BUNDLE}/predict.py --test {TEST} --out /kaggle/working/submission.csv",
     ]
     return json.dumps(
         {
@@ -203,13 +315,48 @@ def _dvc_lock(path: Path) -> dict:
     return {name: {o["path"]: o.get("md5") for o in stage.get("outs", [])} for name, stage in stages.items()}
 
 
-def _versions() -> dict[str, str | None]:
-    from importlib.metadata import PackageNotFoundError, version
+def requirements(roots: list[str]) -> dict[str, str]:
+    """Every installed distribution `roots` need, dependencies included, pinned to its installed version."""
+    from importlib.metadata import PackageNotFoundError, requires, version
 
-    found: dict[str, str | None] = {}
-    for name in STACK:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pinned: dict[str, str] = {}
+    todo = list(roots)
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in pinned:
+            continue
         try:
-            found[name] = version(name)
+            pinned[name] = version(name)
         except PackageNotFoundError:
-            found[name] = None
-    return found
+            raise PodiumError(
+                f"{name} is not installed, and the bundle's predict.py needs it. Install it first."
+            ) from None
+        for line in requires(name) or []:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+    return dict(sorted(pinned.items()))
+
+
+def download_wheels(requirements_file: Path, folder: Path) -> None:
+    """A wheelhouse of the pinned packages (`pip download`), for `pip install --no-index --find-links`."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"),
+            *("--dest", str(folder), "--requirement", str(requirements_file)),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        raise PodiumError(
+            f"pip could not download the bundle's wheels ({lines[-1] if lines else 'no output'}), so no bundle was "
+            f"written. Check the package index is reachable (pip config), or bundle without --wheels."
+        )

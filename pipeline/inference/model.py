@@ -17,7 +17,15 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.errors import PodiumError
-from pipeline.inference.fitted import ESTIMATOR, TOKENIZER, WEIGHTS, load_estimator, read_record
+from pipeline.inference.fitted import (
+    ARCHITECTURE,
+    ESTIMATOR,
+    TOKENIZER,
+    WEIGHTS,
+    config_targets,
+    load_estimator,
+    read_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,25 +53,10 @@ def saved_config(folder: Path, root: Path) -> DictConfig:
     return cfg
 
 
-def own_modules(section: Any) -> set[str]:
-    """The top-level modules of every `_target_` in a config section: what skops may load besides scikit-learn."""
-    found: set[str] = set()
-    if isinstance(section, dict):
-        target = section.get("_target_")
-        if isinstance(target, str):
-            found.add(target.split(".")[0])
-        for value in section.values():
-            found |= own_modules(value)
-    elif isinstance(section, list):
-        for value in section:
-            found |= own_modules(value)
-    return found
-
-
 class FittedModel:
     """One trained model (all its folds, of `seeds` or of every seed it trained), ready to predict."""
 
-    def __init__(self, name: str, folder: Path, root: Path, seeds: list[int] | None = None, cache: Path | None = None):
+    def __init__(self, name: str, folder: Path, root: Path, seeds: list[int] | None, cache: Path):
         from pipeline.training.spec import FoldSpec
 
         record = read_record(folder)
@@ -75,7 +68,7 @@ class FittedModel:
         if missing:
             raise PodiumError(f"{folder / 'fitted'} holds seeds {record['seeds']}, not {missing}. Retrain the model.")
         self.n_folds = int(record["folds"])
-        self.cache = cache or root / self.cfg.paths.cache
+        self.cache = cache  # where the new rows' tokens go
         self.seconds = 0.0  # time spent predicting, for rows/s
         self._folds = {
             (seed, fold): self._load(folder / "fitted" / f"seed_{seed}" / f"fold_{fold}")
@@ -88,26 +81,28 @@ class FittedModel:
         """One fold's fitted model: an estimator, or (LightningModule, tokenizer or None)."""
         spec = self.spec
         if spec.kind == "estimator":
-            return load_estimator(fold_dir / ESTIMATOR, own_modules(OmegaConf.to_container(spec.model)))
+            return load_estimator(fold_dir / ESTIMATOR, config_targets(OmegaConf.to_container(spec.model)))
         from safetensors.torch import load_file
 
         from pipeline.models import family
         from pipeline.training.module import CompetitionModule
         from pipeline.training.tta import build_tta
 
-        builders, tokenizer = family(spec.model.family).builders(), None
+        builders, tokenizer, model = family(spec.model.family).builders(), None, spec.model
+        if hasattr(builders, "rebuild_overrides"):  # e.g. no pretrained weights to fetch: the fold's replace them
+            model = OmegaConf.merge(model, builders.rebuild_overrides(model, fold_dir / ARCHITECTURE))
         if spec.text_column is not None:
             from transformers import AutoTokenizer
 
             tokenizer = AutoTokenizer.from_pretrained(str(fold_dir / TOKENIZER), local_files_only=True)
-            net = builders.build_text(spec.model, tokenizer, spec.n_logits, spec.root)
+            net = builders.build_text(model, tokenizer, spec.n_logits, spec.root)
         else:
             image = self.cfg.competition.image
-            net = builders.build_image(spec.model, image.channels, image.height, image.width, spec.n_logits, spec.root)
+            net = builders.build_image(model, image.channels, image.height, image.width, spec.n_logits, spec.root)
         net.load_state_dict(load_file(str(fold_dir / WEIGHTS)))
         module = CompetitionModule(
             net,
-            spec.model,
+            OmegaConf.merge(spec.model, {"loss": None}),  # predicting needs no loss (nor the user's loss code)
             spec.task,
             spec.metric,
             None,
@@ -133,14 +128,11 @@ class FittedModel:
     def _predict_fold(self, fitted: Any, rows: Rows) -> np.ndarray:
         spec = self.spec
         if spec.kind == "estimator":
-            from pipeline.models.estimator import predictions
+            from pipeline.training.fold import estimator_predictions, flat_pixels
 
-            inputs = (
-                rows.texts
-                if rows.texts is not None
-                else np.asarray(rows.images, dtype=np.float32).reshape(len(rows), -1) / 255.0
+            return estimator_predictions(
+                fitted, rows.texts if rows.texts is not None else flat_pixels(rows.images), spec
             )
-            return predictions(fitted, inputs, spec.task, spec.n_outputs)
         from pipeline.training.data import ImageArrayDataset
         from pipeline.training.distributed import gather_rows
         from pipeline.training.inputs import eval_loader
@@ -167,11 +159,11 @@ class FittedModel:
             from pipeline.training.quiet import quiet_lightning
 
             quiet_lightning()
-            flags = self.spec.trainer
+            accelerator, precision = device_and_precision(self.spec.trainer, self.name)
             self._trainer = L.Trainer(
-                accelerator=flags.get("accelerator", "auto"),
+                accelerator=accelerator,
                 devices=1,
-                precision=flags.get("precision", "32-true"),
+                precision=precision,
                 logger=False,
                 enable_checkpointing=False,
                 enable_progress_bar=False,
@@ -179,3 +171,18 @@ class FittedModel:
                 use_distributed_sampler=False,
             )
         return self._trainer
+
+
+def device_and_precision(flags: dict, name: str) -> tuple[str, str]:
+    """The training's accelerator and precision where this machine has them; else the CPU (bf16 for a 16-bit
+    mixed precision, which a CPU lacks), said once: a GPU-trained model predicts on a CPU-only machine."""
+    import torch
+
+    accelerator, precision = str(flags.get("accelerator", "auto")), str(flags.get("precision", "32-true"))
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        log.info("%s was trained on %s; this machine has none: predicting on the CPU", name, accelerator)
+        accelerator = "cpu"
+        if precision in ("16-mixed", "16"):
+            log.info("%s: precision %s needs a GPU: predicting in bf16-mixed", name, precision)
+            precision = "bf16-mixed"
+    return accelerator, precision

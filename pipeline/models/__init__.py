@@ -12,7 +12,10 @@ holding its builders, imported only when a fold is built. The builders a module 
 - estimator: `fit(model, fold: EstimatorFold)`: a scikit-learn-API estimator fitted on the fold's
   training rows; Podium predicts with it (`predict_proba`, or `predict` for regression) and saves
   it with skops for `podium predict` (pipeline/inference/);
-- optionally `check(model, task, root)`: refusals before any data is read (a class that does not import).
+- optionally `check(model, task, root)`: refusals before any data is read (a class that does not import);
+- optionally, for `podium predict`: `save_architecture(net, folder)`, what a fitted fold needs besides
+  its weights to be rebuilt (a Transformer's config.json), and `rebuild_overrides(model, folder)`,
+  model keys that rebuild it from that folder instead of from pretrained weights.
 
 A family of `modality="any"` provides the builders of both modalities. Families beyond the
 built-in ones come from installed packages through the entry-point group `podium.families`
@@ -50,6 +53,7 @@ class Family:
     at_least: Mapping[str, tuple[int, str]] = field(default_factory=dict)  # model key -> least value, and why
     choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # model key -> its valid values
     config_check: Callable[[Any, Any, str], None] | None = None  # (model, competition, where): other refusals
+    packages: tuple[str, ...] = ()  # distributions its builders import beyond Podium's own (a bundle's requirements)
 
     def builders(self) -> ModuleType:
         return import_module(self.module)
@@ -94,6 +98,7 @@ BUILT_IN = {
             "network",
             schema.EfficientNetConfig,
             starter=True,
+            packages=("efficientnet-lite-pytorch",),  # the architecture; its ImageNet weights are not needed to predict
             at_least={
                 "input_size": (
                     sizes.EFFICIENTNET_MIN_INPUT,

@@ -47,3 +47,8 @@ def build_image(cfg: DictConfig, channels: int, height: int, width: int, n_outpu
         loaded = net.load_state_dict({k: v for k, v in weights.items() if k not in head}, strict=False)
         assert set(loaded.missing_keys) == head and not loaded.unexpected_keys, loaded
     return EfficientNetLite(net, cfg.input_size)
+
+
+def rebuild_overrides(cfg: DictConfig, folder) -> dict:
+    """Model keys to rebuild a fitted fold for prediction: no ImageNet weights (the fold's own replace them)."""
+    return {"pretrained": False}

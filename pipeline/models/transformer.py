@@ -176,3 +176,14 @@ def build_text(cfg: DictConfig, tokenizer, n_outputs: int, root: Path | None = N
     model.train()  # from_pretrained returns it in eval mode (dropout off)
     _freeze(model, cfg.freeze_embeddings, cfg.freeze_layers)
     return SequenceClassifier(model, cfg.layerwise_lr_decay)
+
+
+def save_architecture(net: nn.Module, folder: Path) -> None:
+    """The fine-tuned model's config (config.json) beside its fold, so it is rebuilt without the pretrained source."""
+    net.model.config.save_pretrained(folder)
+
+
+def rebuild_overrides(cfg: DictConfig, folder: Path) -> dict:
+    """Model keys to rebuild a fitted fold for prediction: its saved architecture, no pretrained weights
+    (the fold's own replace them), so neither the hub nor the pretrained folder or package is needed."""
+    return {"pretrained": str(folder), "init": "random"} if (Path(folder) / "config.json").is_file() else {}

@@ -20,6 +20,7 @@ from pipeline import progress
 from pipeline.config.checks import check_batch_split
 from pipeline.data.prepared import PreparedData
 from pipeline.errors import PodiumError
+from pipeline.inference.fitted import ARCHITECTURE
 from pipeline.models import EstimatorFold, family
 from pipeline.tracking import Tracker
 from pipeline.training import distributed
@@ -87,6 +88,9 @@ def train_fold(
             callback.check_pruned()
     if world.is_main:
         inputs.save_tokenizer(state.folder)
+        builders = family(spec.model.family).builders()
+        if hasattr(builders, "save_architecture"):  # what the fitted fold is rebuilt from (pipeline/inference/)
+            builders.save_architecture(inputs.net, state.folder / ARCHITECTURE)
 
     def predict(dataset, what: str) -> np.ndarray:
         """Every row's prediction by the fold's best checkpoint, each process predicting its share."""
@@ -189,14 +193,16 @@ def restore_history(rows: list[dict], history: list[dict], tracker: Tracker) -> 
         tracker.log_metrics({k.replace("/", "_"): v for k, v in row.items() if "/" in k}, step=row["epoch"])
 
 
-def fit_fold(spec: FoldSpec, data: PreparedData, fold: int) -> FoldResult:
+def fit_fold(spec: FoldSpec, data: PreparedData, fold: int, keep: bool = True) -> FoldResult:
     """One fold of an estimator family (fit / predict, e.g. TF-IDF + logistic regression): no Lightning.
 
-    The fitted estimator is saved in the fold's folder (pipeline/inference/fitted.py), beside where a
-    network keeps its best checkpoint, for the model's `fitted/` output and `podium predict`.
+    With `keep` (not in a sweep's trials), the fitted estimator is saved in the fold's folder
+    (pipeline/inference/fitted.py), beside where a network keeps its best checkpoint, for the
+    model's `fitted/` output and `podium predict`.
     """
-    from pipeline.inference.fitted import save_estimator
-    from pipeline.models.estimator import predictions
+    from omegaconf import OmegaConf
+
+    from pipeline.inference.fitted import config_targets, save_estimator
 
     is_valid = data.train["fold"].to_numpy() == fold
     train_rows, test_rows = estimator_rows(spec, data)
@@ -214,9 +220,11 @@ def fit_fold(spec: FoldSpec, data: PreparedData, fold: int) -> FoldResult:
             ),
         )
     )
-    save_estimator(spec.fold_state(fold).folder, estimator)
+    if keep and not distributed.secondary_process():  # every DDP process fits the same estimator: one saves it
+        targets = config_targets(OmegaConf.to_container(spec.model))
+        save_estimator(spec.fold_state(fold).folder, estimator, targets, spec.label(fold))
     valid_pred, test_pred = (
-        predictions(estimator, rows, spec.task, spec.n_outputs) for rows in (_take(train_rows, is_valid), test_rows)
+        estimator_predictions(estimator, rows, spec) for rows in (_take(train_rows, is_valid), test_rows)
     )
     return FoldResult(valid_pred, test_pred, None)
 
@@ -225,10 +233,19 @@ def estimator_rows(spec: FoldSpec, data: PreparedData) -> tuple:
     """An estimator's inputs, train and test: texts as a list of strings, images as flattened pixels in [0, 1]."""
     if spec.text_column is not None:
         return data.train[spec.text_column].tolist(), data.test[spec.text_column].tolist()
-    return tuple(
-        np.asarray(images, dtype=np.float32).reshape(len(images), -1) / 255.0
-        for images in (data.train_images, data.test_images)
-    )
+    return flat_pixels(data.train_images), flat_pixels(data.test_images)
+
+
+def flat_pixels(images: np.ndarray) -> np.ndarray:
+    """Images (N, C, H, W, uint8) as an estimator reads them: one row of pixels in [0, 1] each."""
+    return np.asarray(images, dtype=np.float32).reshape(len(images), -1) / 255.0
+
+
+def estimator_predictions(estimator, rows, spec: FoldSpec) -> np.ndarray:
+    """A fitted estimator's predictions of `rows` (training's and `podium predict`'s)."""
+    from pipeline.models.estimator import predictions
+
+    return predictions(estimator, rows, spec.task, spec.n_outputs)
 
 
 def _take(rows, mask: np.ndarray):

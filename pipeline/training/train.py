@@ -100,7 +100,7 @@ def train_seed(
                 tracker.set_tags(resumed="kept")
                 result = kept
             elif estimator:
-                result = fit_fold(spec, data, fold)
+                result = fit_fold(spec, data, fold, keep=predict_test)  # a sweep's trials keep nothing
             else:
                 result = train_fold(
                     spec,
@@ -155,6 +155,12 @@ def preflight(cfg: DictConfig) -> None:
             f"conf/model/{cfg.model.name}.yaml, e.g. optimizer: {{_target_: torch.optim.AdamW, lr: 1.0e-3}}."
         )
     builders = record.builders()
+    if record.kind == "estimator" and not hasattr(builders, "fit"):
+        raise PodiumError(
+            f"The estimator family {record.name!r} ({record.module}) has no fit(model, fold): an estimator family "
+            f"returns its fitted estimator from fit, and Podium predicts with it (the protocol of "
+            f"pipeline/models/__init__.py; fit_predict was its earlier form). Update that module."
+        )
     if hasattr(builders, "check"):  # family-specific refusals (a missing model folder, a class that does not import)
         builders.check(cfg.model, cfg.competition.task, io.root(cfg))
     if cfg.model.get("loss"):  # the user's loss imports, fits the task and builds before any work
