@@ -5,7 +5,7 @@ internet (a code competition's notebook).
                                 the competition's dvc.lock hashes and the package versions it was made with
     predict.py, predict.ipynb   `python predict.py --test test.csv --out submission.csv`
     requirements.txt            the packages predicting needs, pinned to the versions it was made with
-    wheels/                     with --wheels: those packages' wheels, for an offline
+    wheels/                     with --wheels: those packages as wheels, for an offline
                                 `pip install --no-index --find-links wheels -r requirements.txt`
     pipeline/                   Podium's own code, as it made the bundle (predict.py imports it first)
     outputs/<name>/ensemble/    the ensemble's config and fitted blend
@@ -323,11 +323,14 @@ def requirements(roots: list[str]) -> dict[str, str]:
     from packaging.utils import canonicalize_name
 
     pinned: dict[str, str] = {}
-    todo = list(roots)
+    done: set[tuple[str, str]] = set()  # (distribution, extra) already expanded
+    todo = [(root, "") for root in roots]
     while todo:
-        name = canonicalize_name(todo.pop())
-        if name in pinned:
+        raw, extra = todo.pop()
+        name = canonicalize_name(raw)
+        if (name, extra) in done:
             continue
+        done.add((name, extra))
         try:
             pinned[name] = version(name)
         except PackageNotFoundError:
@@ -336,20 +339,23 @@ def requirements(roots: list[str]) -> dict[str, str]:
             ) from None
         for line in requires(name) or []:
             requirement = Requirement(line)
-            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
-                todo.append(requirement.name)
+            # a dependency asked for with extras (datasets needs fsspec[http]) brings those extras' dependencies
+            if requirement.marker is None or requirement.marker.evaluate({"extra": extra}):
+                todo += [(requirement.name, e) for e in ("", *requirement.extras)]
     return dict(sorted(pinned.items()))
 
 
 def download_wheels(requirements_file: Path, folder: Path) -> None:
-    """A wheelhouse of the pinned packages (`pip download`), for `pip install --no-index --find-links`."""
+    """A wheelhouse of the pinned packages, for `pip install --no-index --find-links`."""
     import subprocess
     import sys
 
     done = subprocess.run(
         [
-            *(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"),
-            *("--dest", str(folder), "--requirement", str(requirements_file)),
+            # `pip wheel`, not `pip download`: a package published as source only (antlr4-python3-runtime,
+            # which omegaconf needs) is built into a wheel here, so the offline install builds nothing
+            *(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps"),
+            *("--wheel-dir", str(folder), "--requirement", str(requirements_file)),
         ],
         capture_output=True,
         text=True,
