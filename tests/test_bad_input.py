@@ -441,7 +441,7 @@ CASES = [
         "config",
         "unknown precision",
         ["train", "trainer.precision=8-bit"],
-        r"trainer\.precision=8-bit is out of range; it must be one of 32-true, bf16-mixed",
+        r"trainer\.precision=8-bit is out of range; it must be one of auto, 32-true, bf16-mixed",
     ),
     Case(
         "config",

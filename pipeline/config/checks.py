@@ -12,8 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline.config import schema
 from pipeline.errors import PodiumError
 
-# What Lightning's Trainer(precision=...) accepts.
-PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true", "32", "16", "bf16", "64")
+# What Lightning's Trainer(precision=...) accepts, and `auto` (pipeline/config/precision.py picks one per machine).
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true", "32", "16", "bf16", "64")
 
 
 def check_missing(cfg: DictConfig | dict) -> None:
@@ -156,7 +156,7 @@ def check_ranges(cfg: DictConfig) -> None:
             "trainer.max_epochs", cfg.trainer.max_epochs, "at least 1", "conf/trainer/ or the model's max_epochs"
         )
     if str(cfg.trainer.precision) not in PRECISIONS:
-        out_of_range("trainer.precision", cfg.trainer.precision, f"one of {', '.join(PRECISIONS[:6])}", "conf/trainer/")
+        out_of_range("trainer.precision", cfg.trainer.precision, f"one of {', '.join(PRECISIONS[:7])}", "conf/trainer/")
     if cfg.data.limit_train_rows is not None and cfg.data.limit_train_rows < 2 * cfg.competition.cv.n_splits:
         out_of_range(
             "data.limit_train_rows",

@@ -10,7 +10,7 @@ from typing import Any, cast
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from pipeline.config import schema
+from pipeline.config import precision, schema
 from pipeline.config.checks import check_choices, check_missing, check_ranges, check_scaling, lightning_flags
 from pipeline.config.files import check_class_names, check_competition_name, yaml_error, yaml_message
 from pipeline.config.sizes import check_family_keys, check_sizes
@@ -207,6 +207,7 @@ def validate(raw: DictConfig) -> DictConfig:
         raise PodiumError(_schema_message(exc)) from None
     check_choices(cfg)
     check_ranges(cfg)
+    cfg.trainer.precision = precision.resolve(str(cfg.trainer.precision), str(cfg.trainer.accelerator))
     check_sizes(cfg)
     check_family_keys(cfg)  # after the image sizes: a CNN's depth is checked against valid ones
     check_scaling(cfg)
