@@ -9,6 +9,7 @@ no temporary files). docs/bad-input.md is this catalogue as a table; a test keep
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -764,6 +765,73 @@ CASES = [
 ]
 
 
+# -- cases that need a trained ensemble: tests/test_predict.py runs them on its smoke pipeline -----------------
+
+
+@dataclass
+class TrainedCase:
+    area: str  # bundle: the folder `podium bundle` wrote is damaged | predict: the project's fitted state is
+    what: str
+    command: str  # as a user types it (the table's column)
+    expect: str  # a regular expression the message must match
+    breaks: Callable[[Path], None]  # edits the bundle folder, or the project's root
+
+
+def _manifest_says(key: str, value: str):
+    def breaks(bundle: Path) -> None:
+        manifest = json.loads((bundle / "manifest.json").read_text())
+        (bundle / "manifest.json").write_text(json.dumps({**manifest, key: value}))
+
+    return breaks
+
+
+def _nan_weights(root: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    weights = next((root / "outputs/animals/models/cnn/fitted").rglob("weights.safetensors"))
+    save_file({k: v.float().fill_(float("nan")) for k, v in load_file(weights).items()}, weights)
+
+
+BUNDLE_RUN = "python predict.py --test test.csv --out sub.csv"
+TRAINED_CASES = [
+    TrainedCase(
+        "bundle",
+        "a file altered after bundling",
+        BUNDLE_RUN,
+        r"predict\.ipynb differs from the manifest \(SHA-256 \w+, expected \w+\)",
+        lambda bundle: (bundle / "predict.ipynb").write_text("{}"),
+    ),
+    TrainedCase(
+        "bundle",
+        "a file missing",
+        BUNDLE_RUN,
+        r"outputs/animals/ensemble/blend/blend\.json is missing",
+        lambda bundle: (bundle / "outputs/animals/ensemble/blend/blend.json").unlink(),
+    ),
+    TrainedCase(
+        "bundle",
+        "a file planted beside the bundle's own (a module that would shadow a package)",
+        BUNDLE_RUN,
+        r"numpy\.py is not in the manifest",
+        lambda bundle: (bundle / "numpy.py").write_text("import os"),
+    ),
+    TrainedCase(
+        "bundle",
+        "made by another Podium version",
+        BUNDLE_RUN,
+        r"made by Podium 0\.0\.1, and this is Podium [\d.]+",
+        _manifest_says("podium", "0.0.1"),
+    ),
+    TrainedCase(
+        "predict",
+        "a member whose fitted weights predict NaN",
+        "podium predict --test data/animals/raw/test.csv --out sub.csv competition=animals",
+        r"Member cnn .* predicted NaN or infinity for \d+ row\(s\)",
+        _nan_weights,
+    ),
+]
+
+
 def case_id(case: Case) -> str:
     return f"{case.area}: {case.what}"
 
@@ -845,9 +913,11 @@ def markdown() -> str:
         "",
         "Each row is a case of `tests/test_bad_input.py`, run through the real command line on the demo",
         "projects: exit code 2, one paragraph naming the file or key and the fix, no traceback (`podium",
-        "--debug ...` shows it), and nothing written. Regenerate: `python tests/test_bad_input.py > docs/bad-input.md`.",
+        "--debug ...` shows it), and nothing written. The bundle and predict cases at the end need a trained",
+        "ensemble: `tests/test_predict.py` runs them on its smoke pipeline. Regenerate:",
+        "`python tests/test_bad_input.py > docs/bad-input.md`.",
         "",
-        f"{len(CASES)} cases.",
+        f"{len(CASES) + len(TRAINED_CASES)} cases.",
         "",
         "| area | input | command | the message says (pattern) |",
         "| --- | --- | --- | --- |",
@@ -855,6 +925,10 @@ def markdown() -> str:
     for case in CASES:
         command = " ".join(["podium", *case.command, f"competition={case.competition}"])
         lines.append(f"| {case.area} | {case.what} | `{command}` | `{case.expect.replace('|', '/')}` |")
+    for trained in TRAINED_CASES:  # run by tests/test_predict.py, on a trained ensemble
+        lines.append(
+            f"| {trained.area} | {trained.what} | `{trained.command}` | `{trained.expect.replace('|', '/')}` |"
+        )
     return "\n".join(lines) + "\n"
 
 

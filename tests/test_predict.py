@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO, podium, project_with
+from test_bad_input import TRAINED_CASES
 
 from pipeline.errors import PodiumError
 from pipeline.inference.predict import predict_file
@@ -163,63 +165,40 @@ def test_a_text_bundle_of_three_families_and_a_stack_predicts_offline(text_resul
     assert written.read_bytes() == (root / "submissions" / "rotten-tomatoes" / "submission.csv").read_bytes()
 
 
-@pytest.mark.parametrize(
-    "damage, expect",
-    [
-        (lambda b: (b / "predict.ipynb").write_text("{}"), r"predict\.ipynb differs from the manifest"),
-        (
-            lambda b: (b / "outputs/animals/ensemble/blend/blend.json").unlink(),
-            r"blend/blend\.json is missing",
-        ),
-        (
-            lambda b: (b / "manifest.json").write_text(
-                json.dumps({**json.loads((b / "manifest.json").read_text()), "podium": "0.0.1"})
-            ),
-            r"made by Podium 0\.0\.1, and this is Podium",
-        ),
-        (lambda b: (b / "numpy.py").write_text("import os"), r"numpy\.py is not in the manifest"),
-    ],
-    ids=["altered file", "missing file", "another Podium version", "planted file"],
-)
-def test_a_damaged_bundle_is_refused_naming_the_file(smoke_results, tmp_path, damage, expect):
-    import re
-
+@pytest.mark.parametrize("case", [c for c in TRAINED_CASES if c.area == "bundle"], ids=lambda c: c.what)
+def test_a_damaged_bundle_is_refused_naming_the_file(smoke_results, tmp_path, case):
     root = smoke_results.root
     assert podium(root, "bundle", "--out", str(tmp_path / "bundle"))[0] == 0
-    damage(tmp_path / "bundle")
+    case.breaks(tmp_path / "bundle")
+    test = root / "data/animals/raw/test.csv"
     done = subprocess.run(
-        [
-            sys.executable,
-            str(tmp_path / "bundle" / "predict.py"),
-            "--test",
-            str(root / "data/animals/raw/test.csv"),
-            "--out",
-            "sub.csv",
-        ],
+        [sys.executable, str(tmp_path / "bundle" / "predict.py"), "--test", str(test), "--out", "sub.csv"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
     )
     assert done.returncode == 2, done.stderr
-    assert re.search(expect, done.stderr) and "Traceback" not in done.stderr, done.stderr
+    assert re.search(case.expect, done.stderr) and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("predict.py: error: ") and "\n\n" not in done.stderr.strip(), done.stderr
     assert not (tmp_path / "sub.csv").exists()
 
 
-def test_a_member_predicting_nan_writes_nothing(smoke_results, tmp_path):
-    from safetensors.torch import load_file, save_file
+@pytest.mark.parametrize("case", [c for c in TRAINED_CASES if c.area == "predict"], ids=lambda c: c.what)
+def test_a_member_predicting_nan_writes_nothing(smoke_results, tmp_path, case, capsys, monkeypatch):
+    from pipeline import cli
 
-    root = tmp_path / "project"
-    shutil.copytree(
-        smoke_results.root / "outputs" / "animals",
-        root / "outputs" / "animals",
-        ignore=shutil.ignore_patterns("prepared"),
-    )
-    weights = next((root / "outputs/animals/models/cnn/fitted").rglob("weights.safetensors"))
-    save_file({k: v.float().fill_(float("nan")) for k, v in load_file(weights).items()}, weights)
-    raw = smoke_results.root / "data" / "animals" / "raw"
-    with pytest.raises(PodiumError, match=r"Member cnn .* predicted NaN or infinity for \d+ row\(s\)"):
-        predict_file(root / "outputs/animals/ensemble", root, raw / "test.csv", raw / "images", tmp_path / "sub.csv")
-    assert not (tmp_path / "sub.csv").exists()
+    root = tmp_path / "project"  # the smoke project's configs and outputs; its data read where they are
+    shutil.copytree(smoke_results.root, root, ignore=shutil.ignore_patterns("data", "prepared", "mlflow.db"))
+    (root / "data").symlink_to(smoke_results.root / "data", target_is_directory=True)
+    case.breaks(root)
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
+    monkeypatch.setenv("PODIUM_ROOT", str(root))
+    monkeypatch.chdir(root)
+    code = cli.main(case.command.split()[1:])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("podium predict: error: ") and re.search(case.expect, err), err
+    assert "Traceback" not in err and "\n\n" not in err.strip(), err
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before, "the failed predict wrote files"
 
 
 def test_a_model_trained_before_fitted_state_was_kept_is_refused(smoke_results, tmp_path):
