@@ -341,6 +341,33 @@ def test_a_process_moving_to_another_project_imports_that_projects_module_and_ke
 
 
 @pytest.mark.fast
+def test_moving_to_another_project_keeps_modules_of_the_old_folder_imported_through_another_path(
+    tmp_path, monkeypatch
+):
+    """A module under the old project that came through its own import-path entry (as pytest imports
+    tests/test_*.py from a checkout used as a project) is not the project's: forgetting it would leave two
+    copies, and multiprocessing could no longer pickle its functions by name."""
+    from pipeline.models.targets import import_target
+
+    helpers = tmp_path / "a" / "tests"
+    helpers.mkdir(parents=True)
+    (helpers / "podium_helper_mod.py").write_text("def work():\n    return 1\n")
+    (tmp_path / "a" / "competitions" / "demo").mkdir(parents=True)
+    (tmp_path / "a" / "competitions" / "demo" / "models.py").write_text("class Net:\n    pass\n")
+    (tmp_path / "b").mkdir()
+    monkeypatch.syspath_prepend(str(helpers))
+    import podium_helper_mod
+
+    import_target("competitions.demo.models.Net", "model.net", "x.yaml", tmp_path / "a")
+    import_target("math.floor", "model.net", "x.yaml", tmp_path / "b")
+    try:
+        assert sys.modules["podium_helper_mod"] is podium_helper_mod  # kept: not imported from the project root
+        assert "competitions.demo.models" not in sys.modules  # forgotten: the old project's own module
+    finally:
+        sys.modules.pop("podium_helper_mod", None)
+
+
+@pytest.mark.fast
 def test_the_code_a_model_depends_on_is_its_projects_files_nested_ones_included(tmp_path):
     from pipeline.models.targets import project_files
 

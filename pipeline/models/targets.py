@@ -115,15 +115,24 @@ def _project_importable(root: Path) -> None:
 
 
 def _under(module: Any, folder: str) -> bool:
-    """Whether a module is the project's own code under `folder`: not Podium, not the standard library, not
-    an installed package (a virtual environment inside the project included)."""
+    """Whether a module is the project's own code, imported from the project root `folder`: not Podium, not the
+    standard library, not an installed package (a virtual environment inside the project included), and not a
+    module under the folder that came through another entry of the import path (the test suite's `tests/`)."""
     spec = getattr(module, "__spec__", None)
     if spec is None or spec.name.partition(".")[0] == "pipeline":
         return False
-    places = [spec.origin] if spec.origin else []
+    places = []
+    if spec.origin and Path(spec.origin).is_absolute():
+        origin = Path(spec.origin)
+        places.append(str(origin.parent if origin.stem == "__init__" else origin.with_suffix("")))
     if spec.submodule_search_locations is not None:
         places += list(spec.submodule_search_locations)[:1]
-    return any(_project_path(place, Path(folder)) for place in places)
+    # imported from the root, a module's dotted name is its path under the root: competitions/animals/models.py
+    named = Path(*spec.name.split("."))
+    root = Path(folder)
+    return any(
+        _project_path(place, root) and Path(place).resolve().relative_to(root.resolve()) == named for place in places
+    )
 
 
 def _project_path(place: str | None, root: Path) -> bool:
