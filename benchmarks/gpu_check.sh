@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check, on a machine with an NVIDIA GPU after `make setup` (under 8 minutes on one GPU):
 #   1. training samples/s of each model family (CNN, EfficientNet-Lite0, LSTM, Transformer) in
-#      32-true and bf16-mixed, Podium against a hand-written loop, with torch's peak GPU memory;
+#      32-true and bf16-mixed (bf16 where the hardware computes it natively), Podium against a hand-written loop, with torch's peak GPU memory;
 #   2. a 1-GPU `trainer=ddp` training of the CNN: its out-of-fold ids, each training row once,
 #      in the prepared data's order, and its test ids likewise;
 #   3. the GPU's memory as nvidia-smi reports it at the end.
