@@ -27,8 +27,11 @@ run: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 # Every tier (CI runs this). test-fast: the tier to run after each edit (no training, no servers).
+# One pytest-xdist worker per core, 4 at most (each builds the demo data and holds its trained fixtures, about
+# 1 GiB), each pinned to its share of the cores with all it starts (tests/conftest.py); a test file goes to one
+# worker whole (--dist loadfile), so a module's trained fixtures are built once.
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --maxprocesses 4 --dist loadfile
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -m fast -n auto

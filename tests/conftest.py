@@ -29,6 +29,31 @@ def pytest_collection_modifyitems(config, items):
             raise pytest.UsageError(f"{item.nodeid} is marked {' and '.join(tiers)}: a test belongs to one tier")
         if not tiers:
             item.add_marker("integration")
+    # Heaviest files first (by their heaviest tier, then by how many tests of it they hold): pytest-xdist
+    # hands whole files to its workers in this order, so the long files start at once and the short ones
+    # fill the gaps, instead of one worker running a long file alone at the end.
+    weight: dict[Path, list[int]] = {}
+    for item in items:
+        tier = next(mark.name for mark in item.iter_markers() if mark.name in TIERS)
+        weight.setdefault(item.path, [0, 0, 0])[TIERS.index(tier)] -= 1
+    items.sort(key=lambda item: weight[item.path][::-1])  # stable: each file's tests stay together, in order
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, each worker (and every process it starts) runs on its own share of the cores.
+
+    Trainings take their threads from the process's CPU affinity (pipeline/training/threads.py), so a
+    worker pinned to one core of two trains on one thread, and the `dvc repro` or `podium` it starts
+    inherit the pin: two workers share the cores instead of oversubscribing them.
+    """
+    worker = getattr(config, "workerinput", {}).get("workerid")  # gw0, gw1, ... in a worker; absent otherwise
+    if worker is None or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    workers = int(config.workerinput["workercount"])
+    index = int(worker.removeprefix("gw"))
+    share = cores[index * len(cores) // workers : (index + 1) * len(cores) // workers]
+    os.sched_setaffinity(0, share or [cores[index % len(cores)]])
 
 
 def build_demo_data(name: str, factory) -> Path:
