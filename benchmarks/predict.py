@@ -104,7 +104,7 @@ def main() -> None:
                 for member in figures["members"]:
                     rows.append([competition, figures["rows"], member["member"], member["rows_per_s"], "", ""])
                 rows.append([competition, figures["rows"], "all, blended",
-                             round(figures["rows"] / figures["seconds"]), round(figures["load"], 1),
+                             round(figures["rows"] / figures["seconds"]), f"{figures['load']:.1f}",
                              round(figures["peak_mb"])])  # fmt: skip
         from pipeline.report import table
 

@@ -341,9 +341,7 @@ def test_a_process_moving_to_another_project_imports_that_projects_module_and_ke
 
 
 @pytest.mark.fast
-def test_moving_to_another_project_keeps_modules_of_the_old_folder_imported_through_another_path(
-    tmp_path, monkeypatch
-):
+def test_moving_to_another_project_keeps_modules_of_the_old_folder_imported_through_another_path(tmp_path, monkeypatch):
     """A module under the old project that came through its own import-path entry (as pytest imports
     tests/test_*.py from a checkout used as a project) is not the project's: forgetting it would leave two
     copies, and multiprocessing could no longer pickle its functions by name."""

@@ -159,8 +159,8 @@ def print_report(result: PredictResult, expect_rows: int | None, budget_minutes:
     """Rows/s per member and overall; with `expect_rows`, whether a hidden test set that size fits the budget."""
     from pipeline.report import table
 
-    rows = [[m["member"], m["models"], m["seconds"], m["rows_per_s"]] for m in result.members]
-    rows.append(["all members", "", round(result.seconds, 2), round(result.rows_per_second)])
+    rows = [[m["member"], m["models"], f"{m['seconds']:.1f}", f"{m['rows_per_s']:,.0f}"] for m in result.members]
+    rows.append(["all members", "", f"{result.seconds:.1f}", f"{result.rows_per_second:,.0f}"])
     print(table(["member", "models", "seconds", "rows/s"], rows))
     print(
         f"{result.rows} rows predicted in {result.seconds:.1f} s ({result.rows_per_second:.0f} rows/s; members "
