@@ -29,9 +29,10 @@ run: $(STAMP)
 # Every tier (CI runs this). test-fast: the tier to run after each edit (no training, no servers).
 # One pytest-xdist worker per core, 4 at most (each builds the demo data and holds its trained fixtures, about
 # 1 GiB), each pinned to its share of the cores with all it starts (tests/conftest.py); a test file goes to one
-# worker whole (--dist loadfile), so a module's trained fixtures are built once.
+# worker whole (--dist loadfile), so a module's trained fixtures are built once. The 15 slowest tests are listed
+# at the end: the suite's time is watched there.
 test: $(STAMP)
-	$(BIN)/pytest -n auto --maxprocesses 4 --dist loadfile
+	$(BIN)/pytest -n auto --maxprocesses 4 --dist loadfile --durations=15
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -m fast -n auto

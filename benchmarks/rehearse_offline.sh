@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole offline rehearsal of a code competition, which CI leaves out (it builds a wheelhouse of the
-# pinned stack, about a gigabyte): bundle a trained competition with --wheels, install a fresh virtual
-# environment from the bundle's wheels alone (pip --isolated --no-index: no index, no pip config), and
-# run the bundle's predict.py from an empty folder with an empty environment (env -i), an empty HOME and
-# Hugging Face offline. Its submission must equal the pipeline's, byte for byte. Prints each step's time.
+# pinned stack, 356 MB of wheels for the demos, on every run): bundle a trained competition with --wheels,
+# install a fresh virtual environment from the bundle's wheels alone (pip --isolated --no-index: no index,
+# no pip config), and run the bundle's predict.py from an empty folder with an empty environment (env -i),
+# an empty HOME and Hugging Face offline. Its submission must equal the pipeline's, byte for byte. Prints
+# each step's time.
 #
 # usage: benchmarks/rehearse_offline.sh [PROJECT] [COMPETITION]   (defaults: this checkout, animals)
 # PROJECT is a project root whose competition has been through `dvc repro` (or train, ensemble, submit).

@@ -357,9 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
             add_predict_arguments(p, "the submission to write (default: submissions/<name>/predictions.csv)")
         if name == "bundle":
             p.add_argument("--out", type=Path, help="the folder to write (default: bundles/<name>)")
-            p.add_argument(
-                "--wheels", action="store_true", help="add a wheelhouse of the pinned packages (pip download)"
-            )
+            p.add_argument("--wheels", action="store_true", help="add a wheelhouse of the pinned packages (pip wheel)")
         if name == "leaderboard":
             p.add_argument("--out", type=Path, help="also write the table as Markdown to this file")
         if name == "tune":

@@ -53,7 +53,7 @@ def pytest_configure(config):
     workers = int(config.workerinput["workercount"])
     index = int(worker.removeprefix("gw"))
     share = cores[index * len(cores) // workers : (index + 1) * len(cores) // workers]
-    os.sched_setaffinity(0, share or [cores[index % len(cores)]])
+    os.sched_setaffinity(0, share or [cores[index * len(cores) // workers]])  # more workers than cores: spread
 
 
 def build_demo_data(name: str, factory) -> Path:

@@ -786,10 +786,24 @@ def _manifest_says(key: str, value: str):
 
 
 def _nan_weights(root: Path) -> None:
+    """The CNN's first fold predicting NaN, and the ensemble refitted with it as it is now (its blend.json
+    records the member's new fitted state), so the NaN is met while predicting."""
     from safetensors.torch import load_file, save_file
+
+    from pipeline.inference.blend import fitted_digest
 
     weights = next((root / "outputs/animals/models/cnn/fitted").rglob("weights.safetensors"))
     save_file({k: v.float().fill_(float("nan")) for k, v in load_file(weights).items()}, weights)
+    blend = root / "outputs/animals/ensemble/blend/blend.json"
+    saved = json.loads(blend.read_text())
+    saved["fitted"] = {folder: fitted_digest(root / folder) for folder in saved["fitted"]}
+    blend.write_text(json.dumps(saved))
+
+
+def _retrained(root: Path) -> None:
+    """The CNN retrained by hand after the ensemble: one fold's weights are another's now."""
+    folds = sorted((root / "outputs/animals/models/cnn/fitted").rglob("weights.safetensors"))
+    folds[0].write_bytes(folds[1].read_bytes())
 
 
 BUNDLE_RUN = "python predict.py --test test.csv --out sub.csv"
@@ -817,6 +831,27 @@ TRAINED_CASES = [
     ),
     TrainedCase(
         "bundle",
+        "a standard-library module planted in the bundle (imported by predict.py's own check)",
+        BUNDLE_RUN,
+        r"json\.py is not in the manifest",
+        lambda bundle: (bundle / "json.py").write_text("raise SystemExit('the planted json.py ran')\n"),
+    ),
+    TrainedCase(
+        "bundle",
+        "a link to a folder outside the bundle (a package that would shadow the installed one)",
+        BUNDLE_RUN,
+        r"numpy is a symbolic link",
+        lambda bundle: (bundle / "numpy").symlink_to(bundle.parent, target_is_directory=True),
+    ),
+    TrainedCase(
+        "bundle",
+        "its manifest missing",
+        BUNDLE_RUN,
+        r"manifest\.json is missing or unreadable \(FileNotFoundError\)",
+        lambda bundle: (bundle / "manifest.json").unlink(),
+    ),
+    TrainedCase(
+        "bundle",
         "made by another Podium version",
         BUNDLE_RUN,
         r"made by Podium 0\.0\.1, and this is Podium [\d.]+",
@@ -828,6 +863,13 @@ TRAINED_CASES = [
         "podium predict --test data/animals/raw/test.csv --out sub.csv competition=animals",
         r"Member cnn .* predicted NaN or infinity for \d+ row\(s\)",
         _nan_weights,
+    ),
+    TrainedCase(
+        "predict",
+        "a member retrained after the ensemble was fitted",
+        "podium predict --test data/animals/raw/test.csv --out sub.csv competition=animals",
+        r"Member cnn \(.*\) is not the model the ensemble in .* was fitted with: it was retrained",
+        _retrained,
     ),
 ]
 

@@ -184,7 +184,9 @@ def test_a_damaged_bundle_is_refused_naming_the_file(smoke_results, tmp_path, ca
 
 
 @pytest.mark.parametrize("case", [c for c in TRAINED_CASES if c.area == "predict"], ids=lambda c: c.what)
-def test_a_member_predicting_nan_writes_nothing(smoke_results, tmp_path, case, capsys, monkeypatch):
+def test_fitted_state_unfit_to_predict_is_refused_and_nothing_written(
+    smoke_results, tmp_path, case, capsys, monkeypatch
+):
     from pipeline import cli
 
     root = tmp_path / "project"  # the smoke project's configs and outputs; its data read where they are
@@ -199,6 +201,16 @@ def test_a_member_predicting_nan_writes_nothing(smoke_results, tmp_path, case, c
     assert code == 2 and err.startswith("podium predict: error: ") and re.search(case.expect, err), err
     assert "Traceback" not in err and "\n\n" not in err.strip(), err
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before, "the failed predict wrote files"
+
+
+def test_bundle_refuses_to_replace_a_folder_that_is_not_a_bundle(smoke_results, tmp_path, capsys):
+    """The bundle replaces its --out folder whole: `--out outputs/animals` must not delete the trained models."""
+    keep = tmp_path / "mine" / "notes.txt"
+    keep.parent.mkdir()
+    keep.write_text("mine")
+    code, _ = podium(smoke_results.root, "bundle", "--out", str(keep.parent))
+    assert code == 2 and "holds other files and no manifest.json of an earlier bundle" in capsys.readouterr().err
+    assert keep.read_text() == "mine" and sorted(keep.parent.iterdir()) == [keep]
 
 
 def test_a_model_trained_before_fitted_state_was_kept_is_refused(smoke_results, tmp_path):
@@ -237,7 +249,8 @@ def test_skops_builds_classes_of_scikit_learn_or_the_config_never_functions(tmp_
     from pipeline.inference.fitted import _trusted, load_estimator, save_estimator
 
     assert _trusted("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor", set())
-    assert _trusted("competitions.pets.models.MyModel", {"competitions.pets.models.MyModel"})
+    assert _trusted("collections.OrderedDict", {"collections.OrderedDict"})  # a class the config names
+    assert not _trusted("os.system", {"os.system"})  # a function, even one the config names
     for name in ("numpy.load", "numpy.memmap", "builtins.eval", "os.system", "competitions.pets.models.Other"):
         assert not _trusted(name, {"competitions.pets.models.MyModel", "builtins.dict"}), name
     reader = FunctionTransformer(func=np.load)  # skops would call numpy.load with the file's arguments

@@ -38,7 +38,9 @@ def resolve(precision: str, accelerator: str, cpuinfo: Path = CPUINFO) -> str:
     if precision != AUTO:
         return precision
     if accelerator in ("gpu", "cuda") or (accelerator == "auto" and _cuda()):
-        return _said("bf16-mixed", "the GPU computes bf16 natively") if _cuda_bf16() else "16-mixed"
+        if cuda_bf16():
+            return _said("bf16-mixed", "the GPU computes bf16 natively")
+        return _said("16-mixed", "the GPU has no native bf16 (before Ampere)")
     flag = cpu_bf16_flag(cpuinfo)
     if flag:
         return _said("bf16-mixed", f"this CPU computes bf16 natively ({flag})")
@@ -59,7 +61,8 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _cuda_bf16() -> bool:
+def cuda_bf16() -> bool:
+    """Whether the GPU computes bf16 natively (Ampere and later), not emulated."""
     import torch
 
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)

@@ -178,6 +178,7 @@ def ensemble(cfg: DictConfig) -> EnsembleResult:
             kept,
             tmp / "blend",
             config_targets(OmegaConf.to_container(cfg.ensemble)),
+            io.root(cfg),
         )
 
     tracker = Tracker.of(cfg)

@@ -38,13 +38,18 @@ not a deliberate forgery (the manifest is not signed): compare manifest.json's S
 `podium bundle` printed.
 """
 
-import hashlib
-import json
+import os
 import sys
-import tempfile
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = os.path.dirname(os.path.realpath(__file__))
+# Python put this folder first on the import path. Off it until every file is checked, so that no file of
+# the bundle (a planted json.py, say) is imported in place of the standard library's by the check itself.
+# os and sys are loaded before any script runs, so they come from the interpreter whatever lies here.
+sys.path[:] = [entry for entry in sys.path if os.path.realpath(entry or os.curdir) != HERE]
+
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import tempfile  # noqa: E402
 
 
 def sha256(path):
@@ -55,32 +60,59 @@ def sha256(path):
     return digest.hexdigest()
 
 
+def refuse(problems):
+    print(
+        f"predict.py: error: the bundle {HERE} is not as it was made: {'; '.join(problems[:5])}. Nothing was "
+        f"predicted. Copy the whole bundle again (`podium bundle` makes it).",
+        file=sys.stderr,
+    )
+    sys.exit(2)
+
+
+def present_files():
+    """The bundle's regular files (relative, /-separated), and what else lies here: links, devices, pipes."""
+    files, odd = set(), []
+    for folder, folders, names in os.walk(HERE):  # never into a linked folder
+        for name in folders + names:
+            path = os.path.join(folder, name)
+            relative = os.path.relpath(path, HERE).replace(os.sep, "/")
+            if os.path.islink(path):
+                odd.append(f"{relative} is a symbolic link")
+            elif name in names:
+                if os.path.isfile(path):
+                    files.add(relative)
+                else:
+                    odd.append(f"{relative} is not a regular file")
+    return files, odd
+
+
 def check_files():
-    listed = json.loads((HERE / "manifest.json").read_text())["files"]
-    present = {p.relative_to(HERE).as_posix() for p in HERE.rglob("*") if p.is_file()} - {"manifest.json"}
-    problems = [f"{name} is missing" for name in sorted(set(listed) - present)]
+    try:
+        listed = json.loads(open(os.path.join(HERE, "manifest.json"), encoding="utf-8").read())["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        refuse([f"manifest.json is missing or unreadable ({type(exc).__name__})"])
+    present, odd = present_files()
+    present.discard("manifest.json")
+    problems = odd + [f"{name} is missing" for name in sorted(set(listed) - present)]
     problems += [f"{name} is not in the manifest" for name in sorted(present - set(listed))]
     for name in sorted(set(listed) & present):
-        digest = sha256(HERE / name)
+        digest = sha256(os.path.join(HERE, name))
         if digest != listed[name]["sha256"]:
             problems.append(f"{name} differs from the manifest (SHA-256 {digest[:12]}, expected {listed[name]['sha256'][:12]})")
     if problems:
-        print(
-            f"predict.py: error: the bundle {HERE} is not as it was made: {'; '.join(problems[:5])}. Nothing was "
-            f"predicted. Copy the whole bundle again (`podium bundle` makes it).",
-            file=sys.stderr,
-        )
-        sys.exit(2)
+        refuse(problems)
 
 
 if __name__ == "__main__":
     check_files()
     sys.dont_write_bytecode = True
     sys.pycache_prefix = tempfile.mkdtemp(prefix="podium-pycache-")  # no cached bytecode from inside the bundle
-    sys.path.insert(0, str(HERE))  # this bundle's Podium, before any installed one
+    sys.path.insert(0, HERE)  # this bundle's Podium, before any installed one
+    from pathlib import Path
+
     from pipeline.inference.bundle import main
 
-    sys.exit(main(HERE, sys.argv[1:]))
+    sys.exit(main(Path(HERE), sys.argv[1:]))
 '''
 # What predicting imports (beyond a family's own `packages`); their dependencies are pinned with them.
 PREDICT_STACK = (
@@ -106,7 +138,7 @@ def make_bundle(cfg, out: Path, wheels: bool = False) -> BundleResult:
 
     comp, root = cfg.competition, io.root(cfg)
     ensemble_dir = root / cfg.paths.outputs / comp.name / "ensemble"
-    members = load_blend_members(ensemble_dir / "blend")
+    members = load_blend_members(ensemble_dir / "blend", root)
     copies = [ensemble_dir / "config.yaml", ensemble_dir / "blend"]
     code_of = [saved_config(ensemble_dir, root).ensemble.stack]  # a stack's own meta-model class
     packages: list[str] = []
@@ -119,6 +151,7 @@ def make_bundle(cfg, out: Path, wheels: bool = False) -> BundleResult:
         packages.extend(family(model.family).packages)
     copies += _project_code(code_of, root)
     pins = requirements([*PREDICT_STACK, *packages])
+    _check_replaceable(Path(out))
 
     with io.staging_dir(Path(out)) as tmp:
         for source in dict.fromkeys(copies):
@@ -148,6 +181,18 @@ def make_bundle(cfg, out: Path, wheels: bool = False) -> BundleResult:
         io.write_json(tmp / MANIFEST, manifest)
         digest = file_sha256(tmp / MANIFEST)
     return BundleResult(Path(out), len(files), manifest["total_bytes"], digest)
+
+
+def _check_replaceable(out: Path) -> None:
+    """`out` is replaced whole: refuse a folder that holds anything but an earlier bundle (`--out bundles`,
+    `--out outputs/animals` or a home folder would be deleted)."""
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise PodiumError(
+            f"--out {out} is a folder that holds other files and no {MANIFEST} of an earlier bundle; the bundle "
+            f"replaces its folder whole, so nothing was written. Name a new or empty folder, e.g. {out / 'bundle'}."
+        )
+    if out.exists() and not out.is_dir():
+        raise PodiumError(f"--out {out} is a file, not a folder; nothing was written. Name a folder for the bundle.")
 
 
 def _check_bundleable(name: str, folder: Path, model) -> None:
@@ -332,7 +377,9 @@ def requirements(roots: list[str]) -> dict[str, str]:
             continue
         done.add((name, extra))
         try:
-            pinned[name] = version(name)
+            # without a local version label (torch's +cpu): `torch==2.13.0` still takes this machine's CPU wheel
+            # here (PEP 440 matches 2.13.0+cpu), and a GPU notebook's index gives it its CUDA build
+            pinned[name] = version(name).split("+")[0]
         except PackageNotFoundError:
             raise PodiumError(
                 f"{name} is not installed, and the bundle's predict.py needs it. Install it first."

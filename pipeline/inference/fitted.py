@@ -94,10 +94,9 @@ def _trusted(name: str, targets: set[str]) -> bool:
     names exactly, a scikit-learn class, or a NumPy scalar type. Never a function: skops calls what it
     builds with arguments from the file (numpy.load would run a pickle), nor other NumPy or SciPy
     classes (numpy.memmap writes files)."""
-    if name in targets:
-        return True
+    named = name in targets
     module_name, _, attribute = name.rpartition(".")
-    if module_name.split(".")[0] not in TRUSTED:
+    if not named and module_name.split(".")[0] not in TRUSTED:
         return False
     import importlib
 
@@ -107,9 +106,9 @@ def _trusted(name: str, targets: set[str]) -> bool:
         found = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError):
         return False
-    if not isinstance(found, type):
+    if not isinstance(found, type):  # a config's `_target_` too: a function named there is no class to build
         return False
-    return module_name.split(".")[0] == "sklearn" or issubclass(found, (np.generic, np.dtype))
+    return named or module_name.split(".")[0] == "sklearn" or issubclass(found, (np.generic, np.dtype))
 
 
 def save_network_weights(checkpoint: Path, target: Path) -> None:
@@ -150,19 +149,28 @@ def export_fitted(
     io.write_json(dest / "fitted.json", {"format": FORMAT, "kind": kind, "seeds": seeds, "folds": n_folds, **record})
 
 
+def read_state(path: Path, missing: str, redo: str) -> dict[str, Any]:
+    """A fitted-state JSON file (fitted.json, blend.json), refused where it is missing (`missing`: the whole
+    message), unreadable or of another format (`redo`: what makes it again)."""
+    if not path.is_file():
+        raise PodiumError(missing)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise PodiumError(f"{path} cannot be read ({type(exc).__name__}: {exc}). {redo}") from None
+    found = record.get("format") if isinstance(record, dict) else None
+    if found != FORMAT:
+        raise PodiumError(f"{path} is of fitted-state format {found}, and this Podium reads format {FORMAT}. {redo}")
+    return record
+
+
 def read_record(folder: Path) -> dict[str, Any]:
     """A model folder's fitted.json, refusing a folder without one or of another format."""
     path = folder / "fitted" / "fitted.json"
-    if not path.is_file():
-        raise PodiumError(
-            f"{folder} holds no fitted models ({path} is missing), so it cannot predict new rows: it was trained "
-            f"before Podium kept them, or it is not a `podium train` output (a sweep trial keeps predictions only). "
-            f"Retrain it: `dvc repro`, or `podium train` with the same overrides."
-        )
-    record = json.loads(path.read_text())
-    if record.get("format") != FORMAT:
-        raise PodiumError(
-            f"{path} is of fitted-state format {record.get('format')}, and this Podium reads format {FORMAT}. "
-            f"Retrain the model with this Podium, or predict with the Podium version that trained it."
-        )
-    return record
+    return read_state(
+        path,
+        f"{folder} holds no fitted models ({path} is missing), so it cannot predict new rows: it was trained "
+        f"before Podium kept them, or it is not a `podium train` output (a sweep trial keeps predictions only). "
+        f"Retrain it: `dvc repro`, or `podium train` with the same overrides.",
+        "Retrain the model with this Podium, or predict with the Podium version that trained it.",
+    )

@@ -176,7 +176,8 @@ class FittedModel:
 def device_and_precision(flags: dict, name: str) -> tuple[str, str]:
     """The training's accelerator and precision where this machine has them, said once where not: a model
     trained on a GPU predicts on a CPU-only machine, and a 16-bit mixed precision becomes what this CPU runs
-    fast (bf16-mixed where it computes bf16 natively, else 32-true: emulated bf16 is 7-40x slower)."""
+    fast (bf16-mixed where it computes bf16 natively, else 32-true: emulated bf16 is 7-40x slower); bf16 on
+    a GPU without native bf16 becomes 16-mixed."""
     import torch
 
     from pipeline.config import precision as precisions
@@ -191,4 +192,8 @@ def device_and_precision(flags: dict, name: str) -> tuple[str, str]:
         if fast != precision:
             log.info("%s was trained in precision %s; on this CPU predicting in %s", name, precision, fast)
             precision = fast
+    elif not on_cpu and precision in ("bf16-mixed", "bf16") and not precisions.cuda_bf16():
+        # trained on an Ampere GPU, predicting on an older one (Kaggle's T4, P100): emulated bf16 is slow there
+        log.info("%s was trained in precision %s; this GPU has no native bf16: predicting in 16-mixed", name, precision)
+        precision = "16-mixed"
     return accelerator, precision

@@ -84,10 +84,17 @@ def predict_file(
     comp = ensemble_cfg.competition
     if test is None:
         test = load_test(Path(test_path), comp, images)  # bad input refused before any model loads
+    needed = [comp.id_column, *([comp.text.column] if comp.modality == "text" else [])]
+    if list(test.columns) != needed:  # the rows were read with today's competition config
+        raise PodiumError(
+            f"The rows of {test_path} were read as columns {list(test.columns)}, but the ensemble in {ensemble_dir} "
+            f"was trained on columns {needed} of competition {comp.name}: its config changed since. Rerun the "
+            f"pipeline (`dvc repro`) after changing the competition's columns, or restore them."
+        )
     started = time.perf_counter()
     problem = Problem(get_metric(comp.metric), comp.task, ensemble_cfg.ensemble)
     blend, members = load_blend(
-        ensemble_dir / "blend", problem, config_targets(OmegaConf.to_container(ensemble_cfg.ensemble))
+        ensemble_dir / "blend", problem, config_targets(OmegaConf.to_container(ensemble_cfg.ensemble)), root
     )
     with tempfile.TemporaryDirectory(prefix="podium-predict-") as scratch:  # tokens of these rows: not kept
         models = [FittedModel(m.name, root / m.folder, root, m.seeds, Path(scratch)) for m in members]
