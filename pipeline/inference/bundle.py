@@ -230,7 +230,7 @@ def _project_code(sections: list, root: Path) -> list[Path]:
 def check_environment(manifest: dict) -> None:
     """Refuse another Podium, or a scikit-learn or skops of another minor version than the bundle was made
     with (fitted estimators may not load the same); list other packages whose versions differ."""
-    from importlib.metadata import PackageNotFoundError, version
+    from importlib.metadata import PackageNotFoundError
 
     if manifest.get("podium") != __version__:
         raise PodiumError(
@@ -240,7 +240,7 @@ def check_environment(manifest: dict) -> None:
     differ = {}
     for name, made_with in manifest.get("packages", {}).items():
         try:
-            installed = version(name)
+            installed = public_version(name)
         except PackageNotFoundError:
             installed = None
         if installed != made_with:
@@ -360,9 +360,17 @@ def _dvc_lock(path: Path) -> dict:
     return {name: {o["path"]: o.get("md5") for o in stage.get("outs", [])} for name, stage in stages.items()}
 
 
+def public_version(distribution: str) -> str:
+    """The installed version without its local label (torch's +cpu): `torch==2.13.0` still takes a machine's
+    CPU wheel (PEP 440 matches 2.13.0+cpu), and a GPU notebook's index gives it its CUDA build."""
+    from importlib.metadata import version
+
+    return version(distribution).split("+")[0]
+
+
 def requirements(roots: list[str]) -> dict[str, str]:
     """Every installed distribution `roots` need, dependencies included, pinned to its installed version."""
-    from importlib.metadata import PackageNotFoundError, requires, version
+    from importlib.metadata import PackageNotFoundError, requires
 
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
@@ -377,9 +385,7 @@ def requirements(roots: list[str]) -> dict[str, str]:
             continue
         done.add((name, extra))
         try:
-            # without a local version label (torch's +cpu): `torch==2.13.0` still takes this machine's CPU wheel
-            # here (PEP 440 matches 2.13.0+cpu), and a GPU notebook's index gives it its CUDA build
-            pinned[name] = version(name).split("+")[0]
+            pinned[name] = public_version(name)
         except PackageNotFoundError:
             raise PodiumError(
                 f"{name} is not installed, and the bundle's predict.py needs it. Install it first."
