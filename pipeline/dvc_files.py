@@ -108,7 +108,7 @@ def render_competition(root: Path, name: str, comp: dict | None = None) -> str:
 {"".join(f"        - ${{item.code_{k}}}{chr(10)}" for k in range(2, _code_slots(models) + 1))}        - pipeline/training
         - pipeline/models
         - pipeline/data/prepared.py   # how the prepared data are read
-        - pipeline/plots.py           # draws the outputs' plots/
+{"        - pipeline/data/tabular.py    # how the feature tables are typed" + chr(10) if modality == "tabular" else ""}        - pipeline/plots.py           # draws the outputs' plots/
         - pipeline/metrics.py         # the fold scores and the CV
         - pipeline/predictions.py     # the prediction files' columns and order
         - pipeline/config             # how the config is composed and checked

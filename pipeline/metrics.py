@@ -1,4 +1,7 @@
-"""Competition metrics, computed with numpy so they are fast inside ensembling loops.
+"""Competition metrics. The classic ones are computed with numpy: hill climbing and the weighted blend's
+optimiser call the metric thousands of times, and scikit-learn's input validation costs more than the
+metric itself on a few thousand rows (each is checked against scikit-learn in tests/test_metrics.py).
+Newer ones wrap scikit-learn's implementations (r2, rmsle).
 
 Conventions: for classification, `y_true` holds class indices (N,) and `y_pred` class
 probabilities (N, C) (binary tasks too: C = 2). For regression both are float arrays (N,).
@@ -109,6 +112,21 @@ def mae(y_true, y_pred):
     return np.mean(np.abs(y_true.astype(float) - y_pred.reshape(y_true.shape)))
 
 
+def r2(y_true, y_pred):
+    from sklearn.metrics import r2_score
+
+    return r2_score(y_true.astype(float), y_pred.reshape(y_true.shape))
+
+
+def rmsle(y_true, y_pred):
+    """Root mean squared log error. Predictions below 0 count as 0 (log1p is undefined below -1, and Kaggle
+    refuses a negative value in an RMSLE submission): a model of log1p(y) is better served by
+    competition.target.transform: log1p and rmse, which fits what this metric scores."""
+    from sklearn.metrics import root_mean_squared_log_error
+
+    return root_mean_squared_log_error(y_true.astype(float), np.maximum(y_pred.reshape(y_true.shape), 0.0))
+
+
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
@@ -119,6 +137,8 @@ METRICS: dict[str, Metric] = {
         Metric("qwk", "maximize", "any", quadratic_weighted_kappa),
         Metric("rmse", "minimize", "regression", rmse),
         Metric("mae", "minimize", "regression", mae),
+        Metric("r2", "maximize", "regression", r2),
+        Metric("rmsle", "minimize", "regression", rmsle),
     )
 }
 

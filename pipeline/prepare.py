@@ -5,6 +5,9 @@ Writes into a prepared folder (the pipeline's `outputs/<competition>/prepared/` 
   test.parquet        id, [text], in test.csv's order
   train_images.npy    uint8 (N, C, H, W), rows in train.parquet's order (image competitions)
   test_images.npy
+  train_features.parquet  the typed feature table, rows in train.parquet's order (tabular competitions)
+  test_features.parquet
+  features.json       each feature's type and categories (pipeline/data/tabular.py)
   meta.json           row counts, class balance per fold, and the key `train` checks it against
   config.yaml         the resolved config used
 """
@@ -26,6 +29,7 @@ from pipeline.data.folds import assign_folds
 from pipeline.data.identity import files_digest, prepared_digest
 from pipeline.data.prepared import PreparedData, read_prepared
 from pipeline.data.raw import load_raw
+from pipeline.data.tabular import describe
 from pipeline.errors import PodiumError
 
 log = logging.getLogger(__name__)
@@ -37,6 +41,7 @@ class PrepareResult:
     n_train: int
     n_test: int
     n_folds: int
+    features: list[list[str]] | None = None  # tabular: column, type, missing share, distinct values
 
 
 def prepare_key(cfg: DictConfig) -> str:
@@ -64,7 +69,8 @@ def prepare_key(cfg: DictConfig) -> str:
 
 
 def _limit_rows(train: pd.DataFrame, limit: int | None, comp: DictConfig) -> pd.DataFrame:
-    """A stratified sample of `limit` training rows (data.limit_train_rows), or all of them."""
+    """A stratified sample of `limit` training rows (data.limit_train_rows), or all of them; the index keeps
+    each row's position in `train` (a tabular competition's features are taken by it)."""
     if limit is None or limit >= len(train):
         return train
     from sklearn.model_selection import train_test_split
@@ -80,7 +86,7 @@ def _limit_rows(train: pd.DataFrame, limit: int | None, comp: DictConfig) -> pd.
                 f"class. Raise data.limit_train_rows, or set it to null to train on every row."
             )
     kept, _ = train_test_split(train, train_size=limit, stratify=stratify, random_state=comp.cv.seed)
-    return kept.sort_index().reset_index(drop=True)
+    return kept.sort_index()
 
 
 def class_counts(target: np.ndarray, comp: DictConfig) -> dict[str, int]:
@@ -124,6 +130,10 @@ def prepare(cfg: DictConfig, folder: Path | None = None) -> PrepareResult:
     folder = Path(folder or io.prepared_dir(cfg))
     raw = load_raw(cfg)
     train = _limit_rows(raw.train, cfg.data.limit_train_rows, comp)
+    features = raw.features
+    if features is not None:
+        features.train = features.train.iloc[train.index.to_numpy()].reset_index(drop=True)
+    train = train.reset_index(drop=True)
     check_classes(train["target"].to_numpy(), comp)
     groups = train["group"].to_numpy() if "group" in train else None
     train["fold"] = assign_folds(train["target"].to_numpy(), groups, comp.cv, comp.task)
@@ -145,7 +155,9 @@ def prepare(cfg: DictConfig, folder: Path | None = None) -> PrepareResult:
 
     meta = {
         "key": prepare_key(cfg),
-        "data": prepared_digest(train, raw.test, images),  # what fold results are computed from
+        "data": prepared_digest(
+            train, raw.test, images, *((features.train, features.test) if features is not None else ())
+        ),  # what fold results are computed from
         "n_train": len(train),
         "n_test": len(raw.test),
         "n_folds": comp.cv.n_splits,
@@ -161,9 +173,19 @@ def prepare(cfg: DictConfig, folder: Path | None = None) -> PrepareResult:
         io.write_parquet(tmp / "test.parquet", raw.test)
         for split, array in images.items():
             io.write_npy(tmp / f"{split}_images.npy", array)
+        if features is not None:
+            io.write_parquet(tmp / "train_features.parquet", features.train)
+            io.write_parquet(tmp / "test_features.parquet", features.test)
+            io.write_json(tmp / "features.json", features.schema.to_json())
         io.write_json(tmp / "meta.json", meta)
         io.write_config(tmp / "config.yaml", cfg)
-    return PrepareResult(folder=folder, n_train=len(train), n_test=len(raw.test), n_folds=comp.cv.n_splits)
+    return PrepareResult(
+        folder=folder,
+        n_train=len(train),
+        n_test=len(raw.test),
+        n_folds=comp.cv.n_splits,
+        features=describe(features.train, features.schema) if features is not None else None,
+    )
 
 
 def load_prepared(cfg: DictConfig, scratch: Path) -> PreparedData:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from pipeline.data import target
 from pipeline.data.raw import blank, expected_submission_columns, lines_of
 from pipeline.errors import PodiumError
 from pipeline.metrics import get_metric
@@ -34,7 +35,7 @@ def build_submission(test_ids: np.ndarray, pred: np.ndarray, sample: pd.DataFram
     pred = pred[order.to_numpy(dtype=int)]
     out = pd.DataFrame({comp.id_column: sample[comp.id_column].to_numpy()})
     if comp.task == "regression":
-        out[comp.target_column] = pred[:, 0]
+        out[comp.target_column] = target.inverse(pred[:, 0], target.of(comp))
     elif comp.submission.format == "labels":
         out[comp.target_column] = np.asarray(comp.classes)[pred.argmax(axis=1)]
     elif comp.task == "binary":
@@ -160,9 +161,11 @@ def check_submission(sub: pd.DataFrame, sample: pd.DataFrame, comp: DictConfig, 
 
 
 def _predictions_from(frame: pd.DataFrame, comp: DictConfig) -> np.ndarray:
-    """A (valid) submission's values in model space: (N, classes) probabilities, or (N,) values."""
+    """A (valid) submission's values in model space: (N, classes) probabilities, or (N,) values (transformed
+    as the models' target was, `competition.target.transform`)."""
     if comp.task == "regression":
-        return pd.to_numeric(frame[comp.target_column]).to_numpy(dtype=float)
+        values = pd.to_numeric(frame[comp.target_column]).to_numpy(dtype=float)
+        return target.forward(values, target.of(comp), f"the submission's column {comp.target_column!r}")
     if comp.submission.format == "labels":
         index = {c: i for i, c in enumerate(comp.classes)}
         labels = frame[comp.target_column].astype(str).map(index).to_numpy(dtype=int)
@@ -176,7 +179,8 @@ def _predictions_from(frame: pd.DataFrame, comp: DictConfig) -> np.ndarray:
 def _truth_from(solution: pd.DataFrame, comp: DictConfig) -> np.ndarray:
     """A (valid) solution's truth: class indices, or values for regression."""
     if comp.task == "regression":
-        return pd.to_numeric(solution[comp.target_column]).to_numpy(dtype=float)
+        values = pd.to_numeric(solution[comp.target_column]).to_numpy(dtype=float)
+        return target.forward(values, target.of(comp), f"the solution's column {comp.target_column!r}")
     if comp.target_column in solution:
         index = {c: i for i, c in enumerate(comp.classes)}
         return solution[comp.target_column].astype(str).map(index).to_numpy(dtype=int)

@@ -151,6 +151,21 @@ def make_text_cfg(text_project):
     return config_maker(text_project, "competition=rotten-tomatoes")
 
 
+@pytest.fixture(scope="session")
+def ames_data(tmp_path_factory) -> Path:
+    return build_demo_data("ames", tmp_path_factory)
+
+
+@pytest.fixture
+def tabular_project(tmp_path, ames_data) -> Path:
+    return project_with(tmp_path, ames_data)
+
+
+@pytest.fixture
+def make_tabular_cfg(tabular_project):
+    return config_maker(tabular_project, "competition=ames")
+
+
 # -- servers started by tests -------------------------------------------------------------------------
 
 

@@ -192,6 +192,7 @@ NET = "competitions.animals.models"
 USER = ["train", "model=mine", "trainer=smoke"]
 
 TEXT = "rotten-tomatoes"
+TABLE = "ames"
 
 CASES = [
     # raw data: `podium prepare`
@@ -412,13 +413,70 @@ CASES = [
             (raw(r, TEXT) / "train.csv").read_bytes() + "caf\xe9,x,1\n".encode("latin-1")
         ),
     ),
+    # a tabular competition (ames): typed features
+    Case(
+        "raw data",
+        "tabular: a feature column missing from test.csv",
+        ["prepare"],
+        r"test\.csv has no feature column\(s\) \['Lot_Area'\] that the models were trained on .*add the column",
+        TABLE,
+        edit_csv("test.csv", lambda d: d.drop(columns=["Lot_Area"]), TABLE),
+    ),
+    Case(
+        "raw data",
+        "tabular: a numeric column holding a string",
+        ["prepare"],
+        r"train\.csv: mostly numeric column 'Lot_Area' holds text on 1 row\(s\), e\.g\. \['large'\], first on "
+        r"line\(s\) \[5\]\. .*competition\.features\.missing.*competition\.features\.categorical",
+        TABLE,
+        edit_csv("train.csv", set_cell("Lot_Area", "large"), TABLE),
+    ),
+    Case(
+        "raw data",
+        "tabular: a target with NaN",
+        ["prepare"],
+        r"train\.csv: regression target 'Sale_Price' needs a finite number on every row, but 1 row\(s\) hold \['NaN'\]",
+        TABLE,
+        edit_csv("train.csv", set_cell("Sale_Price", "NaN"), TABLE),
+    ),
+    Case(
+        "raw data",
+        "tabular: a target log1p cannot take (target.transform)",
+        ["prepare"],
+        r"target column 'Sale_Price' holds 1 value\(s\) of -1 or less .*competition\.target\.transform=log1p",
+        TABLE,
+        edit_csv("train.csv", set_cell("Sale_Price", -5), TABLE),
+    ),
+    Case(
+        "raw data",
+        "tabular: an all-NaN feature column",
+        ["prepare"],
+        r"train\.csv: feature column 'Alley' is missing on every row .*add 'Alley' to competition\.features\.drop",
+        TABLE,
+        edit_csv("train.csv", lambda d: d.assign(Alley=np.nan), TABLE),
+    ),
+    Case(
+        "raw data",
+        "tabular: a categorical column holding another type in test.csv",
+        ["prepare"],
+        r"test\.csv: categorical column 'Street' holds only numbers here .* text categories in the training rows",
+        TABLE,
+        edit_csv("test.csv", lambda d: d.assign(Street=np.arange(len(d)) % 3), TABLE),
+    ),
+    Case(
+        "raw data",
+        "tabular: features.categorical names a column train.csv lacks",
+        ["prepare", "competition.features.categorical=[Lot_Areaa]"],
+        r"train\.csv has no column 'Lot_Areaa' \(competition\.features\.categorical\)",
+        TABLE,
+    ),
     # configuration: any command; `podium train` shown
     Case("config", "unknown key", ["train", "model.widht=64"], r"Could not override 'model\.widht'"),
     Case(
         "config",
         "unknown option of a group",
         ["train", "model=resnet"],
-        r"'model/resnet' does not exist\. Valid choices for 'model': cnn, efficientnet",
+        r"'model/resnet' does not exist\. Valid choices for 'model': catboost, cnn, efficientnet",
     ),
     Case(
         "config",
@@ -914,7 +972,8 @@ def tiered(case: Case):
 def test_bad_input_is_refused_with_one_paragraph_and_nothing_written(case, request, monkeypatch, capsys):
     # config, code and submission cases change no image: one link to the shared folder, not 9.7k links
     animals = "project" if case.area == "raw data" else "shared_images_project"
-    root = request.getfixturevalue(animals if case.competition == "animals" else "text_project")
+    fixture = {"animals": animals, "rotten-tomatoes": "text_project", "ames": "tabular_project"}[case.competition]
+    root = request.getfixturevalue(fixture)
     if case.breaks:
         case.breaks(root)
     before = snapshot(root)

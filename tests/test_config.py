@@ -42,8 +42,8 @@ def test_experiment_preset_applies_last(make_cfg):
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ("model=resnet9000", r"'model/resnet9000' does not exist\. Valid choices for 'model': cnn, efficientnet"),
-        ("competition=titanic", r"Valid choices for 'competition': animals"),
+        ("model=resnet9000", r"'model/resnet9000' does not exist\. Valid choices for 'model': catboost, cnn, efficientnet"),
+        ("competition=titanic", r"Valid choices for 'competition': ames, animals"),
         ("+model.widht=64", r"`model\.widht`: Key 'widht' not in 'CNNConfig'\. Valid keys there: .*width"),
         (
             "+trainer.max_epoch=3",
@@ -83,7 +83,7 @@ def test_cli_reports_config_errors_without_traceback(project):
         [sys.executable, "-m", "pipeline", "config", "model=nope"], cwd=project, capture_output=True, text=True
     )
     assert out.returncode == 2
-    assert "Valid choices for 'model': cnn, efficientnet" in out.stderr and "Traceback" not in out.stderr
+    assert "Valid choices for 'model': catboost, cnn, efficientnet" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_help_lists_commands_and_imports_nothing_heavy():

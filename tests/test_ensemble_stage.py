@@ -98,6 +98,8 @@ TASK_OF = {
     "qwk": "multiclass",
     "rmse": "regression",
     "mae": "regression",
+    "r2": "regression",
+    "rmsle": "regression",
 }
 
 
@@ -112,6 +114,8 @@ def test_every_method_serves_every_metric_in_its_direction(metric):
     y = rng.normal(size=400) if task == "regression" else rng.integers(0, 2 if task == "binary" else 4, 400)
     if task == "regression":
         oofs = (y[None] + rng.normal(scale=[[0.3], [0.6], [1.2]], size=(3, 400)))[..., None]
+        if metric == "rmsle":  # its values are positive: the same members, in exp space
+            y, oofs = np.exp(y), np.exp(oofs)
     else:
         k = 2 if task == "binary" else 4
         oofs = np.stack([(np.eye(k)[y] * 2 + rng.normal(scale=s, size=(400, k))) for s in (0.8, 1.2, 2.0)])

@@ -33,6 +33,8 @@ PR = YR + rng.normal(scale=0.5, size=N)
         ("qwk", lambda: (Y, P), lambda: skm.cohen_kappa_score(Y, P.argmax(1), weights="quadratic")),
         ("rmse", lambda: (YR, PR), lambda: skm.root_mean_squared_error(YR, PR)),
         ("mae", lambda: (YR, PR), lambda: skm.mean_absolute_error(YR, PR)),
+        ("r2", lambda: (YR, PR), lambda: skm.r2_score(YR, PR)),
+        ("rmsle", lambda: (np.exp(YR), np.exp(PR)), lambda: skm.root_mean_squared_log_error(np.exp(YR), np.exp(PR))),
     ],
 )
 def test_metric_matches_sklearn(name, ours, theirs):
@@ -41,7 +43,7 @@ def test_metric_matches_sklearn(name, ours, theirs):
 
 
 def test_directions():
-    assert {n for n, m in METRICS.items() if m.direction == "minimize"} == {"log_loss", "rmse", "mae"}
+    assert {n for n, m in METRICS.items() if m.direction == "minimize"} == {"log_loss", "rmse", "mae", "rmsle"}
     acc, loss = METRICS["accuracy"], METRICS["log_loss"]
     assert acc.better(0.9, 0.8) and not acc.better(0.8, 0.9)
     assert loss.better(0.1, 0.2) and loss.worst == np.inf
@@ -50,3 +52,10 @@ def test_directions():
 def test_unknown_metric_lists_the_valid_ones():
     with pytest.raises(PodiumError, match="valid metrics are accuracy"):
         get_metric("f2")
+
+
+def test_rmsle_counts_a_negative_prediction_as_zero():
+    y = np.array([1.0, 2.0, 3.0])
+    assert METRICS["rmsle"](y, np.array([-5.0, 2.0, 3.0])) == pytest.approx(
+        skm.root_mean_squared_log_error(y, np.array([0.0, 2.0, 3.0]))
+    )

@@ -97,6 +97,12 @@ def check_choices(cfg: DictConfig) -> None:
         choice(name, sorted(METRICS), "competition.report_metrics", where)
     choice(comp.cv.scheme, schema.CV_SCHEMES, "competition.cv.scheme", where)
     choice(comp.submission.format, schema.SUBMISSION_FORMATS, "competition.submission.format", where)
+    choice(comp.target.transform, schema.TARGET_TRANSFORMS, "competition.target.transform", where)
+    if comp.target.transform != "none" and comp.task != "regression":
+        raise PodiumError(
+            f"Invalid configuration: competition.target.transform is {comp.target.transform!r}, but only a "
+            f"regression target can be transformed ({comp.name} is {comp.task}). Remove it from {where}."
+        )
     ens = cfg.ensemble
     choice(ens.method, schema.ENSEMBLE_METHODS, "ensemble.method", "conf/ensemble/")
     for name in ens.candidates:

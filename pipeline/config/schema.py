@@ -13,7 +13,8 @@ from typing import Any
 from omegaconf import MISSING
 
 TASKS = ("binary", "multiclass", "regression")
-MODALITIES = ("image", "text")
+MODALITIES = ("image", "text", "tabular")
+TARGET_TRANSFORMS = ("none", "log1p")
 CV_SCHEMES = ("stratified", "stratified_group", "group", "kfold")
 SUBMISSION_FORMATS = ("labels", "probabilities")
 ENSEMBLE_METHODS = ("auto", "mean", "rank_mean", "weighted", "hill_climb", "stack")
@@ -57,6 +58,21 @@ class TextConfig:
 
 
 @dataclass
+class FeaturesConfig:
+    """Tabular competitions: which columns are features, and of which type (the rest is inferred)."""
+
+    drop: list[str] = field(default_factory=list)  # columns that are not features (besides id, target, group)
+    categorical: list[str] = field(default_factory=list)  # read as categories even where every value is a number
+    numeric: list[str] = field(default_factory=list)  # must hold numbers (or a missing value) on every row
+    missing: list[str] = field(default_factory=lambda: [""])  # cell values that mean "missing", as written
+
+
+@dataclass
+class TargetConfig:
+    transform: str = "none"  # regression: none | log1p (train on log1p(y); predictions go back by expm1)
+
+
+@dataclass
 class SubmissionConfig:
     format: str = "labels"
 
@@ -81,6 +97,8 @@ class CompetitionConfig:
     files: FilesConfig = field(default_factory=FilesConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
     text: TextConfig = field(default_factory=TextConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    target: TargetConfig = field(default_factory=TargetConfig)
     submission: SubmissionConfig = field(default_factory=SubmissionConfig)
     cv: CVConfig = field(default_factory=CVConfig)
 
@@ -168,6 +186,21 @@ class EstimatorConfig(ModelBase):
     """A scikit-learn-API estimator or Pipeline (`estimator._target_`); not trained by Lightning."""
 
     estimator: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BoostingConfig(ModelBase):
+    """Gradient-boosted trees (LightGBM, XGBoost, CatBoost); not trained by Lightning.
+
+    `params` pass to the library's scikit-learn estimator as they are (its own names); Podium sets
+    the seed, the threads, the device and the early-stopping metric.
+    """
+
+    n_estimators: int = 2000  # most trees; early stopping on the fold's validation rows picks fewer
+    learning_rate: float = 0.05
+    early_stopping_rounds: int | None = 100  # null: every fold grows n_estimators trees
+    threads: int | None = None  # null: data.num_threads, else the cores available to the process
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -24,7 +24,7 @@ def check_family_keys(cfg: DictConfig) -> None:
     model, where = cfg.model, f"conf/model/{cfg.model.name}.yaml"
     record = family(model.family)
     for key, (least, why) in record.at_least.items():
-        if model[key] < least:
+        if model[key] is not None and model[key] < least:  # None: the key's "off" (early stopping)
             out_of_range(f"model.{key}", model[key], f"at least {least}" + (f" ({why})" if why else ""), where)
     for key, valid in record.choices.items():
         choice(model[key], valid, f"model.{key}", where)

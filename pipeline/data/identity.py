@@ -68,10 +68,19 @@ def _read_cache(cache_file: Path | None) -> dict[str, list]:
         return {}
 
 
-def prepared_digest(train: pd.DataFrame, test: pd.DataFrame, images: dict[str, np.ndarray]) -> str:
-    """One hash of the prepared tables (column names, order and values) and decoded image arrays."""
+def prepared_digest(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    images: dict[str, np.ndarray],
+    train_features: pd.DataFrame | None = None,
+    test_features: pd.DataFrame | None = None,
+) -> str:
+    """One hash of the prepared tables (column names, order and values), decoded image arrays and feature tables."""
     digest = hashlib.sha256()
-    for name, frame in (("train", train), ("test", test)):
+    tables = [("train", train), ("test", test)]
+    if train_features is not None and test_features is not None:  # absent: the digest of image and text data as before
+        tables += [("train_features", train_features), ("test_features", test_features)]
+    for name, frame in tables:
         digest.update(f"{name}\0{list(frame.columns)}\0{len(frame)}\0".encode())
         digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     for split in sorted(images):

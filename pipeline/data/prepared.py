@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.data.raw import Features
+
 
 @dataclass
 class PreparedData:
@@ -20,6 +22,7 @@ class PreparedData:
     test_images: np.ndarray | None
     folder: Path
     identity: str  # prepared_digest of all the above: fold results saved for other data are not reused
+    features: Features | None = None  # tabular competitions: the typed feature tables and their schema
 
 
 def read_prepared(folder: Path) -> PreparedData:
@@ -28,7 +31,17 @@ def read_prepared(folder: Path) -> PreparedData:
     for split in ("train", "test"):
         path = folder / f"{split}_images.npy"
         images[split] = np.load(path, mmap_mode="r") if path.exists() else None
+    features = None
+    if (folder / "features.json").is_file():
+        from pipeline.data.tabular import TableSchema, with_categories
+
+        schema = TableSchema.from_json(json.loads((folder / "features.json").read_text()))
+        features = Features(
+            schema,
+            *(with_categories(pd.read_parquet(folder / f"{s}_features.parquet"), schema) for s in ("train", "test")),
+        )
     return PreparedData(
+        features=features,
         identity=json.loads((folder / "meta.json").read_text())["data"],
         train=pd.read_parquet(folder / "train.parquet"),
         test=pd.read_parquet(folder / "test.parquet"),

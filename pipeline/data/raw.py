@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,9 @@ from omegaconf import DictConfig
 from pipeline.errors import PodiumError
 from pipeline.io import raw_dir
 
+if TYPE_CHECKING:
+    from pipeline.data.tabular import TableSchema
+
 
 @dataclass
 class RawData:
@@ -24,6 +28,16 @@ class RawData:
     test: pd.DataFrame  # id column (and text column), in test.csv's order
     sample: pd.DataFrame  # sample_submission.csv as given
     folder: Path
+    features: Features | None = None  # tabular competitions: the typed feature tables
+
+
+@dataclass
+class Features:
+    """A tabular competition's typed features (pipeline/data/tabular.py), rows as in `RawData`'s tables."""
+
+    schema: TableSchema
+    train: pd.DataFrame
+    test: pd.DataFrame
 
 
 def read_table(path: Path, id_column: str, what: str) -> pd.DataFrame:
@@ -147,7 +161,11 @@ def encode_target(train: pd.DataFrame, comp: DictConfig, path: Path) -> np.ndarr
             f"{lines_of(empty)}. Fill or drop those rows."
         )
     if comp.task == "regression":
-        return parse_numbers(values, path, column, "regression target").astype(np.float32)
+        from pipeline.data import target
+
+        numbers = parse_numbers(values, path, column, "regression target")
+        transform = target.of(comp)
+        return target.forward(numbers, transform, f"{path}: target column {column!r}").astype(np.float32)
     classes = list(comp.classes)
     unknown = sorted(set(values) - set(classes))
     if unknown:
@@ -249,6 +267,13 @@ def load_raw(cfg: DictConfig) -> RawData:
             f"A row belongs to one of them."
         )
 
+    features = None
+    if comp.modality == "tabular":  # checked before the target: a config mistake first, then the data's
+        from pipeline.data.tabular import infer_schema, typed
+
+        schema = infer_schema(train, comp, train_path)
+        features = Features(schema, typed(train, schema, train_path, "train"), typed(test, schema, test_path, "test"))
+
     out = pd.DataFrame({comp.id_column: train[comp.id_column].to_numpy()})
     out["target"] = encode_target(train, comp, train_path)
     if comp.cv.group_column:
@@ -256,12 +281,14 @@ def load_raw(cfg: DictConfig) -> RawData:
     if text_column:
         out[text_column] = train[text_column].to_numpy()
     kept = [comp.id_column] + ([text_column] if text_column else [])
-    return RawData(train=out, test=test[kept].reset_index(drop=True), sample=sample, folder=folder)
+    return RawData(train=out, test=test[kept].reset_index(drop=True), sample=sample, folder=folder, features=features)
 
 
 def load_test(path: Path, comp: DictConfig, images: Path | None) -> pd.DataFrame:
     """New rows to predict (`podium predict --test`): the id column and, for text, the text column, checked
-    as the competition's own test.csv is (ids unique and present; image ids inside the image folder)."""
+    as the competition's own test.csv is (ids unique and present; image ids inside the image folder). A
+    tabular competition's rows keep every column, as text: each model reads its features from them with
+    the types of its training rows (pipeline/inference/model.py)."""
     test = read_table(path, comp.id_column, "test file")
     check_ids(test, comp.id_column, path)
     if test.empty:
@@ -281,6 +308,8 @@ def load_test(path: Path, comp: DictConfig, images: Path | None) -> pd.DataFrame
                 f"{[f'{i}{comp.files.image_suffix}' for i in missing[:5]]}. Each row needs its image there, or "
                 f"pass the folder that holds them with --images DIR."
             )
+    elif comp.modality == "tabular":
+        return test.reset_index(drop=True)
     else:
         kept.append(comp.text.column)
         require_columns(test, {comp.text.column: "text.column"}, path)

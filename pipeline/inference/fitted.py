@@ -8,6 +8,8 @@
         tokenizer/                        a text network's tokenizer (the LSTM's fold vocabulary)
         architecture/                     what the family needs besides weights (a Transformer's config.json)
         estimator.skops                   an estimator, in scikit-learn's safe format (skops)
+        model.txt | model.ubj | model.cbm, gbdt.json
+                                          gradient-boosted trees, in their library's own format
 
 safetensors holds tensors only. skops builds only the types it is told to trust: Podium trusts
 skops' defaults, scikit-learn's classes, NumPy's scalar types and the classes the model's own
@@ -133,14 +135,17 @@ def export_fitted(
     kind: str,
     record: dict[str, Any],
     dest: Path,
+    files: tuple[str, ...] = (ESTIMATOR,),
 ) -> None:
-    """Every seed's and fold's fitted state, from the folds' working folders (`fold_folder(seed, fold)`) into `dest`."""
+    """Every seed's and fold's fitted state, from the folds' working folders (`fold_folder(seed, fold)`) into `dest`
+    (`files`: what an estimator's fold keeps)."""
     for seed in seeds:
         for fold in range(n_folds):
             source, target = fold_folder(seed, fold), dest / f"seed_{seed}" / f"fold_{fold}"
             target.mkdir(parents=True, exist_ok=True)
             if kind == "estimator":
-                shutil.copy2(source / ESTIMATOR, target / ESTIMATOR)
+                for name in files:
+                    shutil.copy2(source / name, target / name)
                 continue
             save_network_weights(source / "best.ckpt", target / WEIGHTS)
             for folder in (TOKENIZER, ARCHITECTURE):

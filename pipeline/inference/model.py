@@ -2,8 +2,10 @@
 
 Each fold's network is rebuilt from the model's saved config (config.yaml) with its fitted weights,
 wrapped in the same LightningModule (so the same test-time augmentation and precision apply) and
-predicted through a Lightning Trainer; each fold's estimator is loaded from skops. The folds'
-predictions are averaged per seed and the seeds' means averaged, as `train` averaged them.
+predicted through a Lightning Trainer; each fold's estimator is loaded from skops, or by its library
+where the family keeps its own format (gradient-boosted trees). A tabular model reads new rows with
+the feature types of its training rows (`fitted.json` keeps them). The folds' predictions are
+averaged per seed and the seeds' means averaged, as `train` averaged them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.errors import PodiumError
@@ -32,12 +35,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Rows:
-    """A chunk of new rows: their texts (text competitions) or decoded images (uint8, N x C x H x W)."""
+    """A chunk of new rows: their texts (text competitions), decoded images (uint8, N x C x H x W) or typed
+    feature table (tabular competitions, `FittedModel.read_table`)."""
 
     texts: list[str] | None = None
     images: np.ndarray | None = None
+    table: pd.DataFrame | None = None
 
     def __len__(self) -> int:
+        if self.table is not None:
+            return len(self.table)
         return len(self.texts) if self.texts is not None else len(self.images)
 
 
@@ -68,6 +75,11 @@ class FittedModel:
         if missing:
             raise PodiumError(f"{folder / 'fitted'} holds seeds {record['seeds']}, not {missing}. Retrain the model.")
         self.n_folds = int(record["folds"])
+        self.schema = None  # a tabular model's feature types
+        if "features" in record:
+            from pipeline.data.tabular import TableSchema
+
+            self.schema = TableSchema.from_json(record["features"])
         self.cache = cache  # where the new rows' tokens go
         self.seconds = 0.0  # time spent predicting, for rows/s
         self._folds = {
@@ -79,16 +91,20 @@ class FittedModel:
 
     def _load(self, fold_dir: Path) -> Any:
         """One fold's fitted model: an estimator, or (LightningModule, tokenizer or None)."""
+        from pipeline.models import family
+
         spec = self.spec
+        builders = family(spec.model.family).builders()
+        if spec.kind == "estimator" and hasattr(builders, "load"):  # the library's own format
+            return builders.load(fold_dir, spec.model)
         if spec.kind == "estimator":
             return load_estimator(fold_dir / ESTIMATOR, config_targets(OmegaConf.to_container(spec.model)))
         from safetensors.torch import load_file
 
-        from pipeline.models import family
         from pipeline.training.module import CompetitionModule
         from pipeline.training.tta import build_tta
 
-        builders, tokenizer, model = family(spec.model.family).builders(), None, spec.model
+        tokenizer, model = None, spec.model
         if hasattr(builders, "rebuild_overrides"):  # e.g. no pretrained weights to fetch: the fold's replace them
             model = OmegaConf.merge(model, builders.rebuild_overrides(model, fold_dir / ARCHITECTURE))
         if spec.text_column is not None:
@@ -111,6 +127,13 @@ class FittedModel:
         )
         return module.eval(), tokenizer
 
+    def read_table(self, rows: pd.DataFrame, path: Path) -> pd.DataFrame:
+        """A tabular model's features of `rows` (every cell text, as load_test reads them), typed as its training
+        rows were; a missing feature column or a value of another type is refused, naming `path`."""
+        from pipeline.data.tabular import typed
+
+        return typed(rows, self.schema, path, "new")
+
     def predict(self, rows: Rows) -> np.ndarray:
         """The model's predictions of `rows` (rows, outputs): the mean over seeds of the mean over folds."""
         import time
@@ -130,6 +153,8 @@ class FittedModel:
         if spec.kind == "estimator":
             from pipeline.training.fold import estimator_predictions, flat_pixels
 
+            if rows.table is not None:
+                return estimator_predictions(fitted, rows.table, spec)
             return estimator_predictions(
                 fitted, rows.texts if rows.texts is not None else flat_pixels(rows.images), spec
             )

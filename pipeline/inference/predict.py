@@ -85,7 +85,7 @@ def predict_file(
     if test is None:
         test = load_test(Path(test_path), comp, images)  # bad input refused before any model loads
     needed = [comp.id_column, *([comp.text.column] if comp.modality == "text" else [])]
-    if list(test.columns) != needed:  # the rows were read with today's competition config
+    if comp.modality != "tabular" and list(test.columns) != needed:  # the rows were read with today's config
         raise PodiumError(
             f"The rows of {test_path} were read as columns {list(test.columns)}, but the ensemble in {ensemble_dir} "
             f"was trained on columns {needed} of competition {comp.name}: its config changed since. Rerun the "
@@ -105,12 +105,15 @@ def predict_file(
                     f"{list(model.spec.classes)}, but the ensemble blends {comp.task} classes {list(comp.classes)}: "
                     f"they were trained on other competition configs. Retrain the member and the ensemble (`dvc repro`)."
                 )
+        tables = None
+        if comp.modality == "tabular":  # every member's features, typed and checked before any predicts
+            tables = [model.read_table(test, Path(test_path)) for model in models]
         load_seconds = time.perf_counter() - started
         log.info(
             "%d member(s) loaded in %.1f s; predicting %d rows of %s", len(models), load_seconds, len(test), test_path
         )
         started = time.perf_counter()
-        outputs = _predict_chunks(models, test, comp, images, chunk_rows, test_path)
+        outputs = _predict_chunks(models, test, comp, images, chunk_rows, test_path, tables)
         seconds = time.perf_counter() - started  # decoding and tokenizing included
     # rounded as the pipeline's saved predictions are, so the blend sees what the ensemble stage saw
     predictions = as_stored(blend.apply(np.stack([as_stored(o) for o in outputs])))
@@ -135,8 +138,11 @@ def predict_file(
     return PredictResult(Path(out), len(test), seconds, load_seconds, board, ids, predictions)
 
 
-def _predict_chunks(models, test: pd.DataFrame, comp, images: Path | None, chunk_rows: int, test_path) -> list:
-    """Each member's predictions of every row of `test`, computed `chunk_rows` rows at a time."""
+def _predict_chunks(
+    models, test: pd.DataFrame, comp, images: Path | None, chunk_rows: int, test_path, tables: list | None = None
+) -> list:
+    """Each member's predictions of every row of `test`, computed `chunk_rows` rows at a time (`tables`: each
+    member's typed feature table of all rows, for a tabular competition)."""
     from pipeline.data.images import decode_images
     from pipeline.inference.model import Rows
 
@@ -146,10 +152,14 @@ def _predict_chunks(models, test: pd.DataFrame, comp, images: Path | None, chunk
             chunk = test.iloc[first : first + chunk_rows]
             if comp.modality == "text":
                 rows = Rows(texts=chunk[comp.text.column].tolist())
+            elif comp.modality == "tabular":
+                rows = None  # each member's own features, below
             else:
                 ids = chunk[comp.id_column].tolist()
                 rows = Rows(images=decode_images(ids, images, comp.files.image_suffix, comp.image, "test images"))
-            for model, part in zip(models, parts):
+            for index, (model, part) in enumerate(zip(models, parts)):
+                if tables is not None:
+                    rows = Rows(table=tables[index].iloc[first : first + chunk_rows].reset_index(drop=True))
                 pred = model.predict(rows)
                 if not np.isfinite(pred).all():
                     raise PodiumError(

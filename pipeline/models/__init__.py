@@ -11,7 +11,9 @@ holding its builders, imported only when a fold is built. The builders a module 
   nn.Module mapping (input_ids, attention_mask) to N x n_outputs logits;
 - estimator: `fit(model, fold: EstimatorFold)`: a scikit-learn-API estimator fitted on the fold's
   training rows; Podium predicts with it (`predict_proba`, or `predict` for regression) and saves
-  it with skops for `podium predict` (pipeline/inference/);
+  it with skops for `podium predict` (pipeline/inference/), unless the module keeps it in its
+  library's own format: `FILES` (the file names a fitted fold keeps), `save(fitted, folder)` and
+  `load(folder, model)` (the gradient-boosted trees: pipeline/models/gbdt.py);
 - optionally `check(model, task, root)`: refusals before any data is read (a class that does not import);
 - optionally, for `podium predict`: `save_architecture(net, folder)`, what a fitted fold needs besides
   its weights to be rebuilt (a Transformer's config.json), and `rebuild_overrides(model, folder)`,
@@ -44,7 +46,7 @@ ENTRY_POINTS = "podium.families"
 class Family:
     name: str
     module: str  # the module holding the builders
-    modality: str  # the inputs it reads: image | text | any (the competition's)
+    modality: str  # the inputs it reads: image | text | tabular | any (the competition's)
     kind: str  # network (trained by Lightning, fold by fold) | estimator (fit / predict, no Lightning)
     schema: type[schema.ModelBase]  # its model YAML is checked against this dataclass
     probe: bool = False  # user code: one batch goes through the network before any fold trains
@@ -64,13 +66,18 @@ class Family:
 
 @dataclass(frozen=True)
 class EstimatorFold:
-    """What an estimator family's fold fits on and predicts (rows are texts or flattened images)."""
+    """What an estimator family's fold fits on (rows are texts, flattened images or a typed feature table)."""
 
     task: str
     train_rows: Any
     target: np.ndarray
     seed: int
     root: Path
+    valid_rows: Any = None  # the fold's validation rows, for early stopping (None in a fit without them)
+    valid_target: np.ndarray | None = None
+    metric: str = ""  # the competition's metric (pipeline/metrics.py): what early stopping watches
+    threads: int = 1  # CPU threads the fit may use (data.num_threads, else the cores available)
+    accelerator: str = "cpu"  # cpu | gpu (trainer.accelerator): the libraries with a GPU mode use it
 
 
 BUILT_IN = {
@@ -149,6 +156,22 @@ BUILT_IN = {
             },
             choices={"init": ("pretrained", "random")},
             config_check=sizes.check_layerwise_decay,
+        ),
+        *(
+            Family(
+                name,
+                f"pipeline.models.{name}_trees",
+                "tabular",
+                "estimator",
+                schema.BoostingConfig,
+                starter=True,
+                packages=(package,),
+                at_least={
+                    "n_estimators": (1, "boosting rounds"),
+                    "early_stopping_rounds": (1, "rounds without improvement before a fold stops; null: never"),
+                },
+            )
+            for name, package in (("lightgbm", "lightgbm"), ("xgboost", "xgboost-cpu"), ("catboost", "catboost"))
         ),
         Family("network", "pipeline.models.network", "any", "network", schema.NetworkConfig, probe=True),
         Family("estimator", "pipeline.models.estimator", "any", "estimator", schema.EstimatorConfig),

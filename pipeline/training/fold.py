@@ -198,31 +198,40 @@ def fit_fold(spec: FoldSpec, data: PreparedData, fold: int, keep: bool = True) -
 
     With `keep` (not in a sweep's trials), the fitted estimator is saved in the fold's folder
     (pipeline/inference/fitted.py), beside where a network keeps its best checkpoint, for the
-    model's `fitted/` output and `podium predict`.
+    model's `fitted/` output and `podium predict`: in its library's own format where the family
+    keeps one (`save`), else with skops.
     """
     from omegaconf import OmegaConf
 
     from pipeline.inference.fitted import config_targets, save_estimator
+    from pipeline.training.threads import available_cores
 
     is_valid = data.train["fold"].to_numpy() == fold
+    target = data.train["target"].to_numpy()
     train_rows, test_rows = estimator_rows(spec, data)
-    estimator = (
-        family(spec.model.family)
-        .builders()
-        .fit(
-            spec.model,
-            EstimatorFold(
-                task=spec.task,
-                train_rows=_take(train_rows, ~is_valid),
-                target=data.train["target"].to_numpy()[~is_valid],
-                seed=spec.seed + fold,
-                root=spec.root,
-            ),
-        )
+    builders = family(spec.model.family).builders()
+    estimator = builders.fit(
+        spec.model,
+        EstimatorFold(
+            task=spec.task,
+            train_rows=_take(train_rows, ~is_valid),
+            target=target[~is_valid],
+            seed=spec.seed + fold,
+            root=spec.root,
+            valid_rows=_take(train_rows, is_valid),
+            valid_target=target[is_valid],
+            metric=spec.metric.name,
+            threads=spec.model.get("threads") or spec.loading.num_threads or available_cores(),
+            accelerator="gpu" if spec.trainer.get("accelerator") in ("gpu", "cuda") else "cpu",
+        ),
     )
     if keep and not distributed.secondary_process():  # every DDP process fits the same estimator: one saves it
-        targets = config_targets(OmegaConf.to_container(spec.model))
-        save_estimator(spec.fold_state(fold).folder, estimator, targets, spec.label(fold))
+        folder = spec.fold_state(fold).folder
+        if hasattr(builders, "save"):
+            builders.save(estimator, folder)
+        else:
+            targets = config_targets(OmegaConf.to_container(spec.model))
+            save_estimator(folder, estimator, targets, spec.label(fold))
     valid_pred, test_pred = (
         estimator_predictions(estimator, rows, spec) for rows in (_take(train_rows, is_valid), test_rows)
     )
@@ -230,7 +239,10 @@ def fit_fold(spec: FoldSpec, data: PreparedData, fold: int, keep: bool = True) -
 
 
 def estimator_rows(spec: FoldSpec, data: PreparedData) -> tuple:
-    """An estimator's inputs, train and test: texts as a list of strings, images as flattened pixels in [0, 1]."""
+    """An estimator's inputs, train and test: texts as a list of strings, images as flattened pixels in [0, 1],
+    tables as the typed feature table (pipeline/data/tabular.py)."""
+    if data.features is not None:
+        return data.features.train, data.features.test
     if spec.text_column is not None:
         return data.train[spec.text_column].tolist(), data.test[spec.text_column].tolist()
     return flat_pixels(data.train_images), flat_pixels(data.test_images)
@@ -249,4 +261,8 @@ def estimator_predictions(estimator, rows, spec: FoldSpec) -> np.ndarray:
 
 
 def _take(rows, mask: np.ndarray):
-    return [row for row, keep in zip(rows, mask) if keep] if isinstance(rows, list) else rows[mask]
+    if isinstance(rows, list):
+        return [row for row, keep in zip(rows, mask) if keep]
+    if hasattr(rows, "iloc"):  # a feature table: its rows, numbered afresh
+        return rows.iloc[np.flatnonzero(mask)].reset_index(drop=True)
+    return rows[mask]

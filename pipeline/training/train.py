@@ -27,7 +27,7 @@ from pipeline import io, progress
 from pipeline.config.compose import check_model_fits
 from pipeline.data.prepared import PreparedData
 from pipeline.errors import PodiumError
-from pipeline.inference.fitted import export_fitted
+from pipeline.inference.fitted import ESTIMATOR, export_fitted
 from pipeline.metrics import get_metric, report_scores, score_predictions
 from pipeline.models import family
 from pipeline.models.targets import import_target
@@ -308,8 +308,13 @@ def _write_outputs(
             list(per_seed),
             n_folds,
             spec.kind,
-            {"model": cfg.model.name, "family": cfg.model.family},
+            {
+                "model": cfg.model.name,
+                "family": cfg.model.family,
+                **({"features": data.features.schema.to_json()} if data.features is not None else {}),
+            },
             tmp / "fitted",
+            getattr(family(cfg.model.family).builders(), "FILES", (ESTIMATOR,)),
         )
         record = provenance(io.root(cfg), {"raw": io.raw_dir(cfg), "prepared": data.folder})
         io.write_json(tmp / "provenance.json", record)
