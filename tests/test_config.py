@@ -42,7 +42,10 @@ def test_experiment_preset_applies_last(make_cfg):
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ("model=resnet9000", r"'model/resnet9000' does not exist\. Valid choices for 'model': catboost, cnn, efficientnet"),
+        (
+            "model=resnet9000",
+            r"'model/resnet9000' does not exist\. Valid choices for 'model': catboost, cnn, efficientnet",
+        ),
         ("competition=titanic", r"Valid choices for 'competition': ames, animals"),
         ("+model.widht=64", r"`model\.widht`: Key 'widht' not in 'CNNConfig'\. Valid keys there: .*width"),
         (

@@ -1,7 +1,7 @@
 """End to end: the real `dvc repro` in a fresh git repository, on the smoke preset.
 
 One scenario in steps, since each step builds on the previous one's outputs: a fresh clone runs
-both demo competitions' pipelines and the leaderboard; a second repro runs nothing; a model
+the three demo competitions' pipelines and the leaderboard; a second repro runs nothing; a model
 config change reruns exactly that model's training, the ensemble and the submission; `dvc exp
 run -S` runs an experiment whose metrics `dvc exp show` lists. The text competition trains the
 LSTM and a tiny random Transformer (the packaged MiniLM has its own test in test_text.py).
@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 import yaml
 
@@ -36,7 +37,12 @@ TEXT_STAGES = {
     TEXT + s
     for s in ("data", "prepare", "train@lstm", "train@transformer_tiny", "train@tfidf", "ensemble", "submit", "bundle")
 }
-STAGES = ANIMAL_STAGES | TEXT_STAGES | {"leaderboard"}
+TABLE = "competitions/ames/dvc.yaml:"
+TABLE_STAGES = {
+    TABLE + s
+    for s in ("data", "prepare", "train@lightgbm", "train@xgboost", "train@catboost", "ensemble", "submit", "bundle")
+}
+STAGES = ANIMAL_STAGES | TEXT_STAGES | TABLE_STAGES | {"leaderboard"}
 pytestmark = pytest.mark.slow
 
 
@@ -95,7 +101,7 @@ def test_fresh_clone_runs_the_whole_pipeline(repo):
     output = dvc(repo, "repro")
     assert ran_stages(output) == STAGES
     locked = set(yaml.safe_load((repo / "dvc.lock").read_text())["stages"])
-    for pipeline_file in ("competitions/animals", "competitions/rotten-tomatoes"):
+    for pipeline_file in ("competitions/animals", "competitions/rotten-tomatoes", "competitions/ames"):
         locked |= {
             f"{pipeline_file}/dvc.yaml:{s}"
             for s in yaml.safe_load((repo / pipeline_file / "dvc.lock").read_text())["stages"]
@@ -146,8 +152,17 @@ def test_fresh_clone_runs_the_whole_pipeline(repo):
         "tfidf",
         "transformer_tiny",
     ]
+    table_cfg = compose(["trainer=smoke", "competition=ames"], root=repo)
+    table_score = score_file(table_cfg, submission_path(table_cfg))["rmse"]  # of log1p(price): target.transform
+    table_result = json.loads((repo / "outputs/ames/submission/metrics.json").read_text())
+    # the sample submission's constant (the median price) scores 0.44; the trees on 600 houses well below
+    assert table_score == pytest.approx(table_result["local_leaderboard"]) and table_score < 0.25
+    prices = pd.read_csv(submission_path(table_cfg))["Sale_Price"]  # back in dollars, not in log space
+    assert table_result["rows"] == 586 and prices.between(20_000, 800_000).all()
     board = (repo / "outputs/leaderboard.md").read_text()
-    assert all(name in board for name in ("| animals | cnn", "| rotten-tomatoes | lstm", "nested CV)"))
+    assert all(
+        name in board for name in ("| animals | cnn", "| rotten-tomatoes | lstm", "| ames | catboost", "nested CV)")
+    )
 
     # the local leaderboard score is shown only for the submission.csv it was computed on
     from pipeline.leaderboard import leaderboard_rows
