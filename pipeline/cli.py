@@ -338,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == "new":
             p.add_argument("name", help="the competition's name: lower-case letters, digits, '-' and '_'")
-            p.add_argument("--modality", choices=["image", "text"], default="image", help="default: image")
+            p.add_argument("--modality", choices=["image", "text", "tabular"], default="image", help="default: image")
             p.add_argument(
                 "--task",
                 choices=["binary", "multiclass", "regression"],

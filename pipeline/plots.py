@@ -169,6 +169,17 @@ def model_plots(
     return written
 
 
+def feature_importance(gain: pd.Series, title: str, path: Path, top: int = 30) -> Path:
+    """The features of most gain (mean over folds), as horizontal bars, largest on top."""
+    plt = _pyplot()
+    shown = gain.sort_values(ascending=False).head(top)[::-1]
+    figure, ax = plt.subplots(figsize=(8, 0.25 * len(shown) + 1.2))
+    ax.barh(shown.index.astype(str), shown.to_numpy())
+    ax.set(xlabel="gain, mean over folds", title=title)
+    ax.grid(axis="x", alpha=0.3)
+    return _save(figure, path)
+
+
 def member_correlation(oofs: dict[str, np.ndarray], title: str, path: Path) -> Path:
     """Pearson correlation of the members' out-of-fold predictions (all prediction columns together)."""
     plt = _pyplot()

@@ -39,7 +39,7 @@ defaults:
 
 name: {name}              # must equal this file's name; outputs go to outputs/{name}/
 task: {task}              # binary | multiclass | regression
-modality: {modality}      # image | text
+modality: {modality}      # image | text | tabular
 id_column: {id_column}    # the id column of train.csv, test.csv and sample_submission.csv{id_source}
 target_column: {target_column}  # the column of train.csv to predict (also the submission's column){target_source}
 {classes}
@@ -84,10 +84,27 @@ image:
 TEXT_SECTION = """\
 text:
   column: {text_column}            # the column of train.csv and test.csv holding the text{text_source}"""
+TABLE_SECTION = """\
+features:                 # every column of train.csv but the id, the target and the group is a feature;
+                          # numeric where every cell is a number, categorical otherwise (podium prepare prints them)
+  categorical: []         # columns of numbers that are codes, not quantities, e.g. [zip_code]
+  numeric: []             # columns that must hold a number (or a missing value) on every row
+  drop: []                # columns that are not features
+  missing: [""]           # cell values that mean a missing value, e.g. ["", "NA"]
+
+target:
+  transform: none         # regression: log1p trains on log(1 + y) and submits expm1 of the predictions"""
 OVERRIDES = {  # the competition's own settings: augmentation and TTA belong to the data, not to a global default
     "image": "overrides: []            # Hydra overrides its commands apply, e.g. [augment=flip_shift, tta=flip] for\n"
     "                        # photos a mirror does not change; not for digits, characters or text in images",
     "text": "overrides: []            # Hydra overrides its commands apply, e.g. [model.max_length=256]",
+    "tabular": "overrides: []            # Hydra overrides its commands apply, e.g. [data.num_threads=4]",
+}
+SECTIONS = {"image": IMAGE_SECTION, "text": TEXT_SECTION, "tabular": TABLE_SECTION}
+COLUMNS = {  # modality -> (train.csv's columns, test.csv's), as the config and LAYOUT.md describe them
+    "image": ("id, target; the images are files (below)", "id"),
+    "text": ("id, target, text", "id, text"),
+    "tabular": ("id, target, the feature columns", "id, the feature columns"),
 }
 
 LAYOUT = """\
@@ -155,9 +172,9 @@ def new_competition(root: Path, name: str, modality: str = "image", task: str = 
         scheme=scheme,
         models=", ".join(models),
         modality_files=IMAGE_FILES.format(**proposals) if modality == "image" else "",
-        modality_section=(IMAGE_SECTION if modality == "image" else TEXT_SECTION).format(**proposals),
-        train_columns="id, target; the images are files (below)" if modality == "image" else "id, target, text",
-        test_columns="id" if modality == "image" else "id, text",
+        modality_section=SECTIONS[modality].format(**proposals),
+        train_columns=COLUMNS[modality][0],
+        test_columns=COLUMNS[modality][1],
         group="  # group_column: site   # with /cv@cv: group: rows sharing a value stay in one fold\n",
     )
     competition = _align_comments(COMPETITION_YAML.format(**values).replace("\n\n\n", "\n\n"))
@@ -169,8 +186,8 @@ def new_competition(root: Path, name: str, modality: str = "image", task: str = 
         root / "data" / name / "raw" / "LAYOUT.md": LAYOUT.format(
             name=name,
             id_column=found.id_column or "<id>",
-            extra_train=", <image files in images/>" if modality == "image" else ", text",
-            extra_test="" if modality == "image" else ", text",
+            extra_train={"image": ", <image files in images/>", "text": ", text", "tabular": ", <features>"}[modality],
+            extra_test={"image": "", "text": ", text", "tabular": ", <features>"}[modality],
             images="    images/<id>.png         one image per id of train.csv and test.csv\n"
             if modality == "image"
             else "",

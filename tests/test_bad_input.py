@@ -740,7 +740,8 @@ CASES = [
         "user code",
         "an unknown family",
         USER,
-        r"model\.family is 'netwrok'; valid families are cnn, efficientnet, tfidf, lstm, transformer, network, estimator",
+        r"model\.family is 'netwrok'; valid families are cnn, efficientnet, tfidf, lstm, transformer, lightgbm, xgboost, catboost, mlp, "
+        r"network, estimator",
         breaks=user_model({"_target_": f"{NET}.Flat"}, family="netwrok"),
     ),
     # submissions: `podium score --submission bad.csv` (and `podium submit` runs the same checks)

@@ -69,13 +69,16 @@ def test_what_podium_knows_goes_to_the_parameters_of_those_names_and_the_yaml_wi
 @pytest.mark.fast
 def test_every_built_in_family_goes_through_one_record():
     names = family_names()
-    assert names[:10] == [
-        "cnn", "efficientnet", "tfidf", "lstm", "transformer", "lightgbm", "xgboost", "catboost", "network", "estimator"
+    assert names[:11] == [
+        "cnn", "efficientnet", "tfidf", "lstm", "transformer", "lightgbm", "xgboost", "catboost", "mlp", "network",
+        "estimator",
     ]  # fmt: skip
-    for name in names[:10]:
+    for name in names[:11]:
         record = family(name)
         builders = record.builders() if record.kind == "estimator" or record.modality != "image" else None
-        if record.modality == "tabular":  # kept in the library's own format, not skops
+        if record.modality == "tabular" and record.kind == "network":
+            assert hasattr(builders, "build_table") and hasattr(builders, "table_tensors")
+        elif record.modality == "tabular":  # kept in the library's own format, not skops
             assert all(hasattr(builders, a) for a in ("fit", "FILES", "save", "load"))
         elif record.kind == "estimator":
             assert hasattr(builders, "fit")

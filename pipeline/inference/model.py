@@ -107,7 +107,9 @@ class FittedModel:
         tokenizer, model = None, spec.model
         if hasattr(builders, "rebuild_overrides"):  # e.g. no pretrained weights to fetch: the fold's replace them
             model = OmegaConf.merge(model, builders.rebuild_overrides(model, fold_dir / ARCHITECTURE))
-        if spec.text_column is not None:
+        if self.schema is not None:  # a table: the fold's scaling comes with its weights
+            net = builders.build_table(model, self.schema, spec.n_logits, spec.root)
+        elif spec.text_column is not None:
             from transformers import AutoTokenizer
 
             tokenizer = AutoTokenizer.from_pretrained(str(fold_dir / TOKENIZER), local_files_only=True)
@@ -158,6 +160,7 @@ class FittedModel:
             return estimator_predictions(
                 fitted, rows.texts if rows.texts is not None else flat_pixels(rows.images), spec
             )
+        from pipeline.models import family
         from pipeline.training.data import ImageArrayDataset
         from pipeline.training.distributed import gather_rows
         from pipeline.training.inputs import eval_loader
@@ -165,7 +168,11 @@ class FittedModel:
 
         module, tokenizer = fitted
         collate = None
-        if tokenizer is not None:
+        if rows.table is not None:
+            from pipeline.training.data import TableDataset
+
+            dataset = TableDataset(*family(spec.model.family).builders().table_tensors(rows.table, self.schema))
+        elif tokenizer is not None:
             ids, offsets = tokenize(rows.texts, tokenizer, spec.model.max_length, self.cache)
             dataset = TokenDataset(ids, offsets, np.arange(len(rows)))
             collate = PadCollator(tokenizer.pad_token_id)

@@ -6,6 +6,9 @@ holding its builders, imported only when a fold is built. The builders a module 
 
 - network, image inputs: `build_image(model, channels, height, width, n_outputs, root)`: an
   nn.Module mapping images scaled to [0, 1], shaped (N, C, H, W), to N x n_outputs logits;
+- network, table inputs: `build_table(model, schema, n_outputs, root, rows, target, task)` (an
+  nn.Module mapping (numeric, categorical) tensors of `table_tensors(table, schema)` to logits; with
+  the fold's training rows, fitted to them) and `table_tensors`;
 - network, text inputs: `make_tokenizer(model, texts, root)` (a fast tokenizer, fitted on `texts`
   where the family learns its vocabulary) and `build_text(model, tokenizer, n_outputs, root)`: an
   nn.Module mapping (input_ids, attention_mask) to N x n_outputs logits;
@@ -172,6 +175,15 @@ BUILT_IN = {
                 },
             )
             for name, package in (("lightgbm", "lightgbm"), ("xgboost", "xgboost-cpu"), ("catboost", "catboost"))
+        ),
+        Family(
+            "mlp",
+            "pipeline.models.mlp",
+            "tabular",
+            "network",
+            schema.MLPConfig,
+            starter=True,
+            at_least={"embedding_dim": (1, "numbers per category"), "dropout": (0, "")},
         ),
         Family("network", "pipeline.models.network", "any", "network", schema.NetworkConfig, probe=True),
         Family("estimator", "pipeline.models.estimator", "any", "estimator", schema.EstimatorConfig),

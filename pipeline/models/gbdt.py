@@ -125,3 +125,12 @@ def read_sidecar(folder: Path) -> dict[str, Any]:
 def classes_of(task: str, target: np.ndarray) -> np.ndarray:
     """The class codes a classifier fitted on `target` orders its columns by (none for regression)."""
     return np.unique(target.astype(np.int64)) if task != "regression" else np.empty(0, dtype=np.int64)
+
+
+def mean_gain(fitted: Path) -> pd.Series | None:
+    """Each feature's gain, averaged over every seed's and fold's gbdt.json under `fitted` (None: no such files)."""
+    found = sorted(fitted.glob("seed_*/fold_*/" + SIDE_CAR))
+    if not found:
+        return None
+    gains = [pd.Series(r["gain"], index=r["features"]) for r in map(lambda p: json.loads(p.read_text()), found)]
+    return pd.concat(gains, axis=1).mean(axis=1)

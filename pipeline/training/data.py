@@ -1,4 +1,4 @@
-"""Datasets over the decoded image arrays of `prepare`, and the batch samplers of every family.
+"""Datasets over the decoded image arrays and feature tables of `prepare`, and the batch samplers of every family.
 
 Training and prediction batches are drawn by Podium's own samplers, which also shard them
 across DDP processes (pipeline/training/distributed.py): with one process they are the plain
@@ -27,6 +27,20 @@ class ImageArrayDataset(Dataset):
 
     def __getitem__(self, index: int):
         return self.images[index], self.targets[index]
+
+
+class TableDataset(Dataset):
+    """({"numeric", "categorical"} tensors, target) per row of a typed feature table (pipeline/models/mlp.py)."""
+
+    def __init__(self, numeric: torch.Tensor, categorical: torch.Tensor, targets: np.ndarray | None = None):
+        self.numeric, self.categorical = numeric, categorical
+        self.targets = torch.from_numpy(np.asarray(targets)) if targets is not None else torch.zeros(len(numeric))
+
+    def __len__(self) -> int:
+        return len(self.numeric)
+
+    def __getitem__(self, index: int):
+        return {"numeric": self.numeric[index], "categorical": self.categorical[index]}, self.targets[index]
 
 
 class SeededShuffle(Sampler[int]):

@@ -1,6 +1,6 @@
 """A fold's inputs: the network and the train / validation / test datasets, per modality.
 
-Image folds slice the decoded image arrays of `prepare`. Text folds build the family's tokenizer
+Image folds slice the decoded image arrays of `prepare`; table folds its typed feature table. Text folds build the family's tokenizer
 (the LSTM's vocabulary from the fold's training rows only, so validation and test words never
 shape it) and tokenize through the on-disk cache; the tokenizer is kept for saving beside the
 fold's checkpoint, so the saved model can be used again on its own.
@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from pipeline.data.prepared import PreparedData
 from pipeline.models import family
 from pipeline.training import data as loaders
-from pipeline.training.data import EvalBatches, ImageArrayDataset
+from pipeline.training.data import EvalBatches, ImageArrayDataset, TableDataset
 from pipeline.training.distributed import World
 from pipeline.training.spec import FoldSpec
 from pipeline.training.text_data import LengthBucketSampler, PadCollator, TokenDataset, tokenize
@@ -69,6 +69,18 @@ def fold_inputs(spec: FoldSpec, data: PreparedData, is_valid: np.ndarray) -> Fol
     """The network and datasets of the fold whose validation rows are `is_valid`."""
     target = data.train["target"].to_numpy()
     builders, model = family(spec.model.family).builders(), spec.model
+    if data.features is not None:  # a table: the network's scaling fitted to the fold's training rows
+        schema, table = data.features.schema, data.features.train
+        fitted_on = table.iloc[np.flatnonzero(~is_valid)]
+        net = builders.build_table(model, schema, spec.n_logits, spec.root, fitted_on, target[~is_valid], spec.task)
+        numeric, categorical = builders.table_tensors(table, schema)
+        test_numeric, test_categorical = builders.table_tensors(data.features.test, schema)
+        return FoldInputs(
+            net=net,
+            train=TableDataset(numeric[~is_valid], categorical[~is_valid], target[~is_valid]),
+            valid=TableDataset(numeric[is_valid], categorical[is_valid], target[is_valid]),
+            test=TableDataset(test_numeric, test_categorical),
+        )
     if spec.text_column is not None:
         train_texts, test_texts = data.train[spec.text_column].tolist(), data.test[spec.text_column].tolist()
         fitted_on = [t for t, v in zip(train_texts, is_valid) if not v]

@@ -62,6 +62,8 @@ class CompetitionModule(L.LightningModule):
         self.custom_loss = build_loss(OmegaConf.to_container(model_cfg.loss)) if model_cfg.get("loss") else None
 
     def forward(self, inputs, augment: bool = False, view: View | None = None) -> torch.Tensor:
+        if isinstance(inputs, dict) and "numeric" in inputs:  # a table's rows
+            return self._run_net(inputs["numeric"], inputs["categorical"])
         if isinstance(inputs, dict):  # text
             return self._run_net(inputs["input_ids"], inputs["attention_mask"])
         x = inputs.float() / 255.0

@@ -30,8 +30,9 @@ from pipeline.errors import PodiumError
 from pipeline.inference.fitted import ESTIMATOR, export_fitted
 from pipeline.metrics import get_metric, report_scores, score_predictions
 from pipeline.models import family
+from pipeline.models.gbdt import mean_gain
 from pipeline.models.targets import import_target
-from pipeline.plots import model_plots
+from pipeline.plots import feature_importance, model_plots
 from pipeline.predictions import Predictions, file_hashes
 from pipeline.provenance import provenance
 from pipeline.tracking import Tracker
@@ -316,6 +317,14 @@ def _write_outputs(
             tmp / "fitted",
             getattr(family(cfg.model.family).builders(), "FILES", (ESTIMATOR,)),
         )
+        gain = mean_gain(tmp / "fitted")  # gradient-boosted trees: each feature's gain, mean over folds
+        if gain is not None:
+            io.write_csv(
+                tmp / "plots" / "feature_importance.csv", gain.rename("gain").rename_axis("feature").reset_index()
+            )
+            title = f"{cfg.model.name}: feature importance"
+            plots.append(feature_importance(gain, title, tmp / "plots" / "feature_importance.png").relative_to(tmp))
+            plots.append(Path("plots/feature_importance.csv"))
         record = provenance(io.root(cfg), {"raw": io.raw_dir(cfg), "prepared": data.folder})
         io.write_json(tmp / "provenance.json", record)
     written = [out / "oof.parquet", out / "test.parquet", *sorted((out / "seeds").glob("seed_*/*.parquet"))]
