@@ -234,6 +234,22 @@ def test_the_ames_ensemble_predicts_new_rows_as_the_pipeline_did(ames, tmp_path)
     assert code == 2 and not (tmp_path / "short-sub.csv").exists()
 
 
+def test_a_sweep_tunes_a_boosting_family_and_training_applies_its_best(ames):
+    code, printed = podium(ames, "tune", "competition=ames", "model=lightgbm", *SMALL, *TREES[:2], "tune.n_trials=3",
+                           "tune.storage=sqlite:///optuna.db")  # fmt: skip
+    assert code == 0, printed
+    assert "3 complete, 0 pruned, 0 failed" in printed, printed
+    path = ames / "competitions/ames/tuned/lightgbm.yaml"
+    try:
+        tuned = path.read_text()
+        code, printed = podium(ames, "config", "competition=ames", "model=lightgbm")
+    finally:
+        path.unlink()  # the module's other tests train the plain config
+    assert "model.params.num_leaves" in tuned and "model.learning_rate" in tuned, tuned
+    best = re.search(r"model\.params\.num_leaves: (\d+)", tuned).group(1)
+    assert code == 0 and re.search(rf"^    num_leaves: {best}$", printed, re.M), printed
+
+
 # -- a newcomer's table: data and one YAML, no code ----------------------------------------------------------
 
 CHURN_YAML = """\
