@@ -246,6 +246,11 @@ def test_a_sweep_tunes_a_boosting_family_and_training_applies_its_best(ames):
     finally:
         path.unlink()  # the module's other tests train the plain config
     assert "model.params.num_leaves" in tuned and "model.learning_rate" in tuned, tuned
+    import optuna
+
+    study = optuna.load_study(study_name="ames-lightgbm-default", storage=f"sqlite:///{ames / 'optuna.db'}")
+    steps = set(study.trials[0].intermediate_values)  # every 25 rounds; fold 1 continues at 300 (n_estimators)
+    assert {24, 49} <= steps and any(step >= 300 for step in steps) and all((s + 1) % 25 == 0 for s in steps)
     best = re.search(r"model\.params\.num_leaves: (\d+)", tuned).group(1)
     assert code == 0 and re.search(rf"^    num_leaves: {best}$", printed, re.M), printed
 
@@ -318,3 +323,31 @@ def test_podium_new_proposes_a_tabular_competitions_keys_from_its_files(tmp_path
     assert (tmp_path / "competitions/churn/dvc.yaml").is_file()
     code, printed = podium(tmp_path, "prepare", "competition=churn", "tracking=none")
     assert code == 0 and "international_plan" in printed, printed  # the schema table lists the features
+
+
+@pytest.mark.parametrize("name", ["lightgbm", "xgboost", "catboost"])
+def test_a_sweeps_pruner_hears_every_25_rounds_and_stops_the_fit(ames, name):
+    from pipeline.models.gbdt import pruning_value
+
+    assert pruning_value(0.1, "binary_error", "maximize") == -0.1 and pruning_value(0.9, "auc", "maximize") == 0.9
+    """The library's own per-iteration callback reports to the pruner; pruned at the second report, the fit stops."""
+    from pipeline.config import compose
+    from pipeline.data.prepared import read_prepared
+    from pipeline.models import EstimatorFold, family
+
+    model = compose(["competition=ames", f"model={name}", *TREES[:2]], root=ames).model
+    data = read_prepared(ames / "outputs/ames/prepared")
+    valid = data.train["fold"].to_numpy() == 0
+    table, target = data.features.train, data.train["target"].to_numpy()
+    heard: list[tuple[int, float]] = []
+
+    def on_iteration(iteration: int, value: float) -> bool:
+        heard.append((iteration, value))
+        return len(heard) == 2
+
+    fold = EstimatorFold("regression", table[~valid].reset_index(drop=True), target[~valid], 0, ames,
+                         table[valid].reset_index(drop=True), target[valid], "rmse", 1, on_iteration=on_iteration)  # fmt: skip
+    fitted = family(name).builders().fit(model, fold)
+    assert [i for i, _ in heard] == [24, 49]
+    assert all(0 < v < 1 for _, v in heard)  # the validation RMSE of log price, as the study minimises it
+    assert fitted.trees <= 50  # the fit stopped at the second report

@@ -81,6 +81,8 @@ class EstimatorFold:
     metric: str = ""  # the competition's metric (pipeline/metrics.py): what early stopping watches
     threads: int = 1  # CPU threads the fit may use (data.num_threads, else the cores available)
     accelerator: str = "cpu"  # cpu | gpu (trainer.accelerator): the libraries with a GPU mode use it
+    # a sweep's pruning: (boosting round, validation value) -> whether to stop the fit now (None: no sweep)
+    on_iteration: Callable[[int, float], bool] | None = None
 
 
 BUILT_IN = {

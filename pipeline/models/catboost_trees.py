@@ -16,7 +16,16 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from pipeline.models import EstimatorFold
-from pipeline.models.gbdt import Fitted, classes_of, fit_failed, native_metric, params, positional, save_sidecar
+from pipeline.models.gbdt import (
+    Fitted,
+    classes_of,
+    fit_failed,
+    native_metric,
+    params,
+    positional,
+    report_round,
+    save_sidecar,
+)
 
 FILES = ("model.cbm", "gbdt.json")
 RESERVED = (
@@ -54,13 +63,14 @@ def fit(model: DictConfig, fold: EstimatorFold) -> Fitted:
     given = params(model, RESERVED, f"conf/model/{model.name}.yaml")
     kind = catboost.CatBoostRegressor if fold.task == "regression" else catboost.CatBoostClassifier
     stopping = model.early_stopping_rounds if fold.valid_rows is not None else None
+    metric = native_metric("catboost", fold.metric, fold.task)
     estimator = kind(
         iterations=model.n_estimators,
         learning_rate=model.learning_rate,
         random_seed=fold.seed,
         thread_count=fold.threads,
         task_type="GPU" if fold.accelerator == "gpu" else "CPU",
-        eval_metric=native_metric("catboost", fold.metric, fold.task),
+        eval_metric=metric,
         early_stopping_rounds=stopping or None,
         allow_writing_files=False,  # no catboost_info/ folder in the working directory
         verbose=False,
@@ -74,10 +84,23 @@ def fit(model: DictConfig, fold: EstimatorFold) -> Fitted:
             cat_features=cat,
             eval_set=(_frame(fold.valid_rows), fold.valid_target) if fold.valid_rows is not None else None,
             use_best_model=bool(stopping),
+            callbacks=[_Pruning(fold, metric)] if fold.on_iteration is not None else None,
         )
     except Exception as exc:  # the library's refusal of a parameter or of the data
         raise fit_failed("CatBoost", model, exc) from None
     return _fitted(estimator, classes_of(fold.task, fold.target), list(fold.train_rows.columns), fold.task)
+
+
+class _Pruning:
+    """A CatBoost callback reporting the validation metric to a sweep's pruner (False: stop the fit)."""
+
+    def __init__(self, fold: EstimatorFold, metric: str):
+        self.fold, self.metric = fold, metric
+
+    def after_iteration(self, info) -> bool:
+        scores = info.metrics.get("validation", {})
+        values = scores.get(self.metric) or next(iter(scores.values()), [])
+        return not (values and report_round(self.fold, info.iteration - 1, float(values[-1]), self.metric))
 
 
 def _fitted(estimator: Any, classes: np.ndarray, features: list[str], task: str) -> Fitted:

@@ -25,6 +25,9 @@ from pipeline import io
 from pipeline.errors import PodiumError, first_line
 
 SIDE_CAR = "gbdt.json"
+REPORT_EVERY = 25  # boosting rounds between a sweep's pruning reports (each is a write to the study's storage)
+# the libraries' metrics that grow as the fit improves; the others (losses, errors) shrink
+MAXIMIZED = {"auc", "auc_mu", "AUC", "Accuracy", "R2", "TotalF1:average=Macro"}
 
 # competition metric -> the closest metric each library computes natively, per task kind
 # (r2 ranks models as rmse does on fixed rows; macro_f1 and qwk have no native equivalent in
@@ -61,6 +64,21 @@ FALLBACK = {  # the loss each library fits, where the table has no closer metric
 def native_metric(library: str, metric: str, task: str) -> str:
     """The library's early-stopping metric for the competition's `metric` on a `task`."""
     return NATIVE_METRICS[library][task].get(metric, FALLBACK[library][task])
+
+
+def pruning_value(value: float, native: str, direction: str) -> float:
+    """A round's validation `value` of the library's `native` metric, signed so that it improves in the study's
+    `direction` (the competition metric's): the pruner compares trials' values at the same round."""
+    return value if (native in MAXIMIZED) == (direction == "maximize") else -value
+
+
+def report_round(fold, iteration: int, value: float, native: str) -> bool:
+    """Report round `iteration` to the sweep every REPORT_EVERY rounds; whether the pruner stops the fit."""
+    if fold.on_iteration is None or (iteration + 1) % REPORT_EVERY:
+        return False
+    from pipeline.metrics import get_metric
+
+    return fold.on_iteration(iteration, pruning_value(value, native, get_metric(fold.metric).direction))
 
 
 def positional(table: pd.DataFrame) -> pd.DataFrame:

@@ -15,7 +15,16 @@ import numpy as np
 from omegaconf import DictConfig
 
 from pipeline.models import EstimatorFold
-from pipeline.models.gbdt import Fitted, classes_of, fit_failed, native_metric, params, positional, save_sidecar
+from pipeline.models.gbdt import (
+    Fitted,
+    classes_of,
+    fit_failed,
+    native_metric,
+    params,
+    positional,
+    report_round,
+    save_sidecar,
+)
 
 FILES = ("model.txt", "gbdt.json")  # what a fitted fold keeps (pipeline/inference/fitted.py copies them)
 RESERVED = (
@@ -49,7 +58,7 @@ def fit(model: DictConfig, fold: EstimatorFold) -> Fitted:
         **given,
     )
     metric = native_metric("lightgbm", fold.metric, fold.task)
-    callbacks = []
+    callbacks = [_pruning(fold, metric)] if fold.on_iteration is not None else []
     if model.early_stopping_rounds and fold.valid_rows is not None:
         callbacks.append(lightgbm.early_stopping(model.early_stopping_rounds, first_metric_only=True, verbose=False))
     try:
@@ -72,6 +81,18 @@ def fit(model: DictConfig, fold: EstimatorFold) -> Fitted:
         trees,
         booster.feature_importance("gain", iteration=trees),
     )
+
+
+def _pruning(fold: EstimatorFold, metric: str):
+    """A LightGBM callback reporting the validation metric to a sweep's pruner, stopping the fit when pruned."""
+    import lightgbm
+
+    def callback(env) -> None:
+        value = next(r[2] for r in env.evaluation_result_list if r[0] != "training")
+        if report_round(fold, env.iteration, value, metric):
+            raise lightgbm.callback.EarlyStopException(env.iteration, env.evaluation_result_list)
+
+    return callback
 
 
 def _fitted(booster: Any, classes: np.ndarray, features: list[str], trees: int, gain: np.ndarray) -> Fitted:

@@ -15,7 +15,16 @@ import numpy as np
 from omegaconf import DictConfig
 
 from pipeline.models import EstimatorFold
-from pipeline.models.gbdt import Fitted, classes_of, fit_failed, native_metric, params, positional, save_sidecar
+from pipeline.models.gbdt import (
+    Fitted,
+    classes_of,
+    fit_failed,
+    native_metric,
+    params,
+    positional,
+    report_round,
+    save_sidecar,
+)
 
 FILES = ("model.ubj", "gbdt.json")
 RESERVED = (
@@ -39,6 +48,7 @@ def fit(model: DictConfig, fold: EstimatorFold) -> Fitted:
     given = params(model, RESERVED, f"conf/model/{model.name}.yaml")
     kind = xgboost.XGBRegressor if fold.task == "regression" else xgboost.XGBClassifier
     stopping = model.early_stopping_rounds if fold.valid_rows is not None else None
+    metric = native_metric("xgboost", fold.metric, fold.task)
     estimator = kind(
         n_estimators=model.n_estimators,
         learning_rate=model.learning_rate,
@@ -47,8 +57,9 @@ def fit(model: DictConfig, fold: EstimatorFold) -> Fitted:
         device="cuda" if fold.accelerator == "gpu" else "cpu",
         tree_method=given.pop("tree_method", "hist"),
         enable_categorical=True,
-        eval_metric=native_metric("xgboost", fold.metric, fold.task),
+        eval_metric=metric,
         early_stopping_rounds=stopping or None,
+        callbacks=[_pruning(fold, metric)] if fold.on_iteration is not None else None,
         **given,
     )
     try:
@@ -63,6 +74,18 @@ def fit(model: DictConfig, fold: EstimatorFold) -> Fitted:
     booster = estimator.get_booster()
     trees = booster.best_iteration + 1 if stopping else booster.num_boosted_rounds()
     return _fitted(booster, classes_of(fold.task, fold.target), list(fold.train_rows.columns), trees)
+
+
+def _pruning(fold: EstimatorFold, metric: str):
+    """An XGBoost training callback reporting the validation metric to a sweep's pruner (True: stop the fit)."""
+    import xgboost
+
+    class Pruning(xgboost.callback.TrainingCallback):
+        def after_iteration(self, model, epoch, evals_log) -> bool:
+            scores = next((log[metric] for name, log in evals_log.items() if name != "train"), [])
+            return bool(scores) and report_round(fold, epoch, float(scores[-1]), metric)
+
+    return Pruning()
 
 
 def _gain(booster: Any, n_features: int) -> np.ndarray:

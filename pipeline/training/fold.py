@@ -193,13 +193,16 @@ def restore_history(rows: list[dict], history: list[dict], tracker: Tracker) -> 
         tracker.log_metrics({k.replace("/", "_"): v for k, v in row.items() if "/" in k}, step=row["epoch"])
 
 
-def fit_fold(spec: FoldSpec, data: PreparedData, fold: int, keep: bool = True) -> FoldResult:
+def fit_fold(
+    spec: FoldSpec, data: PreparedData, fold: int, keep: bool = True, callbacks: Sequence[object] = ()
+) -> FoldResult:
     """One fold of an estimator family (fit / predict, e.g. TF-IDF + logistic regression): no Lightning.
 
     With `keep` (not in a sweep's trials), the fitted estimator is saved in the fold's folder
     (pipeline/inference/fitted.py), beside where a network keeps its best checkpoint, for the
     model's `fitted/` output and `podium predict`: in its library's own format where the family
-    keeps one (`save`), else with skops.
+    keeps one (`save`), else with skops. `callbacks`: a sweep's pruning, which a family fitting in
+    rounds (the boosted trees) reports to every few rounds.
     """
     from omegaconf import OmegaConf
 
@@ -223,8 +226,12 @@ def fit_fold(spec: FoldSpec, data: PreparedData, fold: int, keep: bool = True) -
             metric=spec.metric.name,
             threads=spec.model.get("threads") or spec.loading.num_threads or available_cores(),
             accelerator="gpu" if spec.trainer.get("accelerator") in ("gpu", "cuda") else "cpu",
+            on_iteration=next((c.report_iteration for c in callbacks if hasattr(c, "report_iteration")), None),
         ),
     )
+    for callback in callbacks:  # a sweep's pruner stopped the fit: the trial ends here
+        if hasattr(callback, "check_pruned"):
+            callback.check_pruned()
     if keep and not distributed.secondary_process():  # every DDP process fits the same estimator: one saves it
         folder = spec.fold_state(fold).folder
         if hasattr(builders, "save"):

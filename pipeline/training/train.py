@@ -101,7 +101,8 @@ def train_seed(
                 tracker.set_tags(resumed="kept")
                 result = kept
             elif estimator:
-                result = fit_fold(spec, data, fold, keep=predict_test)  # a sweep's trials keep nothing
+                # a sweep's trials keep nothing; the boosted trees report to its pruner every few rounds
+                result = fit_fold(spec, data, fold, keep=predict_test, callbacks=callbacks(index) if callbacks else ())
             else:
                 result = train_fold(
                     spec,

@@ -20,7 +20,7 @@ from pipeline.training import distributed
 from pipeline.training.distributed import World
 from pipeline.training.spec import FoldSpec
 from pipeline.training.train import train_seed
-from pipeline.tuning.pruning import FoldSteps, Pruning
+from pipeline.tuning.pruning import FoldSteps, Pruning, fold_steps
 from pipeline.tuning.reclaim import record_worker
 from pipeline.tuning.space import SearchSpace
 
@@ -127,7 +127,7 @@ def _evaluate(
     """Train and score the trial's folds; `trial` is None on the processes that follow rank 0."""
     metric, comp = get_metric(cfg.competition.metric), cfg.competition
     number = trial.number if trial is not None else number
-    epochs = int(cfg.trainer.max_epochs)
+    epochs = fold_steps(cfg)  # a network's epochs, or a boosted model's rounds (reported every few)
     final = len(ctx.folds) * epochs - 1
     pruning = lambda k: [Pruning(FoldSteps(trial, k * epochs, final, reported) if trial is not None else None)]  # noqa: E731
     tracker = ctx.tracker

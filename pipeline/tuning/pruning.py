@@ -1,7 +1,9 @@
 """Pruning a trial from inside training, in one process or several (DDP).
 
 `Pruning` reports the validation score to the trial after each epoch and stops the fit when the
-pruner says so. Under DDP rank 0 alone talks to Optuna and broadcasts its decision, so every
+pruner says so; for the gradient-boosted trees, which train in one call, it reports every
+`gbdt.REPORT_EVERY` boosting rounds through the library's own per-iteration callback
+(`report_iteration`). Under DDP rank 0 alone talks to Optuna and broadcasts its decision, so every
 process stops at the same epoch; after `fit`, `check_pruned()` raises optuna.TrialPruned on each
 of them (raising inside `fit` would make Lightning kill the other processes). It needs nothing
 of the storage, so it works with SQLite, a database server or a journal file alike.
@@ -11,6 +13,15 @@ from __future__ import annotations
 
 import lightning.pytorch as L
 import optuna
+
+
+def fold_steps(cfg) -> int:
+    """Steps a fold can report to the pruner: its epochs, or an estimator family's most boosting rounds."""
+    from pipeline.models import family
+
+    if family(cfg.model.family).kind == "estimator":
+        return int(cfg.model.get("n_estimators") or 1)
+    return int(cfg.trainer.max_epochs)
 
 
 class FoldSteps:
@@ -54,7 +65,17 @@ class Pruning(L.Callback):
             self.pruned_at = trainer.current_epoch
             trainer.should_stop = True
 
+    def report_iteration(self, iteration: int, value: float) -> bool:
+        """A boosting round's validation value (an estimator family's fit, one process): whether to stop it."""
+        if self.steps is None:
+            return False
+        self.steps.report(value, iteration)
+        if self.steps.should_prune():
+            self.pruned_at = iteration
+            return True
+        return False
+
     def check_pruned(self) -> None:
         """Raise optuna.TrialPruned if the pruner stopped this fit (call after `fit`)."""
         if self.pruned_at is not None:
-            raise optuna.TrialPruned(f"Trial was pruned at epoch {self.pruned_at}.")
+            raise optuna.TrialPruned(f"Trial was pruned at step {self.pruned_at}.")

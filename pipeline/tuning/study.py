@@ -134,8 +134,11 @@ def make_pruner(cfg: DictConfig):
     p = cfg.tune.pruner
     if p.name == "median":
         # Early epochs under a one-cycle schedule rank trials poorly (the learning rate is still
-        # rising): every trial gets `warmup` of its first fold's epochs before it can be stopped.
-        warmup = round(p.warmup * cfg.trainer.max_epochs)
+        # rising): every trial gets `warmup` of its first fold's epochs (a boosted model's rounds) before it
+        # can be stopped.
+        from pipeline.tuning.pruning import fold_steps
+
+        warmup = round(p.warmup * fold_steps(cfg))
         return optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials, n_warmup_steps=warmup)
     if p.name == "hyperband":
         return optuna.pruners.HyperbandPruner(
