@@ -227,6 +227,16 @@ def test_the_ames_ensemble_predicts_new_rows_as_the_pipeline_did(ames, tmp_path)
     assert list(new.index) == list(shuffled["id"])
     np.testing.assert_allclose(new.to_numpy(), old.loc[shuffled["id"].str.removeprefix("new-")].to_numpy(), rtol=1e-9)
 
+    # the bundle, offline and outside the checkout: the same submission, with nothing else read
+    from test_predict import _forbidden, _rehearse
+
+    code, printed = podium(ames, "bundle", "competition=ames", "--out", str(tmp_path / "bundle"))
+    assert code == 0, printed
+    requirements = (tmp_path / "bundle" / "requirements.txt").read_text()
+    assert "lightgbm==" in requirements and "xgboost-cpu==" in requirements and "catboost" not in requirements
+    written = _rehearse(tmp_path / "bundle", tmp_path / "offline", ames / "data/ames/raw/test.csv", _forbidden(ames))
+    assert written.read_bytes() == submission.read_bytes()
+
     # a feature column missing: refused, naming the file and the column, nothing written
     test.drop(columns=["Gr_Liv_Area"]).to_csv(tmp_path / "short.csv", index=False)
     code, printed = podium(ames, "predict", "competition=ames", "--test", str(tmp_path / "short.csv"),
