@@ -165,6 +165,7 @@ def render_competition(root: Path, name: str, comp: dict | None = None) -> str:
 {f"      - data/{name}/private      # the held-out labels of the local leaderboard{chr(10)}" if demo or (root / "data" / name / "private").is_dir() else ""}\
       - pipeline/submit.py
       - pipeline/submission.py
+      - pipeline/data/target.py   # a transformed target back in the competition's units
     outs:
       - submissions/{name}/submission.csv
       - {out}/submission/config.yaml

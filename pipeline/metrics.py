@@ -113,6 +113,7 @@ def mae(y_true, y_pred):
 
 
 def r2(y_true, y_pred):
+    """Coefficient of determination (1 is perfect, 0 is the mean's score)."""
     from sklearn.metrics import r2_score
 
     return r2_score(y_true.astype(float), y_pred.reshape(y_true.shape))

@@ -471,6 +471,21 @@ CASES = [
         TABLE,
     ),
     # configuration: any command; `podium train` shown
+    Case(
+        "config",
+        "tabular: metric rmsle on a log1p target (the log taken twice)",
+        ["train", "competition.metric=rmsle"],
+        r"competition\.target\.transform is log1p and the metric rmsle takes log1p again.*use metric: rmse",
+        TABLE,
+    ),
+    Case(
+        "config",
+        "tabular: a network of the user's on a table",
+        ["train", "model=rescnn"],
+        r"model=rescnn \(network\) reads image and text inputs but competition=ames is a tabular competition\. "
+        r"Choose a tabular model: catboost, lightgbm, mlp, xgboost",
+        TABLE,
+    ),
     Case("config", "unknown key", ["train", "model.widht=64"], r"Could not override 'model\.widht'"),
     Case(
         "config",

@@ -83,6 +83,46 @@ def test_declared_missing_values_and_the_refusals_of_a_numeric_column(tmp_path):
 
 
 @pytest.mark.fast
+def test_a_numeric_column_writing_missing_as_a_word_is_not_made_a_category(tmp_path):
+    path = tmp_path / "train.csv"
+    frontage = table(
+        id=list("abcdefghij"), n=["60", "NA", "75", "NA", "80", "64", "NA", "90", "70", "68"], y=["1"] * 10
+    )
+    with pytest.raises(PodiumError, match=r"mostly numeric column 'n' holds text on 3 row\(s\), e\.g\. \['NA'\]"):
+        infer_schema(frontage, competition(), path)  # 70% numbers: House Prices' LotFrontage writes NA for missing
+    assert infer_schema(frontage, competition(missing=["", "NA"]), path).columns[0].kind == NUMERIC
+
+
+@pytest.mark.fast
+def test_a_category_of_numbers_and_text_takes_a_file_of_numbers_alone(tmp_path):
+    tickets = table(id=list("abc"), ticket=["A/5 21171", "113803", "PC 17599"], y=["1"] * 3)
+    schema = infer_schema(tickets, competition(), tmp_path / "train.csv")
+    assert typed(table(ticket=["113803"]), schema, tmp_path / "new.csv")["ticket"].cat.codes[0] == 0
+    words = infer_schema(table(id=list("ab"), street=["Pave", "Grvl"], y=["1"] * 2), competition(), tmp_path)
+    with pytest.raises(PodiumError, match=r"categorical column 'street' holds only numbers here"):
+        typed(table(street=["1", "2"]), words, tmp_path / "test.csv")
+
+
+@pytest.mark.fast
+def test_bundles_pin_the_distribution_that_installed_a_module():
+    from pipeline.inference.bundle import distribution_of
+
+    assert distribution_of("xgboost") == "xgboost-cpu"  # this machine's CPU wheel; xgboost on a GPU machine
+    assert distribution_of("efficientnet-lite-pytorch") == "efficientnet-lite-pytorch"  # a distribution's name
+
+
+def test_a_multiclass_fold_without_a_class_is_refused_before_the_library_fits(tmp_path):
+    from pipeline.models import EstimatorFold, family
+
+    rows = pd.DataFrame({"x": np.arange(8.0)})
+    fold = EstimatorFold("multiclass", rows, np.array([0, 2] * 4), 0, tmp_path, metric="accuracy", n_classes=3)
+    model = OmegaConf.create({"name": "lightgbm", "family": "lightgbm", "n_estimators": 5, "learning_rate": 0.1,
+                              "early_stopping_rounds": None, "params": {}})  # fmt: skip
+    with pytest.raises(PodiumError, match=r"a fold's training rows hold no row of class\(es\) \[1\]"):
+        family("lightgbm").builders().fit(model, fold)
+
+
+@pytest.mark.fast
 def test_schema_and_categories_survive_json_and_parquet(tmp_path):
     schema = infer_schema(TRAIN, competition(drop=["note"]), tmp_path / "train.csv")
     assert TableSchema.from_json(json.loads(json.dumps(schema.to_json()))) == schema
@@ -337,10 +377,10 @@ def test_podium_new_proposes_a_tabular_competitions_keys_from_its_files(tmp_path
 
 @pytest.mark.parametrize("name", ["lightgbm", "xgboost", "catboost"])
 def test_a_sweeps_pruner_hears_every_25_rounds_and_stops_the_fit(ames, name):
+    """The library's own per-iteration callback reports to the pruner; pruned at the second report, the fit stops."""
     from pipeline.models.gbdt import pruning_value
 
     assert pruning_value(0.1, "binary_error", "maximize") == -0.1 and pruning_value(0.9, "auc", "maximize") == 0.9
-    """The library's own per-iteration callback reports to the pruner; pruned at the second report, the fit stops."""
     from pipeline.config import compose
     from pipeline.data.prepared import read_prepared
     from pipeline.models import EstimatorFold, family

@@ -98,6 +98,12 @@ def check_choices(cfg: DictConfig) -> None:
     choice(comp.cv.scheme, schema.CV_SCHEMES, "competition.cv.scheme", where)
     choice(comp.submission.format, schema.SUBMISSION_FORMATS, "competition.submission.format", where)
     choice(comp.target.transform, schema.TARGET_TRANSFORMS, "competition.target.transform", where)
+    if comp.target.transform == "log1p" and "rmsle" in (comp.metric, *comp.report_metrics):
+        raise PodiumError(
+            f"Invalid configuration: competition.target.transform is log1p and the metric rmsle takes log1p again: "
+            f"every score would be of log(1 + log(1 + y)). RMSLE is RMSE on log1p: use metric: rmse with "
+            f"transform: log1p (scores in log space, as House Prices' metric), or rmsle with transform: none, in {where}."
+        )
     if comp.target.transform != "none" and comp.task != "regression":
         raise PodiumError(
             f"Invalid configuration: competition.target.transform is {comp.target.transform!r}, but only a "

@@ -262,7 +262,8 @@ def check_model_fits(cfg: DictConfig) -> None:
             if _family_of(p) in {f for f, fam in BUILT_IN.items() if fam.modality == comp.modality}
         )
         raise PodiumError(
-            f"Invalid configuration: model={cfg.model.name} ({cfg.model.family}) reads {wanted.modality} inputs but "
+            f"Invalid configuration: model={cfg.model.name} ({cfg.model.family}) reads "
+            f"{wanted.modality if wanted.modality != 'any' else 'image and text'} inputs but "
             f"competition={comp.name} is a {comp.modality} competition. Choose a {comp.modality} model: "
             f"{', '.join(fitting) or 'none defined under conf/model/'} (e.g. model={fitting[0] if fitting else '...'})."
         )

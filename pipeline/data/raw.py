@@ -165,6 +165,8 @@ def encode_target(train: pd.DataFrame, comp: DictConfig, path: Path) -> np.ndarr
 
         numbers = parse_numbers(values, path, column, "regression target")
         transform = target.of(comp)
+        if "rmsle" in (comp.metric, *comp.get("report_metrics", [])):  # its log1p needs values above -1
+            target.forward(numbers, "log1p", f"{path}: target column {column!r} (scored by rmsle)")
         return target.forward(numbers, transform, f"{path}: target column {column!r}").astype(np.float32)
     classes = list(comp.classes)
     unknown = sorted(set(values) - set(classes))

@@ -27,6 +27,7 @@ from pipeline.errors import PodiumError
 log = logging.getLogger(__name__)
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 MOSTLY_NUMERIC = 0.9  # a column this share numbers, the rest text, is a numeric column with stray strings
+FEW_TOKENS = 3  # ... and so is a column of numbers (half its cells at least) whose text is this few distinct values
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,10 @@ def infer_schema(train: pd.DataFrame, comp: DictConfig, path: Path) -> TableSche
                 f"add {name!r} to competition.features.drop."
             )
         declared_numeric = name in comp.features.numeric
-        stray = is_text.any() and 1 - is_text.sum() / (~is_missing).sum() >= MOSTLY_NUMERIC
+        numbers = 1 - is_text.sum() / (~is_missing).sum()
+        tokens = set(cells[is_text].str.strip())
+        # "NA", "None", "-": a numeric column's missing values written as text, not a column of categories
+        stray = is_text.any() and (numbers >= MOSTLY_NUMERIC or (numbers >= 0.5 and len(tokens) <= FEW_TOKENS))
         if is_text.any() and (declared_numeric or (stray and name not in comp.features.categorical)):
             raise PodiumError(
                 f"{path}: {'numeric' if declared_numeric else 'mostly numeric'} column {name!r} holds text on "
@@ -155,7 +159,7 @@ def typed(frame: pd.DataFrame, schema: TableSchema, path: Path, what: str = "row
             out[column.name] = values
             continue
         present = ~is_missing
-        if present.any() and not is_text.any() and any(_text_category(c) for c in column.categories):
+        if present.any() and not is_text.any() and all(_text_category(c) for c in column.categories):
             raise PodiumError(
                 f"{path}: categorical column {column.name!r} holds only numbers here (e.g. "
                 f"{cells[present].iloc[:3].tolist()}), but text categories in the training rows (e.g. "

@@ -22,8 +22,8 @@ def forward(values: np.ndarray, transform: str, where: str = "the target") -> np
         if bad.any():
             raise PodiumError(
                 f"{where} holds {int(bad.sum())} value(s) of -1 or less (e.g. {values[bad][:3].tolist()}), whose "
-                f"log1p is undefined: competition.target.transform=log1p needs values above -1. Fix those rows, or "
-                f"set competition.target.transform to none."
+                f"log1p is undefined: competition.target.transform=log1p and the rmsle metric need values above -1. "
+                f"Fix those rows, or choose another transform or metric in the competition's config."
             )
         return np.log1p(values)
     raise ValueError(f"unknown target transform {transform!r}")  # refused by config checks before this

@@ -148,7 +148,7 @@ def make_bundle(cfg, out: Path, wheels: bool = False) -> BundleResult:
         _check_bundleable(member.name, folder, model)
         copies += [folder / "config.yaml", folder / "fitted"]
         code_of.append(model)
-        packages.extend(family(model.family).packages)
+        packages.extend(distribution_of(p) for p in family(model.family).packages)
     copies += _project_code(code_of, root)
     pins = requirements([*PREDICT_STACK, *packages])
     _check_replaceable(Path(out))
@@ -366,6 +366,15 @@ def public_version(distribution: str) -> str:
     from importlib.metadata import version
 
     return version(distribution).split("+")[0]
+
+
+def distribution_of(package: str) -> str:
+    """The installed distribution providing the module `package` (xgboost: xgboost-cpu here, xgboost on a GPU
+    machine), else `package` itself, taken as a distribution's name."""
+    from importlib.metadata import packages_distributions
+
+    found = packages_distributions().get(package)
+    return found[0] if found else package
 
 
 def requirements(roots: list[str]) -> dict[str, str]:

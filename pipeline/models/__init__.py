@@ -58,13 +58,16 @@ class Family:
     at_least: Mapping[str, tuple[int, str]] = field(default_factory=dict)  # model key -> least value, and why
     choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # model key -> its valid values
     config_check: Callable[[Any, Any, str], None] | None = None  # (model, competition, where): other refusals
-    packages: tuple[str, ...] = ()  # distributions its builders import beyond Podium's own (a bundle's requirements)
+    # what its builders import beyond Podium's own (a bundle's requirements): a module, pinned as whichever
+    # distribution installed it here (xgboost: xgboost-cpu or xgboost), or a distribution's name
+    packages: tuple[str, ...] = ()
+    not_for: tuple[str, ...] = ()  # modality "any": the modalities it still does not read
 
     def builders(self) -> ModuleType:
         return import_module(self.module)
 
     def reads(self, modality: str) -> bool:
-        return self.modality in ("any", modality)
+        return self.modality in ("any", modality) and modality not in self.not_for
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class EstimatorFold:
     metric: str = ""  # the competition's metric (pipeline/metrics.py): what early stopping watches
     threads: int = 1  # CPU threads the fit may use (data.num_threads, else the cores available)
     accelerator: str = "cpu"  # cpu | gpu (trainer.accelerator): the libraries with a GPU mode use it
+    n_classes: int = 0  # classification: the competition's classes (a fold may lack some)
     # a sweep's pruning: (boosting round, validation value) -> whether to stop the fit now (None: no sweep)
     on_iteration: Callable[[int, float], bool] | None = None
 
@@ -176,7 +180,7 @@ BUILT_IN = {
                     "early_stopping_rounds": (1, "rounds without improvement before a fold stops; null: never"),
                 },
             )
-            for name, package in (("lightgbm", "lightgbm"), ("xgboost", "xgboost-cpu"), ("catboost", "catboost"))
+            for name, package in (("lightgbm", "lightgbm"), ("xgboost", "xgboost"), ("catboost", "catboost"))
         ),
         Family(
             "mlp",
@@ -187,7 +191,15 @@ BUILT_IN = {
             starter=True,
             at_least={"embedding_dim": (1, "numbers per category"), "dropout": (0, "")},
         ),
-        Family("network", "pipeline.models.network", "any", "network", schema.NetworkConfig, probe=True),
+        Family(  # images and texts; a table's network is the mlp family
+            "network",
+            "pipeline.models.network",
+            "any",
+            "network",
+            schema.NetworkConfig,
+            probe=True,
+            not_for=("tabular",),
+        ),
         Family("estimator", "pipeline.models.estimator", "any", "estimator", schema.EstimatorConfig),
     )
 }

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from pipeline.models import EstimatorFold
 from pipeline.models.gbdt import (
     Fitted,
+    check_classes,
     classes_of,
     fit_failed,
     native_metric,
@@ -60,6 +61,7 @@ def fit(model: DictConfig, fold: EstimatorFold) -> Fitted:
     """The fold's model, stopped early on its validation rows when `model.early_stopping_rounds` is set."""
     import catboost
 
+    check_classes(fold, model)
     given = params(model, RESERVED, f"conf/model/{model.name}.yaml")
     kind = catboost.CatBoostRegressor if fold.task == "regression" else catboost.CatBoostClassifier
     stopping = model.early_stopping_rounds if fold.valid_rows is not None else None

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline import io
 from pipeline.errors import PodiumError, first_line
+from pipeline.models import EstimatorFold
 
 SIDE_CAR = "gbdt.json"
 REPORT_EVERY = 25  # boosting rounds between a sweep's pruning reports (each is a write to the study's storage)
@@ -119,10 +120,25 @@ def params(model: DictConfig, reserved: tuple[str, ...], where: str) -> dict[str
 
 
 def fit_failed(library: str, model: DictConfig, exc: Exception) -> PodiumError:
+    """The library's refusal of a fit, as a PodiumError naming the model's config."""
     return PodiumError(
         f"{library} failed to fit model {model.name}: {type(exc).__name__}: {first_line(exc)}. Check model.params "
-        f"in conf/model/{model.name}.yaml against the {library} documentation."
+        f"in conf/model/{model.name}.yaml against the {library} documentation, and the fold's rows."
     )
+
+
+def check_classes(fold: EstimatorFold, model: DictConfig) -> None:
+    """Refuse a multi-class fold whose training rows lack a class: the libraries would fit fewer classes than the
+    competition's and fail, or shift the class columns, inside their own code."""
+    if fold.task != "multiclass" or not fold.n_classes:
+        return
+    absent = sorted(set(range(fold.n_classes)) - set(np.unique(fold.target).astype(int).tolist()))
+    if absent:
+        raise PodiumError(
+            f"Model {model.name}: a fold's training rows hold no row of class(es) {absent} (class indices in "
+            f"competition.classes), and a boosted model of {model.family} must see every class to predict it. Use "
+            f"fewer folds (competition.cv.n_splits) or a stratified cv.scheme, or drop the class."
+        )
 
 
 def save_sidecar(folder: Path, fitted: Fitted) -> None:
@@ -137,6 +153,7 @@ def save_sidecar(folder: Path, fitted: Fitted) -> None:
 
 
 def read_sidecar(folder: Path) -> dict[str, Any]:
+    """A fitted fold's gbdt.json (see `save_sidecar`)."""
     return json.loads((folder / SIDE_CAR).read_text())
 
 

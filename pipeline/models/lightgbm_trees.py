@@ -3,7 +3,9 @@
 Each fold fits `lightgbm.LGBMRegressor` / `LGBMClassifier` on the fold's typed feature table, stops
 early on its validation rows (pipeline/models/gbdt.py picks the metric) and is saved as LightGBM's
 own text model (`model.txt`: trees and the categories of each categorical column), loaded by
-`lightgbm.Booster`. Deterministic for a seed: `deterministic` and row-wise histograms.
+`lightgbm.Booster`. Deterministic for a seed: `deterministic` and row-wise histograms. It trains on
+the CPU under every trainer preset: its OpenCL GPU learner (`params: {device_type: gpu}`, where
+the build and the machine have OpenCL) grows other trees than the CPU's, so it is asked for by name.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from omegaconf import DictConfig
 from pipeline.models import EstimatorFold
 from pipeline.models.gbdt import (
     Fitted,
+    check_classes,
     classes_of,
     fit_failed,
     native_metric,
@@ -32,8 +35,6 @@ RESERVED = (
     "seed",
     "n_jobs",
     "num_threads",
-    "device_type",
-    "device",
     "n_estimators",
     "learning_rate",
     "metric",
@@ -44,6 +45,7 @@ def fit(model: DictConfig, fold: EstimatorFold) -> Fitted:
     """The fold's booster, stopped early on its validation rows when `model.early_stopping_rounds` is set."""
     import lightgbm
 
+    check_classes(fold, model)
     given = params(model, RESERVED, f"conf/model/{model.name}.yaml")
     kind = lightgbm.LGBMRegressor if fold.task == "regression" else lightgbm.LGBMClassifier
     estimator = kind(
@@ -53,7 +55,6 @@ def fit(model: DictConfig, fold: EstimatorFold) -> Fitted:
         n_jobs=fold.threads,
         deterministic=True,
         force_row_wise=True,  # with deterministic: the same trees for a seed, whatever the thread count
-        device_type="gpu" if fold.accelerator == "gpu" else "cpu",
         verbosity=-1,
         **given,
     )

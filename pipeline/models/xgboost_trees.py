@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from pipeline.models import EstimatorFold
 from pipeline.models.gbdt import (
     Fitted,
+    check_classes,
     classes_of,
     fit_failed,
     native_metric,
@@ -45,6 +46,7 @@ def fit(model: DictConfig, fold: EstimatorFold) -> Fitted:
     """The fold's booster, stopped early on its validation rows when `model.early_stopping_rounds` is set."""
     import xgboost
 
+    check_classes(fold, model)
     given = params(model, RESERVED, f"conf/model/{model.name}.yaml")
     kind = xgboost.XGBRegressor if fold.task == "regression" else xgboost.XGBClassifier
     stopping = model.early_stopping_rounds if fold.valid_rows is not None else None

@@ -226,6 +226,7 @@ def fit_fold(
             metric=spec.metric.name,
             threads=spec.model.get("threads") or spec.loading.num_threads or available_cores(),
             accelerator="gpu" if spec.trainer.get("accelerator") in ("gpu", "cuda") else "cpu",
+            n_classes=len(spec.classes),
             on_iteration=next((c.report_iteration for c in callbacks if hasattr(c, "report_iteration")), None),
         ),
     )
@@ -239,9 +240,8 @@ def fit_fold(
         else:
             targets = config_targets(OmegaConf.to_container(spec.model))
             save_estimator(folder, estimator, targets, spec.label(fold))
-    valid_pred, test_pred = (
-        estimator_predictions(estimator, rows, spec) for rows in (_take(train_rows, is_valid), test_rows)
-    )
+    valid_pred = estimator_predictions(estimator, _take(train_rows, is_valid), spec)
+    test_pred = estimator_predictions(estimator, test_rows, spec) if keep else None  # a sweep's trial needs none
     return FoldResult(valid_pred, test_pred, None)
 
 
