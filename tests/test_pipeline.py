@@ -253,7 +253,12 @@ def test_dvc_plots_show_renders_the_curves_and_the_plots(repo):
     shown = json.loads(out.stdout)
     assert not shown.get("errors"), shown["errors"]  # the key is there only when a plot failed
     curves = {k: v for k, v in shown["data"].items() if "validation score per epoch" in k}
-    assert len(curves) == 2 and all(v[0]["type"] == "vega" for v in curves.values())
+    # one chart per competition with a network trained by epochs (ames' mlp too); the trees have no curve
+    assert len(curves) == 3 and all(v[0]["type"] == "vega" for v in curves.values())
+    ames = curves[next(k for k in curves if "ames" in k)][0]["content"]["data"]["values"]
+    mlp_curve = (repo / "outputs/ames/models/mlp/plots/curves.csv").read_text().splitlines()[1:]
+    # a chart of one line carries no filename field: its rows are the mlp's curve, epoch by epoch
+    assert [row["epoch"] for row in ames] == [line.split(",")[0] for line in mlp_curve]
     lines = {
         row["filename"] for row in curves[next(k for k in curves if "animals" in k)][0]["content"]["data"]["values"]
     }
@@ -263,6 +268,7 @@ def test_dvc_plots_show_renders_the_curves_and_the_plots(repo):
         "outputs/animals/models/cnn/plots/confusion_matrix.png",
         "outputs/animals/ensemble/plots/member_correlation.png",
         "outputs/rotten-tomatoes/models/tfidf/plots/class_scores.png",
+        "outputs/ames/models/catboost/plots/residuals.png",
     ):
         assert any(k.endswith(path) for k in images), (path, sorted(shown))
     dvc(repo, "plots", "show", "-o", "dvc_plots")  # the page a person opens
