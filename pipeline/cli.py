@@ -25,9 +25,13 @@ def _compose(args):
 
 
 def cmd_prepare(args) -> None:
-    from pipeline.prepare import prepare
+    from pipeline.data.profile import profile_text
+    from pipeline.prepare import log_profile, prepare
 
-    result = prepare(_compose(args))
+    cfg = _compose(args)
+    result = prepare(cfg)
+    log_profile(cfg, result)
+    print(profile_text(result.profile))
     if result.features is not None:
         from pipeline.report import table
 

@@ -9,6 +9,7 @@ Writes into a prepared folder (the pipeline's `outputs/<competition>/prepared/` 
   test_features.parquet
   features.json       each feature's type and categories (pipeline/data/tabular.py)
   meta.json           row counts, class balance per fold, and the key `train` checks it against
+  profile.json        the data profile: classes, text lengths in words and tokens, image sizes (pipeline/data/profile.py)
   config.yaml         the resolved config used
 """
 
@@ -28,6 +29,7 @@ from pipeline import io
 from pipeline.data.folds import assign_folds
 from pipeline.data.identity import files_digest, prepared_digest
 from pipeline.data.prepared import PreparedData, read_prepared
+from pipeline.data.profile import class_summary, image_summary, length_summary, ratio, word_counts
 from pipeline.data.raw import load_raw
 from pipeline.data.tabular import describe
 from pipeline.errors import PodiumError
@@ -42,6 +44,7 @@ class PrepareResult:
     n_test: int
     n_folds: int
     features: list[list[str]] | None = None  # tabular: column, type, missing share, distinct values
+    profile: dict | None = None  # pipeline/data/profile.py: what the data hold, train beside test
 
 
 def prepare_key(cfg: DictConfig) -> str:
@@ -138,7 +141,7 @@ def prepare(cfg: DictConfig, folder: Path | None = None) -> PrepareResult:
     groups = train["group"].to_numpy() if "group" in train else None
     train["fold"] = assign_folds(train["target"].to_numpy(), groups, comp.cv, comp.task)
 
-    images = {}
+    images, seen = {}, {"train": [], "test": []}
     if comp.modality == "image":
         from pipeline.data.images import decode_images
 
@@ -151,6 +154,7 @@ def prepare(cfg: DictConfig, folder: Path | None = None) -> PrepareResult:
                 comp.files.image_suffix,
                 comp.image,
                 what=f"{split} images",
+                seen=seen[split],
             )
 
     meta = {
@@ -167,6 +171,8 @@ def prepare(cfg: DictConfig, folder: Path | None = None) -> PrepareResult:
         table = pd.crosstab(train["fold"], train["target"]).reindex(columns=range(len(comp.classes)), fill_value=0)
         meta["class_counts_per_fold"] = {str(k): v for k, v in zip(comp.classes, table.to_numpy().T.tolist())}
 
+    profile = data_profile(cfg, train, raw.test, seen)
+
     # Everything is validated and computed: now write, all or nothing.
     with io.staging_dir(folder) as tmp:
         io.write_parquet(tmp / "train.parquet", train)
@@ -178,6 +184,7 @@ def prepare(cfg: DictConfig, folder: Path | None = None) -> PrepareResult:
             io.write_parquet(tmp / "test_features.parquet", features.test)
             io.write_json(tmp / "features.json", features.schema.to_json())
         io.write_json(tmp / "meta.json", meta)
+        io.write_json(tmp / "profile.json", profile)
         io.write_config(tmp / "config.yaml", cfg)
     return PrepareResult(
         folder=folder,
@@ -185,7 +192,79 @@ def prepare(cfg: DictConfig, folder: Path | None = None) -> PrepareResult:
         n_test=len(raw.test),
         n_folds=comp.cv.n_splits,
         features=describe(features.train, features.schema) if features is not None else None,
+        profile=profile,
     )
+
+
+def data_profile(cfg: DictConfig, train: pd.DataFrame, test: pd.DataFrame, seen: dict[str, list]) -> dict:
+    """The data profile (pipeline/data/profile.py) of the prepared rows; `seen`: each split's image sizes and modes."""
+    comp = cfg.competition
+    profile: dict = {"competition": comp.name, "rows": {"train": len(train), "test": len(test)}}
+    target = train["target"].to_numpy()
+    if comp.task == "regression":
+        profile["target"] = {k: float(getattr(np, k)(target)) for k in ("mean", "std", "min", "max")}
+    else:
+        profile["classes"] = class_summary(class_counts(target, comp))
+    if comp.modality == "text":
+        column = comp.text.column
+        words = {
+            split: length_summary(word_counts(frame[column])) for split, frame in (("train", train), ("test", test))
+        }
+        profile["text"] = {
+            "words": words,
+            "tokens": _token_profiles(cfg, train[column].tolist(), test[column].tolist()),
+            "test_over_train": ratio(words["test"], words["train"]),
+        }
+    if seen["train"] or seen["test"]:
+        profile["images"] = {split: image_summary(found) for split, found in seen.items()}
+    return profile
+
+
+def _token_profiles(cfg: DictConfig, train_texts: list[str], test_texts: list[str]) -> dict:
+    """Text lengths in each text network's own tokens (the competition's models and the configured one), with the
+    share its max_length truncates (an `auto` one as the rule of pipeline/training/data_choices.py resolves it)."""
+    from pipeline.config.compose import compose
+    from pipeline.models import family
+    from pipeline.training.data_choices import auto_max_length, max_positions, token_lengths
+
+    comp, root, profiles = cfg.competition, io.root(cfg), {}
+    for name in dict.fromkeys([*comp.models, cfg.model.name]):
+        try:
+            model = (
+                cfg.model
+                if name == cfg.model.name
+                else compose([f"competition={comp.name}", f"model={name}"], root).model
+            )
+        except PodiumError as exc:  # the model's own stage reports it in full; prepare goes on without its tokens
+            log.warning("the data profile leaves out %s's token lengths: %s", name, str(exc).splitlines()[0])
+            continue
+        record = family(model.family)
+        if record.kind != "network" or not hasattr(record.builders(), "make_tokenizer"):
+            continue  # not a network reading tokens (TF-IDF counts n-grams of its own)
+        lengths = {"train": token_lengths(model, train_texts, root), "test": token_lengths(model, test_texts, root)}
+        limit = model.max_length
+        if limit == "auto":
+            limit = auto_max_length(lengths["train"], max_positions(model, root))
+        profiles[name] = {split: length_summary(found, limit) for split, found in lengths.items()}
+        if model.max_length == "auto":
+            for summary in profiles[name].values():
+                summary["max_length_auto"] = True
+    return profiles
+
+
+def log_profile(cfg: DictConfig, result: PrepareResult) -> None:
+    """The data profile to MLflow: a run of stage `prepare` with its figures as metrics and its files as artifacts."""
+    from pipeline.tracking import Tracker
+
+    profile, tracker = result.profile or {}, Tracker.of(cfg)
+    metrics = {f"rows_{split}": n for split, n in profile.get("rows", {}).items()}
+    if (profile.get("classes") or {}).get("imbalance_ratio") is not None:
+        metrics["imbalance_ratio"] = profile["classes"]["imbalance_ratio"]
+    for split, words in (profile.get("text") or {}).get("words", {}).items():
+        metrics.update({f"words_{split}_{q}": words[q] for q in ("p50", "p95") if q in words})
+    with tracker.run(f"prepare {cfg.competition.name}", stage="prepare"):
+        tracker.log_metrics(metrics)
+        tracker.log_artifacts([result.folder / "profile.json", result.folder / "meta.json"])
 
 
 def load_prepared(cfg: DictConfig, scratch: Path) -> PreparedData:

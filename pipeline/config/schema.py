@@ -21,6 +21,8 @@ ENSEMBLE_METHODS = ("auto", "mean", "rank_mean", "weighted", "hill_climb", "stac
 HILL_CLIMB_INITS = ("empty", "best", "random")
 ENSEMBLE_SEEDS = ("average", "separate")
 WEIGHTED_SOLVERS = ("Powell", "Nelder-Mead", "SLSQP")
+CLASS_WEIGHTS = ("auto", "none", "balanced")  # model.class_weights of the network families
+TRUNCATIONS = ("head", "tail", "head_tail")  # model.truncation of the text networks
 TTA_MERGES = ("mean", "geometric_mean", "max")
 PRUNERS = ("median", "hyperband", "none")
 SAMPLERS = ("tpe", "random")
@@ -118,7 +120,17 @@ class ModelBase:
 
 
 @dataclass
-class CNNConfig(ModelBase):
+class NetworkBase(ModelBase):
+    """A network trained by Lightning (every family but the estimators)."""
+
+    # none | balanced (loss weights n / (k x count) from the fold's training rows) | auto (balanced where the
+    # metric averages over classes and the imbalance ratio is above 3; pipeline/training/data_choices.py)
+    class_weights: str = "auto"
+    chosen_from_data: list[str] = field(default_factory=list)  # keys an `auto` was resolved for (set by the stage)
+
+
+@dataclass
+class CNNConfig(NetworkBase):
     width: int = 32
     depth: int = 3
     convs_per_block: int = 2
@@ -126,15 +138,18 @@ class CNNConfig(ModelBase):
 
 
 @dataclass
-class EfficientNetConfig(ModelBase):
+class EfficientNetConfig(NetworkBase):
     pretrained: bool = True
     input_size: int = 32
     bn_momentum: float = 0.1
 
 
 @dataclass
-class TextModelBase(ModelBase):
-    max_length: int = 128
+class TextModelBase(NetworkBase):
+    max_length: Any = "auto"  # tokens kept per text, or auto: the 95th percentile of the training texts' lengths
+    truncation: str = (
+        "head"  # which tokens a longer text keeps: head | tail | head_tail (a quarter head, the rest tail)
+    )
     bucket_by_length: bool = True
 
 
@@ -189,7 +204,7 @@ class EstimatorConfig(ModelBase):
 
 
 @dataclass
-class MLPConfig(ModelBase):
+class MLPConfig(NetworkBase):
     """A Lightning multilayer perceptron over a table's features (pipeline/models/mlp.py)."""
 
     hidden: list[int] = field(default_factory=lambda: [256, 128])  # units of each hidden layer

@@ -10,6 +10,8 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from pipeline.config.checks import choice, out_of_range
+from pipeline.config.schema import CLASS_WEIGHTS, TRUNCATIONS
+from pipeline.errors import PodiumError
 
 # EfficientNet-Lite0 halves its input five times (stride-2 stages) with padding fixed for its native
 # 224 pixels: measured, 32 pixels a side is the least it accepts (31 fails inside torch's conv2d).
@@ -23,13 +25,35 @@ def check_family_keys(cfg: DictConfig) -> None:
 
     model, where = cfg.model, f"conf/model/{cfg.model.name}.yaml"
     record = family(model.family)
+    if "max_length" in model and not (model.max_length == "auto" or type(model.max_length) is int):
+        out_of_range("model.max_length", model.max_length, "a whole number of tokens, or auto", where)
     for key, (least, why) in record.at_least.items():
-        if model[key] is not None and model[key] < least:  # None: the key's "off" (early stopping)
+        if model[key] is not None and model[key] != "auto" and model[key] < least:  # None: the key's "off"
             out_of_range(f"model.{key}", model[key], f"at least {least}" + (f" ({why})" if why else ""), where)
     for key, valid in record.choices.items():
         choice(model[key], valid, f"model.{key}", where)
+    _check_data_choices(model, cfg.competition, where)
     if record.config_check is not None:
         record.config_check(model, cfg.competition, where)
+
+
+def _check_data_choices(model: DictConfig, comp: DictConfig, where: str) -> None:
+    """class_weights and truncation: one of their values, and balanced weights only where there are classes."""
+    if "class_weights" in model:
+        choice(model.class_weights, CLASS_WEIGHTS, "model.class_weights", where)
+        if model.class_weights == "balanced" and comp.task == "regression":
+            raise PodiumError(
+                f"Invalid configuration: model.class_weights=balanced in {where}, but {comp.name} is a regression: "
+                f"there are no classes to weigh. Set model.class_weights=none (or auto, which picks none)."
+            )
+        if model.class_weights == "balanced" and model.get("loss"):
+            raise PodiumError(
+                f"Invalid configuration: model.class_weights=balanced in {where} beside the user's loss "
+                f"model.loss ({model.loss.get('_target_')}): Podium weighs its own loss only. Pass the weights to "
+                f"your loss (e.g. torch.nn.CrossEntropyLoss's weight) and set model.class_weights=none."
+            )
+    if "truncation" in model:
+        choice(model.truncation, TRUNCATIONS, "model.truncation", where)
 
 
 def check_sizes(cfg: DictConfig) -> None:

@@ -50,8 +50,18 @@ _TO_RGB = {"RGBX", "CMYK", "YCbCr", "HSV", "LAB"}
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
 
 
-def decode_images(ids: Sequence[str], folder: Path, suffix: str, image: DictConfig, what: str = "images") -> np.ndarray:
-    """Read `<folder>/<id><suffix>` for each id, as grey or RGB, at the configured size (resized if `image.resize`)."""
+def decode_images(
+    ids: Sequence[str],
+    folder: Path,
+    suffix: str,
+    image: DictConfig,
+    what: str = "images",
+    seen: list[tuple[int, int, str]] | None = None,
+) -> np.ndarray:
+    """Read `<folder>/<id><suffix>` for each id, as grey or RGB, at the configured size (resized if `image.resize`).
+
+    `seen`, if given, receives each file's (width, height, Pillow mode) as found (the data profile's).
+    """
     if not folder.is_dir():
         raise PodiumError(
             f"Image folder {folder} does not exist. Put one image per id there, named <id>{suffix}, "
@@ -72,16 +82,26 @@ def decode_images(ids: Sequence[str], folder: Path, suffix: str, image: DictConf
     big = _BigImages()
     with progress.bar(f"decoding {what}", total=len(paths)) as decoding, big:
         for n, path in enumerate(paths):
-            _decode_into(out, n, path, mode, size, image, big)
+            _decode_into(out, n, path, mode, size, image, big, seen)
             decoding.advance()
     big.report(what)
     return out
 
 
 def _decode_into(
-    out: np.ndarray, n: int, path: Path, mode: str, size: tuple[int, int], image: DictConfig, big: _BigImages
+    out: np.ndarray,
+    n: int,
+    path: Path,
+    mode: str,
+    size: tuple[int, int],
+    image: DictConfig,
+    big: _BigImages,
+    seen: list | None = None,
 ) -> None:
-    img = _to_mode(_read(path, big), mode, path)
+    img = _read(path, big)
+    if seen is not None:
+        seen.append((img.width, img.height, img.mode))
+    img = _to_mode(img, mode, path)
     if img.size != size and image.resize:
         from PIL import Image
 

@@ -173,7 +173,8 @@ class FittedModel:
 
             dataset = TableDataset(*family(spec.model.family).builders().table_tensors(rows.table, self.schema))
         elif tokenizer is not None:
-            ids, offsets = tokenize(rows.texts, tokenizer, spec.model.max_length, self.cache)
+            cut = spec.model.get("truncation", "head")  # a model saved before truncation was a key: head
+            ids, offsets = tokenize(rows.texts, tokenizer, spec.model.max_length, self.cache, cut)
             dataset = TokenDataset(ids, offsets, np.arange(len(rows)))
             collate = PadCollator(tokenizer.pad_token_id)
         else:

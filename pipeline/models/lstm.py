@@ -34,9 +34,9 @@ def make_tokenizer(cfg: DictConfig, texts: list[str], root=None):
     vocab = {PAD: 0, UNK: 1, **{word: i + 2 for i, word in enumerate(words)}}
     backend = Tokenizer(WordLevel(vocab, unk_token=UNK))
     backend.normalizer, backend.pre_tokenizer = normalizer, splitter
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token=PAD, unk_token=UNK, model_max_length=cfg.max_length
-    )
+    # max_length "auto" is resolved from lengths this tokenizer counts (pipeline/training/data_choices.py)
+    limit = {"model_max_length": cfg.max_length} if isinstance(cfg.max_length, int) else {}
+    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token=PAD, unk_token=UNK, **limit)
 
 
 class LSTMClassifier(nn.Module):

@@ -65,7 +65,7 @@ def _hub_errors(name: str, where: str):
 
 
 def _check_max_length(cfg: DictConfig, limit: int | None) -> None:
-    if limit and cfg.max_length > limit:
+    if limit and isinstance(cfg.max_length, int) and cfg.max_length > limit:
         raise PodiumError(
             f"model.max_length={cfg.max_length} exceeds what {cfg.pretrained} can read ({limit} tokens, its "
             f"max_position_embeddings). Set model.max_length={limit} or less."
@@ -79,6 +79,19 @@ def check(cfg: DictConfig, task: str, root: Path | None) -> None:
     if config_file.is_file():  # a local folder; a hub name is checked once it is loaded
         config = {**json.loads(config_file.read_text()), **OmegaConf.to_container(cfg.config_overrides)}
         _check_max_length(cfg, config.get("max_position_embeddings"))
+
+
+def max_positions(cfg: DictConfig, root: Path | None = None) -> int | None:
+    """The most tokens the model reads (its max_position_embeddings, as `model.config_overrides` leave it)."""
+    from transformers import AutoConfig
+
+    with _hub_errors(cfg.pretrained, "config"):
+        config = AutoConfig.from_pretrained(
+            resolve_pretrained(cfg.pretrained, root),
+            trust_remote_code=cfg.trust_remote_code,
+            **OmegaConf.to_container(cfg.config_overrides),
+        )
+    return getattr(config, "max_position_embeddings", None)
 
 
 def make_tokenizer(cfg: DictConfig, texts: list[str], root: Path | None = None):

@@ -27,6 +27,7 @@ from pipeline.training import distributed
 from pipeline.training.augment import build_augment
 from pipeline.training.callbacks import EpochLines, EpochLogger, FiniteLoss, Reseed
 from pipeline.training.checkpoints import AtomicCheckpointIO, FoldResult
+from pipeline.training.data_choices import balanced_weights
 from pipeline.training.distributed import World, gather_rows
 from pipeline.training.inputs import FoldInputs, fold_inputs
 from pipeline.training.module import CompetitionModule, UndefinedScore
@@ -67,7 +68,7 @@ def train_fold(
         log.info("%s: resuming at epoch %d from %s", label, resume_at, state.last)
         restore_history(state.history(before_epoch=resume_at), history, tracker)  # the epochs already trained
     inputs = fold_inputs(spec, data, is_valid)
-    module = build_module(spec, inputs)
+    module = build_module(spec, inputs, data.train["target"].to_numpy()[~is_valid])
     try:
         trainer.fit(
             module,
@@ -158,8 +159,19 @@ def build_trainer(
     return trainer, checkpoint
 
 
-def build_module(spec: FoldSpec, inputs: FoldInputs) -> CompetitionModule:
-    """The LightningModule around the fold's network: loss, metric, optimizer, augmentation, TTA."""
+def build_module(spec: FoldSpec, inputs: FoldInputs, train_target: np.ndarray | None = None) -> CompetitionModule:
+    """The LightningModule around the fold's network: loss, metric, optimizer, augmentation, TTA.
+
+    `train_target`, the fold's training rows' targets, sets the loss weights of model.class_weights=balanced.
+    """
+    weighting = spec.model.get("class_weights", "none")
+    if weighting == "auto":
+        raise RuntimeError("model.class_weights=auto reached a fold unresolved: the stage calls choose_from_data")
+    weights = None
+    if weighting == "balanced":
+        if train_target is None:
+            raise RuntimeError("model.class_weights=balanced needs the fold's training targets")
+        weights = balanced_weights(train_target, len(spec.classes))
     return CompetitionModule(
         inputs.net,
         spec.model,
@@ -169,6 +181,7 @@ def build_module(spec: FoldSpec, inputs: FoldInputs) -> CompetitionModule:
         build_tta(spec.tta, spec.modality, spec.task),
         channels_last=spec.channels_last,
         compile=spec.compile,
+        class_weights=weights,
     )
 
 

@@ -85,8 +85,9 @@ def fold_inputs(spec: FoldSpec, data: PreparedData, is_valid: np.ndarray) -> Fol
         train_texts, test_texts = data.train[spec.text_column].tolist(), data.test[spec.text_column].tolist()
         fitted_on = [t for t, v in zip(train_texts, is_valid) if not v]
         tokenizer = builders.make_tokenizer(model, fitted_on, spec.root)
-        train_ids, train_offsets = tokenize(train_texts, tokenizer, model.max_length, spec.cache)
-        test_ids, test_offsets = tokenize(test_texts, tokenizer, model.max_length, spec.cache)
+        cut = model.get("truncation", "head")
+        train_ids, train_offsets = tokenize(train_texts, tokenizer, model.max_length, spec.cache, cut)
+        test_ids, test_offsets = tokenize(test_texts, tokenizer, model.max_length, spec.cache, cut)
         rows = np.arange(len(train_texts))
         return FoldInputs(
             net=builders.build_text(model, tokenizer, spec.n_logits, spec.root),

@@ -43,6 +43,7 @@ class CompetitionModule(L.LightningModule):
         tta: TTA | None = None,
         channels_last: bool = False,
         compile: bool = False,
+        class_weights: np.ndarray | None = None,
     ):
         super().__init__()
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
@@ -60,6 +61,10 @@ class CompetitionModule(L.LightningModule):
         self._loss_rows = 0
         # model.loss: the user's loss (any callable(logits, target) by `_target_`), else the task's own
         self.custom_loss = build_loss(OmegaConf.to_container(model_cfg.loss)) if model_cfg.get("loss") else None
+        # model.class_weights=balanced: each class's loss weight (None: unweighted); a buffer, so it moves with the
+        # module to the device, but not persistent: checkpoints and saved weights stay as they were
+        weights = torch.as_tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
+        self.register_buffer("class_weights", weights, persistent=False)
 
     def forward(self, inputs, augment: bool = False, view: View | None = None) -> torch.Tensor:
         if isinstance(inputs, dict) and "numeric" in inputs:  # a table's rows
@@ -81,8 +86,13 @@ class CompetitionModule(L.LightningModule):
         if self.task == "regression":
             return F.mse_loss(logits.float().squeeze(1), target.float())
         if self.task == "binary":
-            return F.binary_cross_entropy_with_logits(logits.float().squeeze(1), target.float())
-        return F.cross_entropy(logits.float(), target.long())
+            if self.class_weights is None:
+                return F.binary_cross_entropy_with_logits(logits.float().squeeze(1), target.float())
+            # weighted mean over the batch, as cross_entropy's `weight` gives for the multi-class case
+            rows = self.class_weights[target.long()]
+            losses = F.binary_cross_entropy_with_logits(logits.float().squeeze(1), target.float(), reduction="none")
+            return (losses * rows).sum() / rows.sum()
+        return F.cross_entropy(logits.float(), target.long(), weight=self.class_weights)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Model outputs as predictions: class probabilities, or the value for regression."""

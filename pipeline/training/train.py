@@ -37,6 +37,7 @@ from pipeline.predictions import Predictions, file_hashes
 from pipeline.provenance import provenance
 from pipeline.tracking import Tracker
 from pipeline.training import distributed
+from pipeline.training.data_choices import DataChoices, choose_from_data
 from pipeline.training.fold import fit_fold, restore_history, train_fold, undefined_score
 from pipeline.training.module import build_loss, check_loss
 from pipeline.training.probe import probe_network
@@ -206,6 +207,7 @@ def train(cfg: DictConfig) -> TrainResult | None:
     out = io.out_dir(cfg)
     tracker = Tracker.of(cfg, enabled=world.is_main)
     data = distributed.load_data(cfg, out / "prepared", world)
+    choices = choose_from_data(cfg, data, say=log.info if world.is_main else log.debug)  # model.* auto, resolved
     spec = FoldSpec.of(cfg)  # what every fold reads, once
     probe_network(spec, data)  # the user's network: its output checked before any fold trains
     n_folds = int(data.train["fold"].max()) + 1
@@ -228,7 +230,9 @@ def train(cfg: DictConfig) -> TrainResult | None:
                 "seconds": time.perf_counter() - seed_started,
             }
         result = (
-            _write_outputs(cfg, spec, data, per_seed, history, tracker, out, run_id, started) if world.is_main else None
+            _write_outputs(cfg, spec, data, per_seed, history, tracker, out, run_id, started, choices)
+            if world.is_main
+            else None
         )
     if world.is_main and spec.kind == "network":
         for seed in seeds:  # complete: nothing left to resume; the next run of this config trains afresh
@@ -247,6 +251,7 @@ def _write_outputs(
     out: Path,
     run_id: str | None,
     started: float,
+    choices: DataChoices,
 ) -> TrainResult:
     """Predictions, scores, history, plots, config and provenance of a finished training, to files and MLflow."""
     comp, metric = cfg.competition, get_metric(cfg.competition.metric)
@@ -297,6 +302,7 @@ def _write_outputs(
             "best_epochs": best_epochs,
             "seconds": round(seconds, 1),
             "files": file_hashes(files),
+            "chosen_from_data": {k: {"value": v, "why": choices.reasons[k]} for k, v in choices.made.items()},
         }
         io.write_csv(tmp / "history.csv", pd.DataFrame(history))
         plots = [

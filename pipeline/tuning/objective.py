@@ -17,6 +17,7 @@ from pipeline.errors import PodiumError
 from pipeline.metrics import get_metric, score_predictions
 from pipeline.tracking import Tracker
 from pipeline.training import distributed
+from pipeline.training.data_choices import choose_from_data
 from pipeline.training.distributed import World
 from pipeline.training.spec import FoldSpec
 from pipeline.training.train import train_seed
@@ -131,6 +132,7 @@ def _evaluate(
     final = len(ctx.folds) * epochs - 1
     pruning = lambda k: [Pruning(FoldSteps(trial, k * epochs, final, reported) if trial is not None else None)]  # noqa: E731
     tracker = ctx.tracker
+    choose_from_data(cfg, ctx.data, say=log.debug)  # the trial's model.* auto, as the stage chose them
     oof, _, fold_scores, _ = train_seed(
         FoldSpec.of(cfg),
         ctx.data,

@@ -35,6 +35,7 @@ from pipeline.errors import PodiumError
 from pipeline.prepare import load_prepared
 from pipeline.tracking import Tracker
 from pipeline.training import distributed
+from pipeline.training.data_choices import choose_from_data
 from pipeline.training.probe import probe_network
 from pipeline.training.spec import FoldSpec, trainer_flags
 from pipeline.training.train import preflight
@@ -100,6 +101,7 @@ def tune(overrides: Sequence[str] = (), root: Path | None = None, workers: int |
         follow_study(root, plan, world)
         return None
     data = load_prepared(cfg, scratch=scratch_dir(cfg, plan) / "prepared")  # once, before workers start reading it
+    choose_from_data(cfg, data)  # said once here; each trial resolves its own config the same way, quietly
     probe_network(FoldSpec.of(cfg), data)  # the user's network: checked on one batch before the study opens
     study = open_study(cfg, plan)
     _enqueue(study, cfg, plan)
