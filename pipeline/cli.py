@@ -183,7 +183,13 @@ def cmd_config(args) -> None:
 
     from pipeline.io import portable_config
 
-    shown = OmegaConf.to_container(portable_config(_compose(args)))
+    cfg = _compose(args)
+    said = []
+    if args.estimate:  # the model's auto keys resolved and the training time estimated, from the prepared data
+        from pipeline.training.estimate import estimate_config
+
+        said = estimate_config(cfg)
+    shown = OmegaConf.to_container(portable_config(cfg))
     # Only what this competition's modality reads: a text competition has no images to augment.
     unread = {"text": (("augment",), ("tta",), ("competition", "image")), "image": (("competition", "text"),)}
     for path in unread.get(shown["competition"]["modality"], ()):
@@ -192,6 +198,8 @@ def cmd_config(args) -> None:
             parent = parent[key]
         parent.pop(path[-1], None)
     print(OmegaConf.to_yaml(OmegaConf.create(shown)), end="")
+    for line in said:  # as comments: the output stays a config file
+        print(f"# {line}")
 
 
 def cmd_leaderboard(args) -> None:
@@ -366,6 +374,13 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "bundle":
             p.add_argument("--out", type=Path, help="the folder to write (default: bundles/<name>)")
             p.add_argument("--wheels", action="store_true", help="add a wheelhouse of the pinned packages (pip wheel)")
+        if name == "config":
+            p.add_argument(
+                "--estimate",
+                action="store_true",
+                help="resolve the model's auto keys from the prepared data and print the training time expected "
+                "(a few timed batches; train.budget_minutes applies)",
+            )
         if name == "leaderboard":
             p.add_argument("--out", type=Path, help="also write the table as Markdown to this file")
         if name == "tune":

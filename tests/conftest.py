@@ -117,10 +117,11 @@ def project(tmp_path, animals_data) -> Path:
 
 
 def config_maker(root: Path, *base: str):
-    """compose(overrides) for the project at `root`, tracking into its own SQLite file."""
+    """compose(overrides) for the project at `root`, tracking into its own SQLite file, with no training-time
+    estimate (seconds each; tests/test_data_choices.py tests it)."""
 
     def make(*overrides: str):
-        return compose(["tracking.uri=sqlite:///mlflow.db", *base, *overrides], root=root)
+        return compose(["tracking.uri=sqlite:///mlflow.db", "train.estimate=false", *base, *overrides], root=root)
 
     return make
 

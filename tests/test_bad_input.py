@@ -572,6 +572,33 @@ CASES = [
     ),
     Case(
         "config",
+        "max_length neither a number nor auto",
+        ["train", "model=lstm", "model.max_length=long"],
+        r"model\.max_length=long is out of range; it must be a whole number of tokens, or auto\. Fix it in conf/model/lstm\.yaml",
+        TEXT,
+    ),
+    Case(
+        "config",
+        "an unknown truncation strategy",
+        ["train", "model=transformer", "model.truncation=middle"],
+        r"model\.truncation is 'middle'; valid values are head, tail, head_tail\. Fix it in conf/model/transformer\.yaml",
+        TEXT,
+    ),
+    Case(
+        "config",
+        "class weights on a regression",
+        ["train", "model=mlp", "model.class_weights=balanced"],
+        r"model\.class_weights=balanced in conf/model/mlp\.yaml, but ames is a regression: there are no classes",
+        TABLE,
+    ),
+    Case(
+        "config",
+        "balanced class weights beside the user's own loss",
+        ["train", "model=rescnn", "model.class_weights=balanced"],
+        r"model\.class_weights=balanced in conf/model/rescnn\.yaml beside the user's loss .*CrossEntropyLoss.*model\.class_weights=none",
+    ),
+    Case(
+        "config",
         "a competition file whose name: is another competition's",
         ["train"],
         r"conf/competition/animals\.yaml says `name: mimg`, but a competition's name must equal its file name .*Set `name: animals`",

@@ -245,6 +245,8 @@ class TrainConfig:
     resume: bool = True  # continue an interrupted run of the same config from its checkpoints
     compile: bool = False  # torch.compile the network
     channels_last: bool = False  # image models: NHWC memory layout
+    estimate: bool = True  # networks: time a few batches and print the training time expected, before training
+    budget_minutes: float | None = None  # networks: lower max_length, then epochs, until the estimate fits
 
 
 @dataclass

@@ -21,9 +21,9 @@ ROOT_SECTIONS = {"seed": False, "train": True, "data": False, "paths": False}  #
 # Config groups a training reads whole, each from conf/<group>/<choice>.yaml.
 GROUPS = ("model", "trainer", "augment", "tta")
 IMAGE_ONLY_GROUPS = ("augment", "tta")
-# Keys of `train` that never change what a fold trains: whether to resume, and which seeds run
-# (each seed has its own checkpoint folder).
-UNKEYED_TRAIN = ("resume", "seeds", "tuned", "tuned_from")
+# Keys of `train` that never change what a fold trains: whether to resume, which seeds run (each
+# seed has its own checkpoint folder), the estimate, and the budget (what it changes is in `model`).
+UNKEYED_TRAIN = ("resume", "seeds", "tuned", "tuned_from", "estimate", "budget_minutes")
 # Keys of the competition file a training does not read: the ensemble's members, the submission's
 # format and the raw files (`prepare` reads those; its output, a dependency of every training,
 # covers them). Its `overrides:` and `seeds:` act through the sections above.

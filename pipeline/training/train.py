@@ -209,6 +209,17 @@ def train(cfg: DictConfig) -> TrainResult | None:
     data = distributed.load_data(cfg, out / "prepared", world)
     choices = choose_from_data(cfg, data, say=log.info if world.is_main else log.debug)  # model.* auto, resolved
     spec = FoldSpec.of(cfg)  # what every fold reads, once
+    if _estimates(cfg, spec, world):
+        from pipeline.training.estimate import describe, estimate_cost, fit_budget
+
+        cost = estimate_cost(spec, data, len(seeds))
+        log.info(describe(cfg.model.name, cost))
+        if cfg.train.budget_minutes is not None:
+            changed = fit_budget(cfg, cost, cfg.train.budget_minutes)
+            if changed:
+                spec = FoldSpec.of(cfg)  # the budget's max_length and epochs
+                choices.made.update(changed)
+                choices.reasons.update({k: f"train.budget_minutes={cfg.train.budget_minutes:g}" for k in changed})
     probe_network(spec, data)  # the user's network: its output checked before any fold trains
     n_folds = int(data.train["fold"].max()) + 1
     with (
@@ -239,6 +250,17 @@ def train(cfg: DictConfig) -> TrainResult | None:
             for fold in range(n_folds):
                 spec.with_seed(seed).fold_state(fold).finish()
     return result
+
+
+def _estimates(cfg: DictConfig, spec: FoldSpec, world: distributed.World) -> bool:
+    """Whether this run times a few batches first: a network, with train.estimate or a budget, in one process."""
+    if cfg.train.budget_minutes is not None and world.size > 1:
+        raise PodiumError(
+            f"train.budget_minutes={cfg.train.budget_minutes:g} with {world.size} training processes: the estimate "
+            f"the budget is held to times one process. Drop train.budget_minutes, or fit the budget with one "
+            f"process first and pass the max_length and epochs it prints."
+        )
+    return spec.kind == "network" and world.size == 1 and (cfg.train.estimate or cfg.train.budget_minutes is not None)
 
 
 def _write_outputs(
