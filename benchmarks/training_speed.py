@@ -221,6 +221,7 @@ def measure_family(
 
     from pipeline.config import compose
     from pipeline.prepare import load_prepared
+    from pipeline.training.data_choices import choose_from_data
     from pipeline.training.inputs import fold_inputs
     from pipeline.training.spec import FoldSpec
     from pipeline.training.train import preflight
@@ -250,6 +251,7 @@ def measure_family(
         preflight(cfg)
         torch.use_deterministic_algorithms(bool(cfg.trainer.deterministic))  # as Lightning sets it for both sides
         data = load_prepared(cfg, scratch=scratch / f"prepared-{competition}")
+        choose_from_data(cfg, data)  # model.max_length and class_weights auto, as `podium train` resolves them
         inputs = fold_inputs(FoldSpec.of(cfg), data, data.train["fold"].to_numpy() == 0)
         initial = copy.deepcopy(inputs.net)
         batch = cfg.model.batch_size

@@ -199,7 +199,7 @@ def test_the_budget_lowers_max_length_then_epochs_and_says_so():
     )
     changes = fit_budget(cfg, cost, cost.seconds(32, 3) / 60, say=said.append)
     assert changes == {"max_length": 32, "max_epochs": 3} and cfg.trainer.max_epochs == 3
-    assert set(cfg.model.chosen_from_data) == {"max_length", "max_epochs"}
+    assert cfg.model.fitted_to_budget == ["max_epochs", "max_length"]
     fit_budget(cfg, _cost(), 0.001, say=said.append)
     assert "still over the budget" in said[-1], said[-1]
 

@@ -222,6 +222,7 @@ def test_compiled_channels_last_network_computes_what_the_plain_one_does(make_cf
     import torch
 
     from pipeline.prepare import load_prepared
+    from pipeline.training.data_choices import choose_from_data
     from pipeline.training.fold import build_module
     from pipeline.training.inputs import fold_inputs
     from pipeline.training.spec import FoldSpec
@@ -241,8 +242,10 @@ def test_compiled_channels_last_network_computes_what_the_plain_one_does(make_cf
     assert all(k.startswith("net.") and "_orig_mod" not in k for k in weights), "the plain network's names"
 
     data = load_prepared(fast_cfg, scratch=result.out_dir / "prepared")
-    inputs = fold_inputs(FoldSpec.of(fast_cfg), data, data.train["fold"].to_numpy() == 0)
     plain_cfg = make_cfg("trainer=smoke", "trainer.precision=32-true", "tracking=none")
+    for cfg in (fast_cfg, plain_cfg):
+        choose_from_data(cfg, data)  # class_weights auto, as the stage resolves it
+    inputs = fold_inputs(FoldSpec.of(fast_cfg), data, data.train["fold"].to_numpy() == 0)
     plain = build_module(FoldSpec.of(plain_cfg), dataclasses.replace(inputs, net=copy.deepcopy(inputs.net))).eval()
     fast = build_module(FoldSpec.of(fast_cfg), inputs).eval()
     images = torch.from_numpy(data.test_images[:64].copy())

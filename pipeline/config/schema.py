@@ -127,6 +127,7 @@ class NetworkBase(ModelBase):
     # metric averages over classes and the imbalance ratio is above 3; pipeline/training/data_choices.py)
     class_weights: str = "auto"
     chosen_from_data: list[str] = field(default_factory=list)  # keys an `auto` was resolved for (set by the stage)
+    fitted_to_budget: list[str] = field(default_factory=list)  # keys train.budget_minutes lowered (set by the stage)
 
 
 @dataclass

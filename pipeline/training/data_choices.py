@@ -10,7 +10,9 @@ The rules, one place (the README's "Defaults fitted to the data" and the model f
 
 `choose_from_data` writes the chosen values into the config the stage trains with, and lists the
 keys under `model.chosen_from_data`: the saved config.yaml holds numbers, so a rerun of it is exact,
-and an explicit value in the model's file or on the command line is never replaced.
+and an explicit value in the model's file or on the command line is never replaced. A fold's resume
+key reads those keys as `auto` (pipeline/training/reads.py): the same config on the same data
+resolves them the same way, so the config before resolution finds the folds of the one after.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ def choose_from_data(cfg: DictConfig, data: PreparedData, say: Callable = log.in
     train_texts = data.train[comp.text.column].tolist() if comp.modality == "text" else None
     if model.get("class_weights") == AUTO:
         choices.made["class_weights"], choices.reasons["class_weights"] = choose_class_weights(model, comp, target)
-    if model.get("max_length") == AUTO:
+    if model.get("max_length") == AUTO and comp.modality == "text":  # a user's network on images reads no tokens
         lengths = token_lengths(model, train_texts or [], io.root(cfg))
         limit = max_positions(model, io.root(cfg))
         value = auto_max_length(lengths, limit)

@@ -174,7 +174,9 @@ def fit_budget(cfg: DictConfig, cost: Cost, budget_minutes: float, say: Callable
     with open_dict(cfg.model):
         for key, value in changes.items():
             cfg.model[key] = value
-        cfg.model.chosen_from_data = sorted(set(cfg.model.get("chosen_from_data") or []) | set(changes))
+        # not `auto` any more, and not what the config says: a resume key keeps these values (reads.py)
+        cfg.model.chosen_from_data = [k for k in cfg.model.get("chosen_from_data") or [] if k not in changes]
+        cfg.model.fitted_to_budget = sorted(changes)
     if "max_epochs" in changes:
         cfg.trainer.max_epochs = epochs
     after = cost.seconds(length, epochs)

@@ -53,5 +53,10 @@ def resume_key(cfg: DictConfig) -> str:
         **{k: plain.get(k) for k, keyed in ROOT_SECTIONS.items() if keyed},
     }
     keyed["train"] = {k: v for k, v in (keyed["train"] or {}).items() if k not in UNKEYED_TRAIN}
+    model = keyed.get("model") or {}
+    # keys an `auto` was resolved for count as `auto`: the same config on the same data resolves them alike
+    # (pipeline/training/data_choices.py), and the fold's saved state is checked against the data's identity
+    for key in model.pop("chosen_from_data", None) or []:
+        model[key] = "auto"
     text = OmegaConf.to_yaml(OmegaConf.create(keyed))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
