@@ -39,6 +39,7 @@ def test_explore_shows_balance_inputs_and_folds(competition, smoke_results, text
     root = smoke_results.root if competition == "animals" else text_project
     text, images, stderr = run_notebook("explore", root, competition)
     assert f"{competition}: " in text and "training rows" in text and "folds: " in text
+    assert "data profile of" in text and "imbalance ratio" in text, "the profile cell"
     assert images == 3, "class balance, the inputs (images or text lengths), fold shares"
     assert not stderr, stderr
     if competition == "rotten-tomatoes":
