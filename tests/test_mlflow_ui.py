@@ -79,10 +79,13 @@ def test_mlflow_ui_shows_models_nested_folds_ensemble_and_a_runs_metrics_and_plo
     client = mlflow.MlflowClient(f"sqlite:///{smoke_results.root / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("animals").experiment_id
     train_run = client.search_runs([experiment], "tags.stage = 'train' and tags.model = 'cnn_wide'")[0].info.run_id
+    (prepare_run,) = client.search_runs([experiment], "tags.stage = 'prepare'")  # the data profile, logged once
+    assert prepare_run.data.metrics["rows_train"] == 400 and prepare_run.data.metrics["imbalance_ratio"] >= 1
+    assert {a.path for a in client.list_artifacts(prepare_run.info.run_id)} == {"profile.json", "meta.json"}
 
     # The experiment's runs, in the "Model training" view (MLflow 3 opens on its GenAI view otherwise).
     page.goto(f"{ui}/#/experiments/{experiment}/runs?workflowType=machine_learning")
-    for name in ("cnn", "cnn_wide", "ensemble", "submission"):
+    for name in ("prepare animals", "cnn", "cnn_wide", "ensemble", "submission"):
         page.get_by_role("link", name=name, exact=True).first.wait_for(timeout=60_000)
     assert page.get_by_text("cnn_wide fold 0", exact=True).count() == 0  # folds are nested, shown on demand
     expanders = page.locator("button[data-component-id*='runnamecellrenderer']")  # the +/- beside a parent run
@@ -91,7 +94,7 @@ def test_mlflow_ui_shows_models_nested_folds_ensemble_and_a_runs_metrics_and_plo
         expanders.nth(k).click()
     for name in ("cnn fold 0", "cnn fold 1", "cnn_wide fold 0", "cnn_wide fold 1"):
         page.get_by_role("link", name=name, exact=True).wait_for(timeout=30_000)
-    assert page.get_by_text("8 matching runs").count() == 1  # 2 models + ensemble + submission, and 4 folds
+    assert page.get_by_text("9 matching runs").count() == 1  # prepare, 2 models, ensemble, submission, 4 folds
     shoot(page, "experiment")
 
     # A training run's page: its parameters and CV metrics ...
