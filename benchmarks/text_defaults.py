@@ -62,6 +62,8 @@ def leaderboard(cfg, result_dir: Path, project: Path) -> float:
 
 def run(project: Path, competition: str, model: str, setting: str, args) -> str:
     """One training: its row of the table."""
+    from omegaconf import OmegaConf
+
     from pipeline.config import compose
     from pipeline.prepare import load_prepared
     from pipeline.training.data_choices import choose_from_data, token_lengths
@@ -90,7 +92,15 @@ def run(project: Path, competition: str, model: str, setting: str, args) -> str:
         cut = float((lengths > length).mean())
         cost = estimate_cost(FoldSpec.of(cfg), data, 1)
         if args.budget:
-            fit_budget(cfg, cost, args.budget, say=print)
+            fit_budget(
+                cfg,
+                cost,
+                args.budget,
+                say=print,
+                retime=lambda n: estimate_cost(
+                    FoldSpec.of(OmegaConf.merge(cfg, {"model": {"max_length": n}})), data, 1
+                ),
+            )
             length = cfg.model.max_length
             cut = float((lengths > length).mean())
             cost = estimate_cost(FoldSpec.of(cfg), data, 1)

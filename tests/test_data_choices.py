@@ -315,3 +315,21 @@ def test_train_prints_its_estimate_and_keeps_to_a_budget(make_text_cfg, caplog):
     history = pd.read_csv(result.out_dir / "history.csv")
     assert history["epoch"].max() == 0, "one epoch trained per fold"
     assert OmegaConf.load(result.out_dir / "config.yaml").trainer.max_epochs == 1
+
+
+@pytest.mark.fast
+def test_the_budget_times_shorter_lengths_again_where_it_can():
+    """A Transformer's time per token falls with the length: scaling 512-token batches down over-cuts; retimed
+    estimates find the longest length that fits."""
+
+    def timed(length: int) -> Cost:  # cost per token proportional to the length (attention's quadratic term)
+        return _cost(per_unit=1e-3 * length / 64, length=length)
+
+    cfg = OmegaConf.create({"model": {"name": "t", "max_length": 128, "max_epochs": 10}, "trainer": {"max_epochs": 10}})
+    budget = timed(96).seconds() / 60 + 1e-6
+    scaled = fit_budget(OmegaConf.create(OmegaConf.to_container(cfg)), timed(128), budget, say=lambda line: None)
+    probed: list[int] = []
+    retimed = fit_budget(cfg, timed(128), budget, say=lambda line: None, retime=lambda n: probed.append(n) or timed(n))
+    assert scaled["max_length"] < 96, "scaling the 128-token time down over-cuts"
+    assert retimed == {"max_length": 96} and cfg.model.max_length == 96
+    assert len(probed) <= 4, probed  # bisection over 32..128 in steps of 8

@@ -36,13 +36,14 @@ def load_snippets() -> pd.DataFrame:
     return snippets.rename(columns={"category": "label", "movie_name": "movie"})[["text", "movie", "label"]]
 
 
-def as_documents(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per movie: its snippets joined in order, labelled by their majority label (a tie: fresh)."""
+def as_documents(rows: pd.DataFrame, first_id: int = 0) -> pd.DataFrame:
+    """One row per movie: its snippets joined in order, labelled by their majority label (a tie: fresh);
+    ids numbered from `first_id` (the test movies' follow the training movies')."""
     grouped = rows.groupby("movie", sort=False)
     fresh_share = grouped["label"].apply(lambda labels: (labels == "fresh").mean())
     documents = pd.DataFrame(
         {
-            "id": [f"movie{i:04d}" for i in range(grouped.ngroups)],
+            "id": [f"movie{first_id + i:04d}" for i in range(grouped.ngroups)],
             "text": grouped["text"].apply(" ".join).to_numpy(),
             "movie": fresh_share.index.to_numpy(),
             "label": np.where(fresh_share.to_numpy() >= 0.5, "fresh", "rotten"),
@@ -62,7 +63,8 @@ def build(out: Path, test_fraction: float = 0.2, documents: bool = False) -> Non
     train, test = rows.iloc[np.sort(train_idx)], rows.iloc[np.sort(test_idx)]
     assert not set(train["movie"]) & set(test["movie"]), "a movie on both sides would leak"
     if documents:
-        train, test = as_documents(train), as_documents(test)
+        train = as_documents(train)
+        test = as_documents(test, first_id=len(train))
 
     raw, private = out / "raw", out / "private"
     tmp = out.with_name(f".{out.name}.building")

@@ -154,18 +154,41 @@ def minutes(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def fit_budget(cfg: DictConfig, cost: Cost, budget_minutes: float, say: Callable = log.info) -> dict[str, int]:
+def fit_budget(
+    cfg: DictConfig,
+    cost: Cost,
+    budget_minutes: float,
+    say: Callable = log.info,
+    retime: Callable[[int], Cost] | None = None,
+) -> dict[str, int]:
     """Lower model.max_length (text; multiples of 8, down to 32), then the epochs, until the estimate fits
-    `budget_minutes`; set them in `cfg` and return what changed ({} where it already fits)."""
+    `budget_minutes`; set them in `cfg` and return what changed ({} where it already fits).
+
+    `retime(max_length)` times batches again at another max_length: a Transformer's cost per token
+    falls with the length (attention is quadratic), so scaling the time of 512-token batches down
+    would lower max_length much further than the budget needs. With it, the longest fitting length is
+    found by bisection on timed estimates; without it, by scaling `cost`.
+    """
     budget = budget_minutes * 60
     if cost.seconds() <= budget:
         return {}
-    length, epochs = cost.max_length, cost.epochs
+    length, epochs, timed = cost.max_length, cost.epochs, cost
     if length is not None:
         least = min(length, LEAST_BUDGET_LENGTH)
-        candidates = range(length - length % 8 if length % 8 else length, least - 1, -8)
-        length = next((n for n in candidates if cost.seconds(n) <= budget), least)
-    epochs = next((e for e in range(epochs, 0, -1) if cost.seconds(length, e) <= budget), 1)
+        candidates = list(range(length - length % 8 if length % 8 else length, least - 1, -8))[::-1]  # ascending
+        if retime is None:
+            length = next((n for n in candidates[::-1] if cost.seconds(n) <= budget), least)
+        else:
+            low, high, fitting = 0, len(candidates) - 1, None  # the longest candidate whose timed estimate fits
+            while low <= high:
+                middle = (low + high) // 2
+                probe = retime(candidates[middle])
+                if probe.seconds() <= budget:
+                    fitting, low = (candidates[middle], probe), middle + 1
+                else:
+                    high = middle - 1
+            length, timed = fitting or (least, retime(least))
+    epochs = next((e for e in range(epochs, 0, -1) if timed.seconds(length, e) <= budget), 1)
     changes = {}
     if length != cost.max_length:
         changes["max_length"] = length
@@ -179,7 +202,7 @@ def fit_budget(cfg: DictConfig, cost: Cost, budget_minutes: float, say: Callable
         cfg.model.fitted_to_budget = sorted(changes)
     if "max_epochs" in changes:
         cfg.trainer.max_epochs = epochs
-    after = cost.seconds(length, epochs)
+    after = timed.seconds(length, epochs)
     before = {"max_length": cost.max_length, "max_epochs": cost.epochs}
     said = ", ".join(f"model.{k} {before[k]} -> {v}" for k, v in changes.items())
     say(
@@ -212,5 +235,8 @@ def estimate_config(cfg: DictConfig) -> list[str]:
         cost = estimate_cost(spec, data, seeds)
         said.append(describe(cfg.model.name, cost))
         if cfg.train.budget_minutes is not None:
-            fit_budget(cfg, cost, cfg.train.budget_minutes, say=said.append)
+            timed_at = lambda length: estimate_cost(  # noqa: E731 - the same spec at another max_length
+                FoldSpec.of(OmegaConf.merge(cfg, {"model": {"max_length": length}})), data, seeds
+            )
+            fit_budget(cfg, cost, cfg.train.budget_minutes, say=said.append, retime=timed_at)
     return said

@@ -215,7 +215,10 @@ def train(cfg: DictConfig) -> TrainResult | None:
         cost = estimate_cost(spec, data, len(seeds))
         log.info(describe(cfg.model.name, cost))
         if cfg.train.budget_minutes is not None:
-            changed = fit_budget(cfg, cost, cfg.train.budget_minutes)
+            timed_at = lambda length: estimate_cost(  # noqa: E731 - the same spec at another max_length
+                FoldSpec.of(OmegaConf.merge(cfg, {"model": {"max_length": length}})), data, len(seeds)
+            )
+            changed = fit_budget(cfg, cost, cfg.train.budget_minutes, retime=timed_at)
             if changed:
                 spec = FoldSpec.of(cfg)  # the budget's max_length and epochs
                 choices.made.update(changed)
