@@ -62,12 +62,10 @@ def leaderboard(cfg, result_dir: Path, project: Path) -> float:
 
 def run(project: Path, competition: str, model: str, setting: str, args) -> str:
     """One training: its row of the table."""
-    from omegaconf import OmegaConf
-
     from pipeline.config import compose
     from pipeline.prepare import load_prepared
     from pipeline.training.data_choices import choose_from_data, token_lengths
-    from pipeline.training.estimate import estimate_cost, fit_budget
+    from pipeline.training.estimate import estimate_cost, fit_budget, timer
     from pipeline.training.spec import FoldSpec
     from pipeline.training.train import train
 
@@ -97,9 +95,7 @@ def run(project: Path, competition: str, model: str, setting: str, args) -> str:
                 cost,
                 args.budget,
                 say=print,
-                retime=lambda n: estimate_cost(
-                    FoldSpec.of(OmegaConf.merge(cfg, {"model": {"max_length": n}})), data, 1
-                ),
+                retime=timer(cfg, data, 1),
             )
             length = cfg.model.max_length
             cut = float((lengths > length).mean())

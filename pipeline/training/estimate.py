@@ -133,6 +133,13 @@ class _BatchClock(L.Callback):
         return (self.ends[-1] - self.ends[0]) / sum(self.units[1:])
 
 
+def timer(cfg: DictConfig, data: PreparedData, seeds: int) -> Callable[[int], Cost]:
+    """`fit_budget`'s `retime`: the configured training's cost timed again at another max_length."""
+    return lambda length: estimate_cost(
+        FoldSpec.of(OmegaConf.merge(cfg, {"model": {"max_length": length}})), data, seeds
+    )
+
+
 def describe(name: str, cost: Cost) -> str:
     """One line: the estimate, what it is made of, and (text) what a shorter max_length would cost."""
     what = f"{cost.folds} folds x {cost.epochs} epochs" + (f" x {cost.seeds} seeds" if cost.seeds > 1 else "")
@@ -235,8 +242,5 @@ def estimate_config(cfg: DictConfig) -> list[str]:
         cost = estimate_cost(spec, data, seeds)
         said.append(describe(cfg.model.name, cost))
         if cfg.train.budget_minutes is not None:
-            timed_at = lambda length: estimate_cost(  # noqa: E731 - the same spec at another max_length
-                FoldSpec.of(OmegaConf.merge(cfg, {"model": {"max_length": length}})), data, seeds
-            )
-            fit_budget(cfg, cost, cfg.train.budget_minutes, say=said.append, retime=timed_at)
+            fit_budget(cfg, cost, cfg.train.budget_minutes, say=said.append, retime=timer(cfg, data, seeds))
     return said

@@ -210,15 +210,12 @@ def train(cfg: DictConfig) -> TrainResult | None:
     choices = choose_from_data(cfg, data, say=log.info if world.is_main else log.debug)  # model.* auto, resolved
     spec = FoldSpec.of(cfg)  # what every fold reads, once
     if _estimates(cfg, spec, world):
-        from pipeline.training.estimate import describe, estimate_cost, fit_budget
+        from pipeline.training.estimate import describe, estimate_cost, fit_budget, timer
 
         cost = estimate_cost(spec, data, len(seeds))
         log.info(describe(cfg.model.name, cost))
         if cfg.train.budget_minutes is not None:
-            timed_at = lambda length: estimate_cost(  # noqa: E731 - the same spec at another max_length
-                FoldSpec.of(OmegaConf.merge(cfg, {"model": {"max_length": length}})), data, len(seeds)
-            )
-            changed = fit_budget(cfg, cost, cfg.train.budget_minutes, retime=timed_at)
+            changed = fit_budget(cfg, cost, cfg.train.budget_minutes, retime=timer(cfg, data, len(seeds)))
             if changed:
                 spec = FoldSpec.of(cfg)  # the budget's max_length and epochs
                 choices.made.update(changed)
