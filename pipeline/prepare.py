@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +69,7 @@ def prepare_key(cfg: DictConfig) -> str:
             / f"{hashlib.sha256(str(images).encode()).hexdigest()[:16]}.json"
         )
         parts["images"] = files_digest(files, cache)
+        parts["image_memory_gb"] = cfg.data.image_memory_gb  # picks competition.image.store: auto's path
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -141,32 +143,26 @@ def prepare(cfg: DictConfig, folder: Path | None = None) -> PrepareResult:
     groups = train["group"].to_numpy() if "group" in train else None
     train["fold"] = assign_folds(train["target"].to_numpy(), groups, comp.cv, comp.task)
 
-    images, seen = {}, {"train": [], "test": []}
+    images, seen, stored = {}, {"train": [], "test": []}, None
     if comp.modality == "image":
-        from pipeline.data.images import decode_images
-
-        image_folder = raw.folder / comp.files.images
-        for split, frame in (("train", train), ("test", raw.test)):
-            log.info("decoding %d %s images from %s", len(frame), split, image_folder)
-            images[split] = decode_images(
-                frame[comp.id_column].tolist(),
-                image_folder,
-                comp.files.image_suffix,
-                comp.image,
-                what=f"{split} images",
-                seen=seen[split],
-            )
+        images, stored = read_images(cfg, raw.folder / comp.files.images, folder, train, raw.test, seen)
 
     meta = {
         "key": prepare_key(cfg),
         "data": prepared_digest(
-            train, raw.test, images, *((features.train, features.test) if features is not None else ())
+            train,
+            raw.test,
+            images,
+            *((features.train, features.test) if features is not None else ()),
+            files=_streamed_files(cfg, stored),
         ),  # what fold results are computed from
         "n_train": len(train),
         "n_test": len(raw.test),
         "n_folds": comp.cv.n_splits,
         "rows_per_fold": train["fold"].value_counts().sort_index().tolist(),
     }
+    if stored is not None:
+        meta["images"] = stored
     if comp.task != "regression":
         table = pd.crosstab(train["fold"], train["target"]).reindex(columns=range(len(comp.classes)), fill_value=0)
         meta["class_counts_per_fold"] = {str(k): v for k, v in zip(comp.classes, table.to_numpy().T.tolist())}
@@ -194,6 +190,47 @@ def prepare(cfg: DictConfig, folder: Path | None = None) -> PrepareResult:
         features=describe(features.train, features.schema) if features is not None else None,
         profile=profile,
     )
+
+
+def read_images(
+    cfg: DictConfig, source: Path, folder: Path, train: pd.DataFrame, test: pd.DataFrame, seen: dict[str, list]
+) -> tuple[dict[str, np.ndarray], dict]:
+    """The images by the chosen path (pipeline/data/image_store.py): `cache` decodes them into arrays; `stream`
+    checks each file (and fills the disk cache) and keeps where they are. Returns the arrays and meta.json's record."""
+    from pipeline.data.image_store import check_files, choose_store, image_reader
+    from pipeline.data.images import decode_images, image_paths
+
+    comp = cfg.competition
+    store, why = choose_store(comp.image, cfg.data, len(train) + len(test))
+    log.info("images: %s (%s)", store, why)
+    images = {}
+    for split, frame in (("train", train), ("test", test)):
+        ids = frame[comp.id_column].tolist()
+        if store == "cache":
+            log.info("decoding %d %s images from %s", len(frame), split, source)
+            images[split] = decode_images(
+                ids, source, comp.files.image_suffix, comp.image, what=f"{split} images", seen=seen[split]
+            )
+        else:
+            reader = image_reader(comp.image, cfg.data, io.root(cfg) / cfg.paths.cache)
+            paths = image_paths(ids, source, comp.files.image_suffix)
+            check_files(paths, reader, f"{split} images", seen[split])
+    stored = {"store": store, "why": why}
+    if store == "stream":
+        stored |= {
+            "folder": os.path.relpath(source.resolve(), folder.resolve()),
+            "suffix": comp.files.image_suffix,
+            "id_column": comp.id_column,
+        }
+    return images, stored
+
+
+def _streamed_files(cfg: DictConfig, stored: dict | None) -> str | None:
+    """What streamed images add to the prepared data's identity: the files' content and how they are read."""
+    if not stored or stored["store"] != "stream":
+        return None
+    image = OmegaConf.to_container(cfg.competition.image, resolve=True)
+    return json.dumps({"files": prepare_key(cfg), "image": image}, sort_keys=True)
 
 
 def data_profile(cfg: DictConfig, train: pd.DataFrame, test: pd.DataFrame, seen: dict[str, list]) -> dict:

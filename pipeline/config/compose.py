@@ -267,6 +267,13 @@ def check_model_fits(cfg: DictConfig) -> None:
             f"competition={comp.name} is a {comp.modality} competition. Choose a {comp.modality} model: "
             f"{', '.join(fitting) or 'none defined under conf/model/'} (e.g. model={fitting[0] if fitting else '...'})."
         )
+    if comp.modality == "image" and wanted.kind == "estimator" and comp.image.store == "stream":
+        raise PodiumError(
+            f"Invalid configuration: model={cfg.model.name} ({cfg.model.family}) fits on every image's pixels in "
+            f"memory at once, but competition.image.store=stream keeps the images of {comp.name} in their files. "
+            f"Train a network on them, or set competition.image.store=cache (with a competition.image size whose "
+            f"decoded images fit in memory)."
+        )
 
 
 def _family_of(model_file: Path) -> str | None:

@@ -51,7 +51,9 @@ class ImageConfig:
     height: int = 28
     width: int = 28
     channels: int = 1
-    resize: bool = False  # resize images of another size (false: refuse them, naming the file)
+    resize: bool = False  # bring images of another size to height x width (false: refuse them, naming the file)
+    fit: str = "resize"  # how: resize | center_crop | letterbox (pipeline/data/image_fit.py)
+    store: str = "auto"  # cache | stream | auto: cache if the decoded images fit data.image_memory_gb
 
 
 @dataclass
@@ -229,7 +231,8 @@ class BoostingConfig(ModelBase):
 
 @dataclass
 class AugmentConfig:
-    transforms: list[dict[str, Any]] = field(default_factory=list)
+    transforms: list[dict[str, Any]] = field(default_factory=list)  # kornia, on whole batches
+    items: list[dict[str, Any]] = field(default_factory=list)  # albumentations, on each image in the workers
 
 
 @dataclass
@@ -347,6 +350,8 @@ class DataConfig:
     pin_memory: bool | None = None  # None: on when training on a GPU
     persistent_workers: bool = True
     num_threads: int | None = None  # torch's CPU threads per training process; None: its share of the cores
+    image_memory_gb: float | None = None  # competition.image.store=auto: the decoded images' budget; None: RAM / 4
+    image_cache_side: int | None = 512  # streamed images: the disk cache's longest side; None: no disk cache
 
 
 @dataclass

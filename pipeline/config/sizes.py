@@ -87,6 +87,29 @@ def check_sizes(cfg: DictConfig) -> None:
                 "1 (grey) or 3 (RGB)",
                 f"conf/competition/{comp.name}.yaml",
             )
+        _check_image_store(cfg)
+
+
+def _check_image_store(cfg: DictConfig) -> None:
+    """The image data path's settings: a known fit and store, a disk cache no smaller than the network's input."""
+    from pipeline.data.image_fit import FITS
+    from pipeline.data.image_store import STORES
+
+    image, where = cfg.competition.image, f"conf/competition/{cfg.competition.name}.yaml"
+    choice(image.fit, FITS, "competition.image.fit", where)
+    choice(image.store, STORES, "competition.image.store", where)
+    side, needed = cfg.data.image_cache_side, max(image.height, image.width)
+    if side is not None and side < needed:
+        out_of_range(
+            "data.image_cache_side",
+            side,
+            f"at least the network's input side, {needed} (competition.image), or null for no disk cache",
+            "conf/config.yaml",
+        )
+    if cfg.data.image_memory_gb is not None and cfg.data.image_memory_gb <= 0:
+        out_of_range(
+            "data.image_memory_gb", cfg.data.image_memory_gb, "more than 0, or null for RAM / 4", "conf/config.yaml"
+        )
 
 
 def _check_trainer(trainer: DictConfig) -> None:

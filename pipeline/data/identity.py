@@ -74,8 +74,10 @@ def prepared_digest(
     images: dict[str, np.ndarray],
     train_features: pd.DataFrame | None = None,
     test_features: pd.DataFrame | None = None,
+    files: str | None = None,
 ) -> str:
-    """One hash of the prepared tables (column names, order and values), decoded image arrays and feature tables."""
+    """One hash of the prepared tables (column names, order and values), decoded image arrays and feature tables,
+    and `files`: what streamed images are (their content's digest and how they are read), None for the rest."""
     digest = hashlib.sha256()
     tables = [("train", train), ("test", test)]
     if train_features is not None and test_features is not None:  # absent: the digest of image and text data as before
@@ -87,4 +89,6 @@ def prepared_digest(
         array = np.ascontiguousarray(images[split])
         digest.update(f"{split}\0{array.shape}\0{array.dtype}\0".encode())
         digest.update(memoryview(array).cast("B"))
+    if files is not None:
+        digest.update(f"files\0{files}".encode())
     return digest.hexdigest()[:16]

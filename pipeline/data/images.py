@@ -18,7 +18,9 @@ file format or Pillow mode:
    colour already is the composite).
 5. Grey and colour meet last, through Pillow: RGB -> grey is ITU-R 601 luma
    (L = R*299/1000 + G*587/1000 + B*114/1000), grey -> RGB copies the grey value to all three.
-6. Resizing (when `image.resize`) comes after, on the 8-bit image, with BILINEAR.
+6. Bringing the image to the configured size (when `image.resize`) comes after, on the 8-bit image, by
+   `image.fit` (pipeline/data/image_fit.py). Large JPEGs are decoded at a reduced scale that still
+   covers that size (libjpeg's DCT scaling), much faster than a whole decode.
 
 An 8-bit grey or RGB image already in the wanted mode goes straight through (no copy), so the
 common case costs what it always did and decodes byte for byte as before.
@@ -26,7 +28,7 @@ common case costs what it always did and decodes byte for byte as before.
 Files Pillow refuses become a PodiumError naming the file: empty files, files that are not
 images, corrupt ones, and decompression bombs (more than 2 x PIL.Image.MAX_IMAGE_PIXELS pixels,
 Pillow's DecompressionBombError). Between 1x and 2x that limit Pillow only warns; those images are
-decoded, and the per-image warnings are replaced by one log line at the end (see `_BigImages`).
+decoded, and the per-image warnings are replaced by one log line at the end (see `BigImages`).
 """
 
 from __future__ import annotations
@@ -50,17 +52,12 @@ _TO_RGB = {"RGBX", "CMYK", "YCbCr", "HSV", "LAB"}
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
 
 
-def decode_images(
-    ids: Sequence[str],
-    folder: Path,
-    suffix: str,
-    image: DictConfig,
-    what: str = "images",
-    seen: list[tuple[int, int, str]] | None = None,
-) -> np.ndarray:
-    """Read `<folder>/<id><suffix>` for each id, as grey or RGB, at the configured size (resized if `image.resize`).
+def image_paths(ids: Sequence[str], folder: Path, suffix: str) -> list[Path]:
+    """`<folder>/<id><suffix>` for each id, each checked to exist and to lie inside `folder`.
 
-    `seen`, if given, receives each file's (width, height, Pillow mode) as found (the data profile's).
+    A symlink is followed only to a file inside the image folder (resolved), so an id cannot make
+    Podium read a file elsewhere on the machine into a model, a cache or a bundle; the image folder
+    itself may be a symlink.
     """
     if not folder.is_dir():
         raise PodiumError(
@@ -74,58 +71,104 @@ def decode_images(
             f"{len(missing)} image(s) missing from {folder}, e.g. {missing[:5]}. Each id in train.csv "
             f"and test.csv needs an image named <id>{suffix}."
         )
+    inside = folder.resolve()
+    outside = [p for p in paths if p.is_symlink() and not p.resolve().is_relative_to(inside)]
+    if outside:
+        raise PodiumError(
+            f"{len(outside)} image(s) in {folder} are symlinks to files outside it, e.g. {outside[0].name} -> "
+            f"{outside[0].resolve()}. Podium reads images only from inside the image folder: copy the file "
+            f"into {folder} in place of the link, or remove its row."
+        )
+    return paths
+
+
+def image_mode(image: DictConfig) -> str:
+    """The Pillow mode `competition.image.channels` asks for: L (1) or RGB (3)."""
     mode = {1: "L", 3: "RGB"}.get(image.channels)
     if mode is None:
         raise PodiumError(f"competition.image.channels must be 1 or 3 (got {image.channels}).")
-    size = (image.width, image.height)
+    return mode
+
+
+def decode_images(
+    ids: Sequence[str],
+    folder: Path,
+    suffix: str,
+    image: DictConfig,
+    what: str = "images",
+    seen: list[tuple[int, int, str]] | None = None,
+) -> np.ndarray:
+    """Read `<folder>/<id><suffix>` for each id, as grey or RGB, at the configured size (brought to it
+    by `image.fit` when `image.resize`; pipeline/data/image_fit.py).
+
+    `seen`, if given, receives each file's (width, height, Pillow mode) as found (the data profile's).
+    """
+    paths = image_paths(ids, folder, suffix)
+    mode = image_mode(image)
     out = np.empty((len(paths), image.channels, image.height, image.width), dtype=np.uint8)
-    big = _BigImages()
+    big = BigImages()
     with progress.bar(f"decoding {what}", total=len(paths)) as decoding, big:
         for n, path in enumerate(paths):
-            _decode_into(out, n, path, mode, size, image, big, seen)
+            out[n] = channels_first(
+                fit_to(read_image(path, mode, big, seen, draft=(image.width, image.height)), path, image)
+            )
             decoding.advance()
     big.report(what)
     return out
 
 
-def _decode_into(
-    out: np.ndarray,
-    n: int,
-    path: Path,
-    mode: str,
-    size: tuple[int, int],
-    image: DictConfig,
-    big: _BigImages,
-    seen: list | None = None,
-) -> None:
-    img = _read(path, big)
+def channels_first(img) -> np.ndarray:
+    """A Pillow L or RGB image as a uint8 array (C, H, W)."""
+    pixels = np.asarray(img)
+    return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+
+
+def fit_to(img, path: Path, image: DictConfig):
+    """`img` at competition.image's size: by `image.fit` when `image.resize`, otherwise refused if it differs."""
+    from pipeline.data.image_fit import fit_image
+
+    if img.size == (image.width, image.height):
+        return img
+    if not image.resize:
+        raise wrong_size(path, img.size, image)
+    return fit_image(img, image.width, image.height, image.get("fit", "resize"))
+
+
+def wrong_size(path: Path, size: tuple[int, int], image: DictConfig) -> PodiumError:
+    """The error for an image of `size` (width, height) where competition.image's size is required."""
+    return PodiumError(
+        f"Image {path} is {size[0]}x{size[1]} pixels but competition.image is {image.width}x{image.height}. "
+        f"Replace it with an image of that size, or set competition.image.resize=true to bring every image "
+        f"to that size when it is read (competition.image.fit: resize, center_crop or letterbox)."
+    )
+
+
+def read_image(path: Path, mode: str, big: BigImages, seen: list | None = None, draft: tuple[int, int] | None = None):
+    """The image at `path` as an 8-bit Pillow image in `mode` (L or RGB), by the module docstring's rules.
+
+    `draft`: a JPEG may be decoded straight at a smaller scale (1/2, 1/4, 1/8) that still covers this
+    (width, height) either way round (EXIF may turn it): libjpeg scales while decoding, many times
+    faster than decoding a large photo whole and shrinking it after.
+    """
+    img = _read(path, big, draft)
     if seen is not None:
         seen.append((img.width, img.height, img.mode))
-    img = _to_mode(img, mode, path)
-    if img.size != size and image.resize:
-        from PIL import Image
-
-        img = img.resize(size, Image.BILINEAR)
-    pixels = np.asarray(img)
-    if pixels.shape[:2] != (image.height, image.width):
-        raise PodiumError(
-            f"Image {path} is {pixels.shape[1]}x{pixels.shape[0]} pixels but competition.image is "
-            f"{image.width}x{image.height}. Replace it with an image of that size, or set "
-            f"competition.image.resize=true to resize every image when it is decoded."
-        )
-    out[n] = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+    return _to_mode(img, mode, path)
 
 
 # ---------------------------------------------------------------- reading
 
 
-def _read(path: Path, big: _BigImages):
+def _read(path: Path, big: BigImages, draft: tuple[int, int] | None = None):
     """The decoded image at `path` (pixels loaded, file closed), upright per its EXIF orientation."""
     from PIL import Image, ImageOps
 
     try:
         with Image.open(path) as img:
             big.check(path, img.size, Image.MAX_IMAGE_PIXELS)  # read now: a user may have changed it
+            if draft is not None and img.format == "JPEG":
+                side = max(draft)  # both ways round: an EXIF rotation swaps width and height after decoding
+                img.draft(None, (side, side))
             img.load()
             if _may_be_oriented(img):
                 ImageOps.exif_transpose(img, in_place=True)
@@ -159,6 +202,13 @@ def _unreadable_error(path: Path, exc: Exception) -> PodiumError:
         empty = False
     if empty:
         return PodiumError(f"Corrupt or unreadable image {path}: it is empty (0 bytes). {fix}")
+    if (
+        "truncated" in str(exc).lower()
+    ):  # Pillow's words differ by format: "image file is truncated", "Truncated File Read"
+        return PodiumError(
+            f"Corrupt or unreadable image {path}: it is truncated (the file ends before its image data do, as after an "
+            f"interrupted download or copy). {fix}"
+        )
     if isinstance(exc, UnidentifiedImageError):
         return PodiumError(
             f"Corrupt or unreadable image {path}: it is not an image Pillow can read "
@@ -185,7 +235,7 @@ def _bomb_error(path: Path, exc: Exception) -> PodiumError:
     )
 
 
-class _BigImages:
+class BigImages:
     """Pillow's DecompressionBombWarning, once per run instead of once per image.
 
     Images between MAX_IMAGE_PIXELS and twice that decode correctly, so they are not refused (that

@@ -1,4 +1,5 @@
-"""The prepared data as training reads it: the tables `prepare` wrote and its decoded images, memory-mapped."""
+"""The prepared data as training reads it: the tables `prepare` wrote and its images (pipeline/data/image_store.py):
+decoded and memory-mapped (`cache`), or the files' paths (`stream`)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class PreparedData:
     folder: Path
     identity: str  # prepared_digest of all the above: fold results saved for other data are not reused
     features: Features | None = None  # tabular competitions: the typed feature tables and their schema
+    image_files: dict[str, list[Path]] | None = None  # streamed images: each split's file per row ("train", "test")
 
 
 def read_prepared(folder: Path) -> PreparedData:
@@ -31,6 +33,16 @@ def read_prepared(folder: Path) -> PreparedData:
     for split in ("train", "test"):
         path = folder / f"{split}_images.npy"
         images[split] = np.load(path, mmap_mode="r") if path.exists() else None
+    meta = json.loads((folder / "meta.json").read_text())
+    train, test = pd.read_parquet(folder / "train.parquet"), pd.read_parquet(folder / "test.parquet")
+    stored = meta.get("images") or {}
+    image_files = None
+    if stored.get("store") == "stream":  # the folder is kept relative to the prepared folder: it moves with the project
+        source = (folder / stored["folder"]).resolve()
+        image_files = {
+            split: [source / f"{i}{stored['suffix']}" for i in frame[stored["id_column"]]]
+            for split, frame in (("train", train), ("test", test))
+        }
     features = None
     if (folder / "features.json").is_file():
         from pipeline.data.tabular import TableSchema, with_categories
@@ -42,10 +54,11 @@ def read_prepared(folder: Path) -> PreparedData:
         )
     return PreparedData(
         features=features,
-        identity=json.loads((folder / "meta.json").read_text())["data"],
-        train=pd.read_parquet(folder / "train.parquet"),
-        test=pd.read_parquet(folder / "test.parquet"),
+        identity=meta["data"],
+        train=train,
+        test=test,
         train_images=images["train"],
         test_images=images["test"],
         folder=folder,
+        image_files=image_files,
     )

@@ -161,8 +161,8 @@ class FittedModel:
                 fitted, rows.texts if rows.texts is not None else flat_pixels(rows.images), spec
             )
         from pipeline.models import family
-        from pipeline.training.data import ImageArrayDataset
         from pipeline.training.distributed import gather_rows
+        from pipeline.training.image_data import ImageArrayDataset
         from pipeline.training.inputs import eval_loader
         from pipeline.training.text_data import PadCollator, TokenDataset, tokenize
 

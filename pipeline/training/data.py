@@ -1,4 +1,4 @@
-"""Datasets over the decoded image arrays and feature tables of `prepare`, and the batch samplers of every family.
+"""The feature tables' dataset and the batch samplers of every family (images: pipeline/training/image_data.py).
 
 Training and prediction batches are drawn by Podium's own samplers, which also shard them
 across DDP processes (pipeline/training/distributed.py): with one process they are the plain
@@ -13,20 +13,6 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
 from pipeline.training.distributed import World
-
-
-class ImageArrayDataset(Dataset):
-    """(uint8 image tensor, target) pairs; targets are 0 for unlabelled (test) rows."""
-
-    def __init__(self, images: np.ndarray, targets: np.ndarray | None = None):
-        self.images = torch.from_numpy(np.ascontiguousarray(images))
-        self.targets = torch.from_numpy(np.asarray(targets)) if targets is not None else torch.zeros(len(images))
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int):
-        return self.images[index], self.targets[index]
 
 
 class TableDataset(Dataset):

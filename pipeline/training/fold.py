@@ -265,6 +265,13 @@ def estimator_rows(spec: FoldSpec, data: PreparedData) -> tuple:
         return data.features.train, data.features.test
     if spec.text_column is not None:
         return data.train[spec.text_column].tolist(), data.test[spec.text_column].tolist()
+    if data.image_files is not None:
+        raise PodiumError(
+            f"model={spec.name} ({spec.model.family}) fits on every image's pixels in memory at once, but the "
+            f"images of {spec.competition} are streamed from their files (competition.image.store=auto chose stream: "
+            f"they are over data.image_memory_gb). Train a network on them, or set competition.image.store=cache "
+            f"with a smaller competition.image size."
+        )
     return flat_pixels(data.train_images), flat_pixels(data.test_images)
 
 

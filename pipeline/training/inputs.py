@@ -1,6 +1,7 @@
 """A fold's inputs: the network and the train / validation / test datasets, per modality.
 
-Image folds slice the decoded image arrays of `prepare`; table folds its typed feature table. Text folds build the family's tokenizer
+Image folds take rows of the decoded image array of `prepare`, or its image files
+(pipeline/training/image_data.py); table folds its typed feature table. Text folds build the family's tokenizer
 (the LSTM's vocabulary from the fold's training rows only, so validation and test words never
 shape it) and tokenize through the on-disk cache; the tokenizer is kept for saving beside the
 fold's checkpoint, so the saved model can be used again on its own.
@@ -16,11 +17,13 @@ import numpy as np
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from pipeline.data.image_store import image_reader
 from pipeline.data.prepared import PreparedData
 from pipeline.models import family
 from pipeline.training import data as loaders
-from pipeline.training.data import EvalBatches, ImageArrayDataset, TableDataset
+from pipeline.training.data import EvalBatches, TableDataset
 from pipeline.training.distributed import World
+from pipeline.training.image_data import ImageArrayDataset, ImageFileDataset
 from pipeline.training.spec import FoldSpec
 from pipeline.training.text_data import LengthBucketSampler, PadCollator, TokenDataset, tokenize
 
@@ -97,11 +100,33 @@ def fold_inputs(spec: FoldSpec, data: PreparedData, is_valid: np.ndarray) -> Fol
             collate=PadCollator(tokenizer.pad_token_id),
             tokenizer=tokenizer,
         )
-    images = np.array(data.train_images)  # into memory: a copy, off the read-only memory map
-    channels, height, width = images.shape[1:]
+    return image_inputs(spec, data, is_valid, target)
+
+
+def image_inputs(spec: FoldSpec, data: PreparedData, is_valid: np.ndarray, target: np.ndarray) -> FoldInputs:
+    """An image fold's datasets, by the prepared data's path: rows of the memory-mapped array (`cache`, never
+    copied whole) or files decoded per item (`stream`); training's with the per-image augmentation."""
+    from pipeline.training.image_data import build_items
+
+    image, items = spec.image, build_items(spec.augment, spec.image)
+    net = (
+        family(spec.model.family)
+        .builders()
+        .build_image(spec.model, image.channels, image.height, image.width, spec.n_logits, spec.root)
+    )
+    train_rows, valid_rows = np.flatnonzero(~is_valid), np.flatnonzero(is_valid)
+    if data.image_files is None:
+        return FoldInputs(
+            net=net,
+            train=ImageArrayDataset(data.train_images, target[~is_valid], train_rows, items),
+            valid=ImageArrayDataset(data.train_images, target[is_valid], valid_rows),
+            test=ImageArrayDataset(data.test_images),
+        )
+    reader = image_reader(image, spec.loading, spec.cache)
+    files = data.image_files["train"]
     return FoldInputs(
-        net=builders.build_image(model, channels, height, width, spec.n_logits, spec.root),
-        train=ImageArrayDataset(images[~is_valid], target[~is_valid]),
-        valid=ImageArrayDataset(images[is_valid], target[is_valid]),
-        test=ImageArrayDataset(np.array(data.test_images)),
+        net=net,
+        train=ImageFileDataset([files[r] for r in train_rows], reader, target[~is_valid], items),
+        valid=ImageFileDataset([files[r] for r in valid_rows], reader, target[is_valid]),
+        test=ImageFileDataset(data.image_files["test"], reader),
     )

@@ -38,7 +38,10 @@ def probe_network(spec: FoldSpec, data: PreparedData) -> None:
         inputs = (batch["input_ids"], batch["attention_mask"])
         shown = f"input_ids and attention_mask of shape {tuple(batch['input_ids'].shape)}"
     else:
-        images = torch.from_numpy(np.array(data.train_images[:rows])).float() / 255.0  # a copy: the map is read-only
+        from pipeline.training.inputs import image_inputs
+
+        first = image_inputs(spec, data, np.ones(len(data.train), dtype=bool), data.train["target"].to_numpy()).valid
+        images = torch.stack([first[n][0] for n in range(rows)]).float() / 255.0
         net = builders.build_image(model, *images.shape[1:], expected, root)
         inputs = (images,)
         shown = f"images of shape {tuple(images.shape)} scaled to [0, 1]"

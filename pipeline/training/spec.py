@@ -44,6 +44,7 @@ class FoldSpec:
     progress_bar: bool
     loading: DictConfig  # the `data` section: DataLoader workers and memory pinning
     augment: DictConfig | None  # image competitions: the training transforms
+    image: DictConfig | None  # image competitions: competition.image (the network's input size, fit and store)
     tta: DictConfig  # test-time augmentation views
     channels_last: bool
     compile: bool
@@ -77,6 +78,7 @@ class FoldSpec:
             progress_bar=bool(cfg.trainer.enable_progress_bar),
             loading=cfg.data,
             augment=cfg.augment if comp.modality == "image" else None,
+            image=comp.image if comp.modality == "image" else None,
             tta=cfg.tta,
             channels_last=bool(cfg.train.channels_last),
             compile=bool(cfg.train.compile),
