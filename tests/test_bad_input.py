@@ -76,6 +76,24 @@ def write_image(size):
     return breaks
 
 
+def truncated_jpeg(root: Path) -> None:
+    """The first image replaced by a JPEG cut off after its first 300 bytes (Pillow reads by content, not name)."""
+    import io
+
+    from PIL import Image
+
+    whole = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)).save(whole, "JPEG")
+    own_file(first_image(root)).write_bytes(whole.getvalue()[:300])
+
+
+def link_outside(root: Path) -> None:
+    """The first image a symlink to a file outside the image folder."""
+    outside = root / "elsewhere.png"
+    shutil.copy(first_image(root), outside)
+    own_file(first_image(root)).symlink_to(outside)
+
+
 def duplicate_label(frame):
     frame.insert(2, "label_copy", frame["label"])
     return frame.rename(columns={"label_copy": "label"})
@@ -301,6 +319,41 @@ CASES = [
         ["prepare"],
         r"Corrupt or unreadable image .*\.png: it is empty \(0 bytes\)",
         breaks=lambda r: own_file(first_image(r)).write_bytes(b""),
+    ),
+    Case(
+        "raw data",
+        "truncated JPEG",
+        ["prepare"],
+        r"Corrupt or unreadable image .*\.png: it is truncated \(the file ends before its image data do",
+        breaks=truncated_jpeg,
+    ),
+    Case(
+        "raw data",
+        "a file that is not an image",
+        ["prepare"],
+        r"Corrupt or unreadable image .*\.png: it is not an image Pillow can read",
+        breaks=lambda r: own_file(first_image(r)).write_text("id,label\n1,cat\n"),
+    ),
+    Case(
+        "raw data",
+        "an image symlink pointing outside the image folder",
+        ["prepare"],
+        r"1 image\(s\) in .*images are symlinks to files outside it, e\.g\. \d+\.png -> .*elsewhere\.png",
+        breaks=link_outside,
+    ),
+    Case(
+        "raw data",
+        "corrupt image, streamed (checked by prepare, not mid-training)",
+        ["prepare", "competition.image.store=stream"],
+        r"Corrupt or unreadable image .*\.png",
+        breaks=lambda r: own_file(first_image(r)).write_bytes(b"\x89PNG\r\n\x1a\n this is not an image"),
+    ),
+    Case(
+        "raw data",
+        "image of the wrong size, streamed",
+        ["prepare", "competition.image.store=stream"],
+        r"Image .*\.png is 32x20 pixels but competition\.image is 28x28\. .*competition\.image\.resize=true",
+        breaks=write_image((32, 20)),
     ),
     Case(
         "raw data",
@@ -756,6 +809,31 @@ CASES = [
         USER,
         r"model\.optimizer has no _target_, and a network trains with one\. Set it in conf/model/mine\.yaml",
         breaks=user_model({"_target_": f"{NET}.Flat"}, optimizer=False),
+    ),
+    Case(
+        "config",
+        "an unknown image fit policy",
+        ["prepare", "competition.image.fit=squash"],
+        r"competition\.image\.fit is 'squash'; valid values are resize, center_crop, letterbox",
+    ),
+    Case(
+        "config",
+        "a disk cache smaller than the network's input",
+        ["train", "competition.image.store=stream", "data.image_cache_side=16"],
+        r"data\.image_cache_side=16 .*at least the network's input side, 28",
+    ),
+    Case(
+        "config",
+        "augmentation items of no single size",
+        ["train", "trainer=smoke", "augment.items=[{_target_:albumentations.HorizontalFlip}]"],
+        r"augment\.items turn images of different sizes into different sizes .*RandomResizedCrop",
+    ),
+    Case(
+        "user code",
+        "an estimator on streamed images",
+        [*USER, "competition.image.store=stream"],
+        r"model=mine \(estimator\) fits on every image's pixels in memory at once, but competition\.image\.store=stream",
+        breaks=user_model({"_target_": "sklearn.linear_model.LogisticRegression"}, code=None, family="estimator"),
     ),
     Case(
         "user code",
