@@ -829,6 +829,12 @@ CASES = [
         r"augment\.items turn images of different sizes into different sizes .*RandomResizedCrop",
     ),
     Case(
+        "config",
+        "augmentation items of another size than the CNN's head takes",
+        ["train", "trainer=smoke", "augment.items=[{_target_:albumentations.RandomResizedCrop,size:[20,20]}]"],
+        r"augment\.items train at 20x20 pixels, but model=cnn \(cnn\) has a dense head sized for competition\.image, 28x28",
+    ),
+    Case(
         "user code",
         "an estimator on streamed images",
         [*USER, "competition.image.store=stream"],

@@ -66,11 +66,17 @@ def test_the_disk_cache_keeps_a_shrunk_copy_and_a_changed_file_gets_a_new_entry(
     stripes(900, 300).convert("RGB").save(path, quality=95)
     reader = ImageReader(image=OmegaConf.to_container(IMAGE), cache=tmp_path / "cache", side=90)
     first = reader.read(path)
-    entries = list((tmp_path / "cache").glob("*.npy"))
+    entries = list((tmp_path / "cache").glob("*.jpg"))
     assert first.size == (90, 30) and first.mode == "RGB" and len(entries) == 1
-    assert np.array_equal(np.asarray(reader.read(path)), np.load(entries[0]))  # read back from the entry
+    again = reader.read(path)  # read back from the entry: the JPEG of quality 95, within a few levels
+    assert again.size == (90, 30) and np.abs(np.asarray(again, int) - np.asarray(first, int)).max() <= 8
+    assert np.array_equal(np.asarray(again), np.asarray(Image.open(entries[0])))
     stripes(600, 600).convert("RGB").save(path, quality=95)  # a fixed file: new size and time, new key
-    assert reader.read(path).size == (90, 90) and len(list((tmp_path / "cache").glob("*.npy"))) == 2
+    assert reader.read(path).size == (90, 90) and len(list((tmp_path / "cache").glob("*.jpg"))) == 2
+    small = tmp_path / "small.png"
+    stripes(80, 40).save(small)  # within the side: a marker, and the file itself is read, losslessly
+    assert np.array_equal(np.asarray(reader.read(small)), np.asarray(reader.direct(small)))
+    assert len(list((tmp_path / "cache").glob("*.same"))) == 1 and np.asarray(reader.read(small)).shape == (40, 80, 3)
     assert not list((tmp_path / "cache").glob(".*"))  # no temporary file left
 
 
@@ -85,7 +91,7 @@ def test_a_bad_file_leaves_the_disk_cache_as_it_was(tmp_path):
     assert not any((tmp_path / "cache").rglob("*"))  # the good file's entry was staged, then dropped
     seen: list = []
     check_files([good], reader, "images", seen)
-    assert seen == [(200, 100, "RGB")] and len(list((tmp_path / "cache").glob("*.npy"))) == 1
+    assert seen == [(200, 100, "RGB")] and len(list((tmp_path / "cache").glob("*.jpg"))) == 1
 
 
 @pytest.mark.fast
@@ -188,12 +194,12 @@ def test_streamed_photos_train_with_augmentation_through_the_disk_cache(tmp_path
     args = (*SMALL, "competition.image.store=stream", "data.image_cache_side=64", "data.num_workers=2")
     code, printed = podium(root, "train", *args, "out_dir=outputs/animal-photos/models/cnn")  # augment=photo, tta=flip
     assert code == 0, printed
-    entries = sorted((root / "cache/images").glob("*.npy"))
+    entries = sorted((root / "cache/images").glob("*.jpg"))
     assert len(entries) == 220 and not list((root / "cache/images").glob(".*"))
-    assert all(max(np.load(e, mmap_mode="r").shape[:2]) <= 64 for e in entries[:20])
+    assert all(max(Image.open(e).size) == 64 for e in entries[:20])  # every photo is over 64 px a side
     before = {e: e.stat().st_mtime_ns for e in entries}
     code, printed = podium(root, "train", *args, "seed=1", "out_dir=outputs/animal-photos/models/again")
     assert code == 0, printed
-    assert {e: e.stat().st_mtime_ns for e in sorted((root / "cache/images").glob("*.npy"))} == before  # reused
+    assert {e: e.stat().st_mtime_ns for e in sorted((root / "cache/images").glob("*.jpg"))} == before  # reused
     oof = pd.read_parquet(root / "outputs/animal-photos/models/cnn/oof.parquet")
     assert oof["id"].is_unique and len(oof) == len(pd.read_csv(root / "data/animal-photos/raw/train.csv"))

@@ -104,7 +104,7 @@ class AlbumentationsItems:
     def __init__(self, entries: list, image: DictConfig):
         self.compose = _compose(entries)
         self.channels = int(image.channels)
-        _check_one_size(self, image)
+        self.size = _check_one_size(self, image)  # (height, width): the training resolution
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         pixels = pixels[..., None] if pixels.ndim == 2 else pixels
@@ -145,7 +145,7 @@ def _compose(entries: list):
     return A.Compose(transforms)
 
 
-def _check_one_size(items: AlbumentationsItems, image: DictConfig) -> None:
+def _check_one_size(items: AlbumentationsItems, image: DictConfig) -> tuple[int, int]:
     """Training batches stack images: the items must end at one size whatever size comes in (a crop or resize)."""
     rng = np.random.default_rng(0)
     shapes = {
@@ -157,3 +157,4 @@ def _check_one_size(items: AlbumentationsItems, image: DictConfig) -> None:
             f"be stacked into a batch. End the list with a transform of one output size, e.g. "
             f"albumentations.RandomResizedCrop with size: [{image.height}, {image.width}] (conf/augment/photo.yaml)."
         )
+    return shapes.pop()[:2]

@@ -209,6 +209,11 @@ def train(cfg: DictConfig) -> TrainResult | None:
     data = distributed.load_data(cfg, out / "prepared", world)
     choices = choose_from_data(cfg, data, say=log.info if world.is_main else log.debug)  # model.* auto, resolved
     spec = FoldSpec.of(cfg)  # what every fold reads, once
+    if data.image_files is not None and cfg.data.num_workers == 0 and world.is_main:
+        log.info(
+            "images are streamed from their files and decoded in the training process (data.num_workers=0): "
+            "data.num_workers=2 or more decodes them beside the training"
+        )
     if _estimates(cfg, spec, world):
         from pipeline.training.estimate import describe, estimate_cost, fit_budget, timer
 
