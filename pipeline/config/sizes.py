@@ -107,9 +107,9 @@ def _check_image_store(cfg: DictConfig) -> None:
             "conf/config.yaml",
         )
     if cfg.augment.get("items"):  # built now (albumentations, about 2 s to import): a bad list fails before any work
-        from pipeline.training.image_data import build_items
+        from pipeline.training.image_data import AlbumentationsItems
 
-        size = build_items(cfg.augment, image).size
+        size = AlbumentationsItems(list(cfg.augment["items"]), image).size
         # the plain CNN's dense head is sized for competition.image; other networks take any size
         if cfg.model.get("family") == "cnn" and tuple(size) != (image.height, image.width):
             raise PodiumError(
