@@ -299,6 +299,37 @@ def test_balanced_weights_are_chosen_for_macro_f1_on_imbalanced_classes_and_rais
     assert rare["auto"] > 1.1 * rare["none"], rare
 
 
+def test_podium_config_estimate_shows_the_resolved_config_and_the_time_as_comments(text_project):
+    import re
+
+    import yaml
+    from conftest import podium
+
+    args = ("config", "--estimate", "competition=rotten-tomatoes", "model=lstm", *SMALL, "train.budget_minutes=0.001")
+    code, printed = podium(text_project, *args, "tracking.uri=sqlite:///mlflow.db")
+    assert code == 0, printed
+    model = yaml.safe_load(printed)["model"]  # still a config file: the estimate is in comments
+    assert isinstance(model["max_length"], int) and model["max_length"] % 8 == 0  # auto, resolved, then budgeted
+    assert re.search(r"^# lstm: model\.max_length=\d+, chosen from the data", printed, re.M), printed
+    assert re.search(r"^# lstm: about .*\(2 folds x \d+ epochs, max_length \d+\)", printed, re.M), printed
+    assert re.search(r"^# .*train\.budget_minutes=0\.001", printed, re.M), printed
+    assert model["max_epochs"] == 1 and {"max_length", "max_epochs"} <= set(model["fitted_to_budget"])
+
+
+def test_the_documents_build_gives_train_and_test_distinct_ids(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    out = tmp_path / "rt-documents"
+    build = [sys.executable, str(REPO / "competitions/rotten-tomatoes/build.py"), "--documents", "--out", str(out)]
+    subprocess.run(build, check=True, capture_output=True)
+    train, test = (pd.read_csv(out / "raw" / f"{name}.csv", dtype=str) for name in ("train", "test"))
+    assert train["id"].is_unique and test["id"].is_unique and not set(train["id"]) & set(test["id"])
+    assert len(train) > 300 and train["text"].str.split().str.len().median() > 300  # documents, not snippets
+
+
 def test_train_prints_its_estimate_and_keeps_to_a_budget(make_text_cfg, caplog):
     from pipeline.training.train import train
 
