@@ -113,6 +113,18 @@ def test_cnn_under_ddp_writes_every_row_and_run_once(project):
     probabilities = spread[[c for c in spread if c.startswith("prob_")]].to_numpy()
     assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-5), "each row predicted once, not summed over processes"
 
+    # streamed from the files, each process decoding its own shard: the same pixels, so the same predictions
+    streamed = "out_dir=outputs/ddp_stream_rank${oc.env:LOCAL_RANK,0}"
+    podium_train(
+        project, "trainer=smoke", "train.seeds=[0]", "tracking=none", *DDP, streamed, "competition.image.store=stream"
+    )
+    assert not (project / "outputs" / "ddp_stream_rank1").exists(), "the second process wrote files"
+    for name in ("oof.parquet", "test.parquet"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(project / "outputs" / "ddp_stream_rank0" / name),
+            pd.read_parquet(project / "outputs" / "ddp_rank0" / name),
+        )
+
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("animals").experiment_id
     parents = client.search_runs([experiment], "tags.stage = 'train'", order_by=["attributes.start_time"])

@@ -191,7 +191,7 @@ def test_stream_and_cache_predict_the_same_and_stream_submits(tmp_path, photos_d
 
 def test_streamed_photos_train_with_augmentation_through_the_disk_cache(tmp_path, photos_data):
     root = photos_project(tmp_path, photos_data)
-    args = (*SMALL, "competition.image.store=stream", "data.image_cache_side=64", "data.num_workers=2")
+    args = (*SMALL, "competition.image.store=stream", "data.image_cache_side=64", "data.num_workers=1")
     code, printed = podium(root, "train", *args, "out_dir=outputs/animal-photos/models/cnn")  # augment=photo, tta=flip
     assert code == 0, printed
     entries = sorted((root / "cache/images").glob("*.jpg"))
