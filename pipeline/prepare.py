@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline import io
 from pipeline.data.folds import assign_folds
 from pipeline.data.identity import files_digest, prepared_digest
+from pipeline.data.image_store import streamed_identity
 from pipeline.data.prepared import PreparedData, read_prepared
 from pipeline.data.profile import class_summary, image_summary, length_summary, ratio, word_counts
 from pipeline.data.raw import load_raw
@@ -60,17 +60,17 @@ def prepare_key(cfg: DictConfig) -> str:
     tables = [folder / comp.files[name] for name in ("train", "test", "sample_submission")]
     parts["tables"] = files_digest(tables)
     if comp.modality == "image":
-        images = folder / comp.files.images
-        files = sorted(p for p in images.rglob("*") if p.is_file()) if images.is_dir() else []
-        cache = (
-            io.root(cfg)
-            / cfg.paths.cache
-            / "file-hashes"
-            / f"{hashlib.sha256(str(images).encode()).hexdigest()[:16]}.json"
-        )
-        parts["images"] = files_digest(files, cache)
+        parts["images"] = image_files_digest(cfg)
         parts["image_memory_gb"] = cfg.data.image_memory_gb  # picks competition.image.store: auto's path
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def image_files_digest(cfg: DictConfig) -> str:
+    """The content of every file of the competition's image folder (hashes kept per file under paths.cache)."""
+    images = io.raw_dir(cfg) / cfg.competition.files.images
+    files = sorted(p for p in images.rglob("*") if p.is_file()) if images.is_dir() else []
+    name = hashlib.sha256(str(images).encode()).hexdigest()[:16]
+    return files_digest(files, io.root(cfg) / cfg.paths.cache / "file-hashes" / f"{name}.json")
 
 
 def _limit_rows(train: pd.DataFrame, limit: int | None, comp: DictConfig) -> pd.DataFrame:
@@ -145,6 +145,8 @@ def prepare(cfg: DictConfig, folder: Path | None = None) -> PrepareResult:
 
     images, seen, stored = {}, {"train": [], "test": []}, None
     if comp.modality == "image":
+        from pipeline.data.image_store import read_images
+
         images, stored = read_images(cfg, raw.folder / comp.files.images, folder, train, raw.test, seen)
 
     meta = {
@@ -154,7 +156,7 @@ def prepare(cfg: DictConfig, folder: Path | None = None) -> PrepareResult:
             raw.test,
             images,
             *((features.train, features.test) if features is not None else ()),
-            files=_streamed_files(cfg, stored),
+            files=streamed_identity(cfg, stored, image_files_digest(cfg)) if stored else None,
         ),  # what fold results are computed from
         "n_train": len(train),
         "n_test": len(raw.test),
@@ -190,47 +192,6 @@ def prepare(cfg: DictConfig, folder: Path | None = None) -> PrepareResult:
         features=describe(features.train, features.schema) if features is not None else None,
         profile=profile,
     )
-
-
-def read_images(
-    cfg: DictConfig, source: Path, folder: Path, train: pd.DataFrame, test: pd.DataFrame, seen: dict[str, list]
-) -> tuple[dict[str, np.ndarray], dict]:
-    """The images by the chosen path (pipeline/data/image_store.py): `cache` decodes them into arrays; `stream`
-    checks each file (and fills the disk cache) and keeps where they are. Returns the arrays and meta.json's record."""
-    from pipeline.data.image_store import check_files, choose_store, image_reader
-    from pipeline.data.images import decode_images, image_paths
-
-    comp = cfg.competition
-    store, why = choose_store(comp.image, cfg.data, len(train) + len(test))
-    log.info("images: %s (%s)", store, why)
-    images = {}
-    for split, frame in (("train", train), ("test", test)):
-        ids = frame[comp.id_column].tolist()
-        if store == "cache":
-            log.info("decoding %d %s images from %s", len(frame), split, source)
-            images[split] = decode_images(
-                ids, source, comp.files.image_suffix, comp.image, what=f"{split} images", seen=seen[split]
-            )
-        else:
-            reader = image_reader(comp.image, cfg.data, io.root(cfg) / cfg.paths.cache)
-            paths = image_paths(ids, source, comp.files.image_suffix)
-            check_files(paths, reader, f"{split} images", seen[split])
-    stored = {"store": store, "why": why}
-    if store == "stream":
-        stored |= {
-            "folder": os.path.relpath(source.resolve(), folder.resolve()),
-            "suffix": comp.files.image_suffix,
-            "id_column": comp.id_column,
-        }
-    return images, stored
-
-
-def _streamed_files(cfg: DictConfig, stored: dict | None) -> str | None:
-    """What streamed images add to the prepared data's identity: the files' content and how they are read."""
-    if not stored or stored["store"] != "stream":
-        return None
-    image = OmegaConf.to_container(cfg.competition.image, resolve=True)
-    return json.dumps({"files": prepare_key(cfg), "image": image}, sort_keys=True)
 
 
 def data_profile(cfg: DictConfig, train: pd.DataFrame, test: pd.DataFrame, seen: dict[str, list]) -> dict:

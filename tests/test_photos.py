@@ -203,3 +203,40 @@ def test_streamed_photos_train_with_augmentation_through_the_disk_cache(tmp_path
     assert {e: e.stat().st_mtime_ns for e in sorted((root / "cache/images").glob("*.jpg"))} == before  # reused
     oof = pd.read_parquet(root / "outputs/animal-photos/models/cnn/oof.parquet")
     assert oof["id"].is_unique and len(oof) == len(pd.read_csv(root / "data/animal-photos/raw/train.csv"))
+
+
+@pytest.mark.fast
+def test_without_resize_a_large_jpeg_is_refused_at_its_own_size_not_decoded_smaller(tmp_path):
+    """libjpeg's scaled decoding is for images being resized: a 224x224 JPEG never passes as 28x28."""
+    from pipeline.data.images import decode_images
+
+    Image.fromarray(np.full((224, 224), 90, dtype=np.uint8)).save(tmp_path / "a.jpg")
+    grey = OmegaConf.create({"channels": 1, "height": 28, "width": 28, "resize": False, "fit": "resize"})
+    with pytest.raises(PodiumError, match=r"a\.jpg is 224x224 pixels but competition\.image is 28x28"):
+        decode_images(["a"], tmp_path, ".jpg", grey)
+    seen: list = []
+    out = decode_images(["a"], tmp_path, ".jpg", OmegaConf.merge(grey, {"resize": True}), seen=seen)
+    assert out.shape == (1, 1, 28, 28) and seen == [(224, 224, "L")]  # the profile has the file's size, undrafted
+
+
+@pytest.mark.fast
+def test_an_input_larger_than_the_disk_cache_needs_no_cache_side_when_cached(shared_images_project):
+    from conftest import config_maker
+
+    make = config_maker(shared_images_project)
+    big = ("competition.image.height=600", "competition.image.width=600", "competition.image.resize=true")
+    make(*big, "competition.image.store=cache")  # the disk cache serves streamed images only
+    with pytest.raises(PodiumError, match=r"data\.image_cache_side=512 is out of range; .*at least .* 600"):
+        make(*big, "competition.image.store=stream")
+
+
+@pytest.mark.fast
+def test_a_cached_file_is_still_checked_against_the_size_when_resize_is_turned_off(tmp_path):
+    photo = tmp_path / "p.jpg"
+    stripes(200, 100).convert("RGB").save(photo)
+    resized = ImageReader(image=OmegaConf.to_container(IMAGE), cache=tmp_path / "cache", side=64)
+    check_files([photo], resized, "images", [])  # fills the entry
+    exact = ImageReader(image={**OmegaConf.to_container(IMAGE), "resize": False}, cache=tmp_path / "cache", side=64)
+    assert exact.key(photo) == resized.key(photo)  # the same entry serves both
+    with pytest.raises(PodiumError, match=r"p\.jpg is 200x100 pixels but competition\.image is 32x32"):
+        check_files([photo], exact, "images", [])

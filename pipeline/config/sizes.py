@@ -99,7 +99,7 @@ def _check_image_store(cfg: DictConfig) -> None:
     choice(image.fit, FITS, "competition.image.fit", where)
     choice(image.store, STORES, "competition.image.store", where)
     side, needed = cfg.data.image_cache_side, max(image.height, image.width)
-    if side is not None and side < needed:
+    if side is not None and side < needed and image.store != "cache":  # the disk cache serves streamed images only
         out_of_range(
             "data.image_cache_side",
             side,

@@ -8,7 +8,8 @@
 
 Every policy resamples once, with Pillow's BILINEAR (antialiased when shrinking), and leaves an
 image already of the size untouched. The `cache` data path applies it when `prepare` decodes; the
-`stream` path when a worker reads the file for evaluation or prediction: the same pixels either way.
+`stream` path when a worker reads the file for evaluation or prediction: the same pixels, unless the
+disk cache (data.image_cache_side) shrank a larger photo first.
 """
 
 from __future__ import annotations

@@ -105,12 +105,16 @@ def decode_images(
     big = BigImages()
     with progress.bar(f"decoding {what}", total=len(paths)) as decoding, big:
         for n, path in enumerate(paths):
-            out[n] = channels_first(
-                fit_to(read_image(path, mode, big, seen, draft=(image.width, image.height)), path, image)
-            )
+            out[n] = channels_first(fit_to(read_image(path, mode, big, seen, draft=draft_size(image)), path, image))
             decoding.advance()
     big.report(what)
     return out
+
+
+def draft_size(image) -> tuple[int, int] | None:
+    """The size a JPEG may be decoded down to: competition.image's when images are resized, else none (a file
+    must then have that size itself, checked on the whole decode)."""
+    return (image["width"], image["height"]) if image["resize"] else None
 
 
 def channels_first(img) -> np.ndarray:
@@ -146,9 +150,9 @@ def read_image(path: Path, mode: str, big: BigImages, seen: list | None = None, 
     (width, height) either way round (EXIF may turn it): libjpeg scales while decoding, many times
     faster than decoding a large photo whole and shrinking it after.
     """
-    img = _read(path, big, draft)
+    img, found = _read(path, big, draft)
     if seen is not None:
-        seen.append((img.width, img.height, img.mode))
+        seen.append((*found, img.mode))
     return to_mode(img, mode, path)
 
 
@@ -156,19 +160,22 @@ def read_image(path: Path, mode: str, big: BigImages, seen: list | None = None, 
 
 
 def _read(path: Path, big: BigImages, draft: tuple[int, int] | None = None):
-    """The decoded image at `path` (pixels loaded, file closed), upright per its EXIF orientation."""
+    """The decoded image at `path` (pixels loaded, file closed), upright per its EXIF orientation, and the
+    file's own (width, height) as shown upright: a draft decodes it smaller."""
     from PIL import Image, ImageOps
 
     try:
         with Image.open(path) as img:
-            big.check(path, img.size, Image.MAX_IMAGE_PIXELS)  # read now: a user may have changed it
+            stored = img.size
+            big.check(path, stored, Image.MAX_IMAGE_PIXELS)  # read now: a user may have changed it
             if draft is not None and img.format == "JPEG":
                 side = max(draft)  # both ways round: an EXIF rotation swaps width and height after decoding
                 img.draft(None, (side, side))
             img.load()
+            decoded = img.size
             if _may_be_oriented(img):
                 ImageOps.exif_transpose(img, in_place=True)
-            return img
+            return img, stored[::-1] if img.size != decoded else stored
     except Image.DecompressionBombError as exc:  # not an OSError: caught first, on its own
         raise _bomb_error(path, exc) from None
     # Pillow reports corrupt files as any of these, depending on the format and where the data breaks.

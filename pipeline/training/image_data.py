@@ -146,15 +146,24 @@ def _compose(entries: list):
 
 
 def _check_one_size(items: AlbumentationsItems, image: DictConfig) -> tuple[int, int]:
-    """Training batches stack images: the items must end at one size whatever size comes in (a crop or resize)."""
+    """The one (height, width) the items turn images into: probed on two random images larger than the network's
+    input (odd sizes, both aspect ratios), as photos are. Training batches stack images, so it must be one size."""
     rng = np.random.default_rng(0)
-    shapes = {
-        items(rng.integers(0, 256, (h, w, items.channels), dtype=np.uint8)).shape for h, w in ((97, 131), (211, 157))
-    }
+    h, w = int(image.height), int(image.width)
+    try:
+        shapes = {
+            items(rng.integers(0, 256, (height, width, items.channels), dtype=np.uint8)).shape[:2]
+            for height, width in ((2 * h + 3, 3 * w + 1), (3 * h + 1, 2 * w + 5))
+        }
+    except Exception as exc:  # albumentations raises its own types: the user needs the list named, not a traceback
+        raise PodiumError(
+            f"augment.items fail on a {2 * h + 3}x{3 * w + 1} image ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:300]}). Fix the list in conf/augment/ (or on the command line)."
+        ) from None
     if len(shapes) > 1:
         raise PodiumError(
             f"augment.items turn images of different sizes into different sizes ({sorted(shapes)}), so they cannot "
             f"be stacked into a batch. End the list with a transform of one output size, e.g. "
             f"albumentations.RandomResizedCrop with size: [{image.height}, {image.width}] (conf/augment/photo.yaml)."
         )
-    return shapes.pop()[:2]
+    return shapes.pop()
