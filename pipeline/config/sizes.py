@@ -106,16 +106,16 @@ def _check_image_store(cfg: DictConfig) -> None:
             f"at least the network's input side, {needed} (competition.image), or null for no disk cache",
             "conf/config.yaml",
         )
-    if cfg.augment.get("items"):  # built now (albumentations, about 2 s to import): a bad list fails before any work
-        from pipeline.training.image_data import AlbumentationsItems
+    if cfg.augment.get("items"):  # built now (albumentations and torch, ~2 s to import): a bad list fails first
+        from pipeline.training.image_data import build_items
 
-        size = AlbumentationsItems(list(cfg.augment["items"]), image).size
+        items = build_items(cfg.augment, image)
         # the plain CNN's dense head is sized for competition.image; other networks take any size
-        if cfg.model.get("family") == "cnn" and tuple(size) != (image.height, image.width):
+        if items is not None and cfg.model.get("family") == "cnn" and tuple(items.size) != (image.height, image.width):
             raise PodiumError(
-                f"augment.items train at {size[0]}x{size[1]} pixels, but model={cfg.model.name} (cnn) has a dense "
-                f"head sized for competition.image, {image.height}x{image.width}, and takes no other size. Make the "
-                f"last crop or resize of augment.items output [{image.height}, {image.width}] (conf/augment/)."
+                f"augment.items train at {items.size[0]}x{items.size[1]} pixels, but model={cfg.model.name} (cnn) has "
+                f"a dense head sized for competition.image, {image.height}x{image.width}, and takes no other size. "
+                f"Make the last crop or resize of augment.items output [{image.height}, {image.width}] (conf/augment/)."
             )
     if cfg.data.image_memory_gb is not None and cfg.data.image_memory_gb <= 0:
         out_of_range(

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline import progress
+from pipeline import io, progress
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,9 @@ class ImageReader:
 
     @property
     def mode(self) -> str:
-        return "L" if self.image["channels"] == 1 else "RGB"
+        from pipeline.data.images import image_mode
+
+        return image_mode(self.config)
 
     @cached_property
     def config(self) -> DictConfig:
@@ -191,6 +193,7 @@ def read_images(
     store, why = choose_store(comp.image, cfg.data, len(train) + len(test))
     log.info("images: %s (%s)", store, why)
     images = {}
+    reader = image_reader(comp.image, cfg.data, io.root(cfg) / cfg.paths.cache)
     for split, frame in (("train", train), ("test", test)):
         ids = frame[comp.id_column].tolist()
         if store == "cache":
@@ -199,7 +202,6 @@ def read_images(
                 ids, source, comp.files.image_suffix, comp.image, what=f"{split} images", seen=seen[split]
             )
         else:
-            reader = image_reader(comp.image, cfg.data, Path(cfg.paths.root) / cfg.paths.cache)
             check_files(image_paths(ids, source, comp.files.image_suffix), reader, f"{split} images", seen[split])
     stored = {"store": store, "why": why}
     if store == "stream":  # the folder relative to the prepared folder: it moves with the project

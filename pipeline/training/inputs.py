@@ -108,25 +108,32 @@ def image_inputs(spec: FoldSpec, data: PreparedData, is_valid: np.ndarray, targe
     copied whole) or files decoded per item (`stream`); training's with the per-image augmentation."""
     from pipeline.training.image_data import build_items
 
-    image, items = spec.image, build_items(spec.augment, spec.image)
+    image = spec.image
     net = (
         family(spec.model.family)
         .builders()
         .build_image(spec.model, image.channels, image.height, image.width, spec.n_logits, spec.root)
     )
-    train_rows, valid_rows = np.flatnonzero(~is_valid), np.flatnonzero(is_valid)
-    if data.image_files is None:
-        return FoldInputs(
-            net=net,
-            train=ImageArrayDataset(data.train_images, target[~is_valid], train_rows, items),
-            valid=ImageArrayDataset(data.train_images, target[is_valid], valid_rows),
-            test=ImageArrayDataset(data.test_images),
-        )
-    reader = image_reader(image, spec.loading, spec.cache)
-    files = data.image_files["train"]
+    items = build_items(spec.augment, image)
+    test = (
+        ImageArrayDataset(data.test_images)
+        if data.image_files is None
+        else ImageFileDataset(data.image_files["test"], image_reader(image, spec.loading, spec.cache))
+    )
     return FoldInputs(
         net=net,
-        train=ImageFileDataset([files[r] for r in train_rows], reader, target[~is_valid], items),
-        valid=ImageFileDataset([files[r] for r in valid_rows], reader, target[is_valid]),
-        test=ImageFileDataset(data.image_files["test"], reader),
+        train=image_rows(spec, data, np.flatnonzero(~is_valid), target[~is_valid], items),
+        valid=image_rows(spec, data, np.flatnonzero(is_valid), target[is_valid]),
+        test=test,
     )
+
+
+def image_rows(
+    spec: FoldSpec, data: PreparedData, rows: np.ndarray, targets: np.ndarray | None = None, items=None
+) -> Dataset:
+    """Training rows `rows` as an image dataset of the prepared data's path, augmented per image by `items`."""
+    if data.image_files is None:
+        return ImageArrayDataset(data.train_images, targets, rows, items)
+    files = data.image_files["train"]
+    reader = image_reader(spec.image, spec.loading, spec.cache)
+    return ImageFileDataset([files[r] for r in rows], reader, targets, items)

@@ -38,9 +38,9 @@ def probe_network(spec: FoldSpec, data: PreparedData) -> None:
         inputs = (batch["input_ids"], batch["attention_mask"])
         shown = f"input_ids and attention_mask of shape {tuple(batch['input_ids'].shape)}"
     else:
-        from pipeline.training.inputs import image_inputs
+        from pipeline.training.inputs import image_rows
 
-        first = image_inputs(spec, data, np.ones(len(data.train), dtype=bool), data.train["target"].to_numpy()).valid
+        first = image_rows(spec, data, np.arange(rows))  # as evaluation reads them: no augmentation
         images = torch.stack([first[n][0] for n in range(rows)]).float() / 255.0
         net = builders.build_image(model, *images.shape[1:], expected, root)
         inputs = (images,)
