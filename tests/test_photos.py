@@ -240,3 +240,63 @@ def test_a_cached_file_is_still_checked_against_the_size_when_resize_is_turned_o
     assert exact.key(photo) == resized.key(photo)  # the same entry serves both
     with pytest.raises(PodiumError, match=r"p\.jpg is 200x100 pixels but competition\.image is 32x32"):
         check_files([photo], exact, "images", [])
+
+
+@pytest.mark.fast
+def test_center_crop_takes_every_size_floating_point_rounding_included():
+    """A crop box computed in floats can land a hair outside the image (392x398 to 64x64: -1e-14), which
+    Pillow refuses; every size of this range must crop."""
+    for width in range(380, 400):
+        for height in range(392, 420, 3):
+            assert fit_image(Image.new("RGB", (width, height)), 64, 64, "center_crop").size == (64, 64)
+
+
+@pytest.mark.fast
+def test_items_are_probed_on_images_larger_than_the_input_and_their_errors_named():
+    big = OmegaConf.merge(IMAGE, {"height": 128, "width": 128})
+    crop = {
+        "_target_": "albumentations.RandomCrop",
+        "height": 120,
+        "width": 120,
+    }  # fits photos, not a small probe image
+    assert AlbumentationsItems([crop], big).size == (120, 120)
+    huge = {"_target_": "albumentations.RandomCrop", "height": 1000, "width": 1000}
+    with pytest.raises(PodiumError, match=r"augment\.items fail on a 259x385 image \(CropSizeError"):
+        AlbumentationsItems([huge], big)
+
+
+@pytest.mark.fast
+def test_a_damaged_cache_entry_is_decoded_again(tmp_path):
+    photo = tmp_path / "p.jpg"
+    stripes(300, 100).convert("RGB").save(photo)
+    reader = ImageReader(image=OmegaConf.to_container(IMAGE), cache=tmp_path / "cache", side=64)
+    first = np.asarray(reader.read(photo))
+    entry = tmp_path / "cache" / f"{reader.key(photo)}.jpg"
+    entry.write_bytes(b"\xff\xd8 not a whole jpeg")  # e.g. a disk that filled up under another tool
+    assert np.array_equal(np.asarray(reader.read(photo)), first)  # decoded from the file again
+    again = np.asarray(Image.open(entry))  # and written anew: the JPEG of quality 95, within a few levels
+    assert again.shape == first.shape and np.abs(again.astype(int) - first).max() <= 8
+
+
+@pytest.mark.fast
+def test_the_streamed_identity_follows_what_shapes_the_pixels_not_how_the_path_was_chosen():
+    from pipeline.data.image_store import streamed_identity
+
+    def identity(side=512, **image):
+        cfg = OmegaConf.create({"competition": {"image": {**IMAGE, **image}}, "data": {"image_cache_side": side}})
+        return streamed_identity(cfg, {"store": "stream"}, "files-digest")
+
+    assert identity(store="auto") == identity(store="stream")
+    assert identity(side=256) != identity() and identity(fit="letterbox") != identity()
+    assert streamed_identity(OmegaConf.create({}), {"store": "cache"}, "files-digest") is None
+
+
+@pytest.mark.fast
+def test_prepare_removes_the_staging_folders_of_killed_runs(tmp_path):
+    photo = tmp_path / "p.jpg"
+    stripes(300, 100).convert("RGB").save(photo)
+    abandoned = tmp_path / "cache" / ".staging-999999999"  # no such process
+    (abandoned / "x").mkdir(parents=True)
+    reader = ImageReader(image=OmegaConf.to_container(IMAGE), cache=tmp_path / "cache", side=64)
+    check_files([photo], reader, "images", [])
+    assert not abandoned.exists() and len(list((tmp_path / "cache").glob("*.jpg"))) == 1
