@@ -314,10 +314,17 @@ def test_dvc_repro_trains_the_users_network_and_an_edit_of_its_file_reruns_exact
     members = json.loads((root / "outputs/animals/ensemble/metrics.json").read_text())["members"]
     assert "rescnn" in members
 
+    # An edit that changes the network's function (the YAML sets `blocks`, so a new default there would
+    # change nothing): its stage reruns, and its new predictions rerun the ensemble; cnn's stage does not.
     models = root / "competitions/animals/models.py"
-    models.write_text(models.read_text().replace("blocks: int = 2", "blocks: int = 1"))
+    pooled_by_mean = models.read_text()
+    models.write_text(pooled_by_mean.replace(".mean(dim=(2, 3))", ".amax(dim=(2, 3))"))
+    assert models.read_text() != pooled_by_mean
+    oof = root / "outputs/animals/models/rescnn/oof.parquet"
+    before = oof.read_bytes()
     ran = set(re.findall(r"Running stage '([^']+)'", dvc("repro", f"{pipeline}:ensemble")))
     assert ran == {f"{pipeline}:train@rescnn", f"{pipeline}:ensemble"}
+    assert oof.read_bytes() != before
 
 
 @pytest.mark.fast
