@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.data.reads import data_keys
 from pipeline.errors import PodiumError
 from pipeline.training import reads
 
@@ -44,6 +45,11 @@ stages:
       - outputs/leaderboard.md:
           cache: false
 """
+
+
+def _prepare_data_keys(modality: str) -> str:
+    """The keys of conf/config.yaml's `data:` that shape the prepared data (pipeline/data/reads.py)."""
+    return "".join(f"          - {f'data.{key}':<32} # {why}\n" for key, why in data_keys(modality).items())
 
 
 @dataclass(frozen=True)
@@ -92,7 +98,8 @@ def render_competition(root: Path, name: str, comp: dict | None = None) -> str:
     params:
       - conf/competition/{name}.yaml:
       - conf/trainer/${{trainer}}.yaml:
-    outs:
+      - conf/config.yaml:
+{_prepare_data_keys(modality)}    outs:
       - {out}/prepared
 
   train:

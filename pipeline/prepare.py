@@ -32,6 +32,7 @@ from pipeline.data.image_store import streamed_identity
 from pipeline.data.prepared import PreparedData, read_prepared
 from pipeline.data.profile import class_summary, image_summary, length_summary, ratio, word_counts
 from pipeline.data.raw import load_raw
+from pipeline.data.reads import data_keys
 from pipeline.data.tabular import describe
 from pipeline.errors import PodiumError
 
@@ -48,20 +49,20 @@ class PrepareResult:
     profile: dict | None = None  # pipeline/data/profile.py: what the data hold, train beside test
 
 
-def prepare_key(cfg: DictConfig) -> str:
+def prepare_key(cfg: DictConfig, images_digest: str | None = None) -> str:
     """What the prepared data depends on: the competition's config, the row limit and the content of
-    the raw files it reads (the tables, and every file of the image folder)."""
+    the raw files it reads (the tables, and every file of the image folder: `images_digest` where the
+    caller has it already, else hashed here)."""
     comp = cfg.competition
     parts = {
         "competition": OmegaConf.to_container(comp, resolve=True),
-        "limit_train_rows": cfg.data.limit_train_rows,
+        **{key: cfg.data.get(key) for key in data_keys(comp.modality)},
     }
     folder = io.raw_dir(cfg)
     tables = [folder / comp.files[name] for name in ("train", "test", "sample_submission")]
     parts["tables"] = files_digest(tables)
     if comp.modality == "image":
-        parts["images"] = image_files_digest(cfg)
-        parts["image_memory_gb"] = cfg.data.image_memory_gb  # picks competition.image.store: auto's path
+        parts["images"] = images_digest or image_files_digest(cfg)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -149,14 +150,15 @@ def prepare(cfg: DictConfig, folder: Path | None = None) -> PrepareResult:
 
         images, stored = read_images(cfg, raw.folder / comp.files.images, folder, train, raw.test, seen)
 
+    images_digest = image_files_digest(cfg) if comp.modality == "image" else None
     meta = {
-        "key": prepare_key(cfg),
+        "key": prepare_key(cfg, images_digest),
         "data": prepared_digest(
             train,
             raw.test,
             images,
             *((features.train, features.test) if features is not None else ()),
-            files=streamed_identity(cfg, stored, image_files_digest(cfg)) if stored else None,
+            files=streamed_identity(cfg, stored, images_digest) if stored else None,
         ),  # what fold results are computed from
         "n_train": len(train),
         "n_test": len(raw.test),

@@ -7,6 +7,7 @@ import yaml
 from conftest import REPO
 
 from pipeline.config import compose
+from pipeline.data.reads import data_keys
 from pipeline.dvc_files import render_competition
 from pipeline.training import reads
 from pipeline.training.spec import FoldSpec
@@ -68,3 +69,21 @@ def test_every_section_in_the_resume_key_is_a_dvc_param_of_the_training_stage(na
     assert set(listed(f"conf/competition/{name}.yaml")) == read
     if modality == "text":
         assert not any(f.startswith(("conf/augment/", "conf/tta/")) for f in files), "a text model reads neither"
+
+
+@pytest.mark.parametrize("name", ["animals", "rotten-tomatoes", "ames"])
+def test_what_prepare_reads_of_data_is_its_key_and_the_params_of_its_stage(name):
+    """A by-hand run with another value prepares afresh; `dvc repro` reruns the stage; a loading setting does neither."""
+    from pipeline.prepare import prepare_key
+
+    modality = yaml.safe_load((REPO / "conf/competition" / f"{name}.yaml").read_text()).get("modality", "image")
+    params = yaml.safe_load(render_competition(REPO, name))["stages"]["prepare"]["params"]
+    listed = next(p["conf/config.yaml"] for p in params if isinstance(p, dict) and "conf/config.yaml" in p)
+    assert listed == [f"data.{key}" for key in data_keys(modality)]
+    assert ("data.image_memory_gb" in listed) is (modality == "image")
+
+    key = lambda *overrides: prepare_key(compose([f"competition={name}", *overrides], root=REPO))  # noqa: E731
+    other = {"limit_train_rows": 50, "image_memory_gb": 0.5, "image_cache_side": 256}
+    for data_key in data_keys(modality):
+        assert key(f"data.{data_key}={other[data_key]}") != key(), data_key
+    assert key("data.num_workers=2", "data.num_threads=1") == key()
