@@ -155,10 +155,11 @@ SMALL = (
 
 
 def test_stream_and_cache_predict_the_same_and_stream_submits(tmp_path, photos_data):
-    """Without augmentation both paths feed the same pixels: the same out-of-fold and test predictions. Streamed,
-    the pipeline runs to a valid submission, and `podium predict` on the test rows reproduces it."""
+    """Without augmentation both paths feed the same pixels: the same out-of-fold and test predictions, the disk
+    cache on (its 64-px copies serve augmented reads only). Streamed, the pipeline runs to a valid submission,
+    and `podium predict` on the test rows reproduces it."""
     root = photos_project(tmp_path, photos_data)
-    plain = (*SMALL, "augment=none", "tta=none", "data.image_cache_side=null")
+    plain = (*SMALL, "augment=none", "tta=none", "data.image_cache_side=64")
     folders = {}
     for store in ("cache", "stream"):
         out = f"outputs/animal-photos/models/{store}"

@@ -75,7 +75,12 @@ class ImageArrayDataset(Dataset):
 
 
 class ImageFileDataset(Dataset):
-    """Image files decoded per item by `reader`: augmented by `items` (training) or fitted to the network's size."""
+    """Image files decoded per item by `reader`: augmented by `items` (training) or fitted to the network's size.
+
+    Only augmented items read the disk cache (a photo shrunk once, then cropped at random). Fitted items, what
+    evaluation, prediction and un-augmented training see, are decoded from the files themselves: the same pixels
+    as `cache`'s array and `podium predict`'s, whatever the cache's side.
+    """
 
     def __init__(
         self,
@@ -92,10 +97,10 @@ class ImageFileDataset(Dataset):
 
     def __getitem__(self, index: int):
         path = self.paths[index]
-        img = self.reader.read(path)
         if self.items is not None:
-            return _chw(self.items(np.asarray(img))), self.targets[index]
-        return torch.from_numpy(np.array(self.reader.fitted(img, path))), self.targets[index]
+            return _chw(self.items(np.asarray(self.reader.read(path)))), self.targets[index]
+        fitted = self.reader.fitted(self.reader.direct(path), path)
+        return torch.from_numpy(np.array(fitted)), self.targets[index]
 
 
 class AlbumentationsItems:
