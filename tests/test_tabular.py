@@ -105,7 +105,7 @@ def test_a_category_of_numbers_and_text_takes_a_file_of_numbers_alone(tmp_path):
 
 @pytest.mark.fast
 def test_bundles_pin_the_distribution_that_installed_a_module():
-    from pipeline.inference.bundle import distribution_of
+    from pipeline.inference.requirements import distribution_of
 
     assert distribution_of("xgboost") == "xgboost-cpu"  # this machine's CPU wheel; xgboost on a GPU machine
     assert distribution_of("efficientnet-lite-pytorch") == "efficientnet-lite-pytorch"  # a distribution's name
