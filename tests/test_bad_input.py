@@ -539,7 +539,12 @@ CASES = [
         r"Choose a tabular model: catboost, lightgbm, mlp, xgboost",
         TABLE,
     ),
-    Case("config", "unknown key", ["train", "model.widht=64"], r"Could not override 'model\.widht'"),
+    Case(
+        "config",
+        "unknown key",
+        ["train", "model.widht=64"],
+        r"model \(from conf/model/cnn\.yaml\) has no key 'widht'\. Did you mean model\.width\?",
+    ),
     Case(
         "config",
         "unknown option of a group",

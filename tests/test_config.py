@@ -29,6 +29,14 @@ def test_overrides_use_hydra_grammar(make_cfg):
     assert cfg.trainer.max_epochs == 2 and list(cfg.augment.transforms) == []
 
 
+def test_a_model_key_without_model_goes_to_the_competitions_first_model(make_cfg):
+    """conf/config.yaml's default model is the CNN; a table's first model has keys the CNN lacks."""
+    cfg = make_cfg("competition=ames", "model.learning_rate=0.1", "model.params.num_leaves=7")
+    assert cfg.model.name == "lightgbm" and cfg.model.learning_rate == 0.1 and cfg.model.params.num_leaves == 7
+    cfg = make_cfg("competition=rotten-tomatoes", "model.max_epochs=2")
+    assert cfg.model.name == "lstm" and cfg.model.max_epochs == 2
+
+
 def test_smoke_preset_shrinks_data_folds_and_epochs(make_cfg):
     cfg = make_cfg("trainer=smoke")
     assert cfg.trainer.max_epochs == 1 and cfg.competition.cv.n_splits == 2 and cfg.data.limit_train_rows == 600
@@ -54,7 +62,19 @@ def test_experiment_preset_applies_last(make_cfg):
         ),
         ("model.dropout=lots", r"`model\.dropout`: Value 'lots' of type 'str' could not be converted to Float"),
         ("trainer.max_epochs=2.5", r"`trainer\.max_epochs`"),
-        ("model.widht=64", r"Could not override 'model\.widht'"),
+        (
+            "model.widht=64",
+            r"override model\.widht=64: model \(from conf/model/cnn\.yaml\) has no key 'widht'\. Did you mean "
+            r"model\.width\? Its keys: .*To add a key that file lacks on purpose, prefix the override with \+",
+        ),
+        (
+            "data.num_worker=2",
+            r"data \(from conf/config\.yaml\) has no key 'num_worker'\. Did you mean data\.num_workers\?",
+        ),
+        (  # the competition's first model (no `model=`) is the one the key is looked up in, and it is found there
+            "competition=ames model.learnin_rate=0.1",
+            r"model \(from conf/model/lightgbm\.yaml\) has no key 'learnin_rate'\. Did you mean model\.learning_rate\?",
+        ),
         ("competition.metric=f2", r"competition\.metric is 'f2'; valid values are accuracy"),
         (
             "competition.task=ranking",
@@ -78,7 +98,7 @@ def test_experiment_preset_applies_last(make_cfg):
 )
 def test_bad_config_is_refused_with_key_and_choices(make_cfg, override, expected):
     with pytest.raises(PodiumError, match=expected):
-        make_cfg(override)
+        make_cfg(*override.split())
 
 
 def test_cli_reports_config_errors_without_traceback(project):

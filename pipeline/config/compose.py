@@ -14,6 +14,7 @@ from pipeline.config import precision, schema
 from pipeline.config.checks import check_choices, check_missing, check_ranges, check_scaling, lightning_flags
 from pipeline.config.files import check_class_names, check_competition_name, yaml_error, yaml_message
 from pipeline.config.sizes import check_family_keys, check_sizes
+from pipeline.config.unknown_key import unknown_key_message
 from pipeline.errors import PodiumError
 
 ROOT_ENV = "PODIUM_ROOT"
@@ -62,28 +63,38 @@ def compose(overrides: Sequence[str] = (), root: Path | None = None) -> DictConf
 
 def _compose_raw(root: Path, overrides: Sequence[str]) -> DictConfig:
     """Hydra's composition of conf/ with `overrides`, without its `hydra` node, its files checked."""
+    raw, choices = _compose_with_choices(root, overrides)
+    check_competition_name(plain_dict(raw), choices.get("competition"), overrides)
+    return raw
+
+
+def _compose_with_choices(root: Path, overrides: Sequence[str]) -> tuple[DictConfig, dict]:
+    """`_compose_raw`'s composition, with Hydra's choice per config group."""
     import yaml
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
 
     try:
         with initialize_config_dir(config_dir=str(root / "conf"), version_base="1.3"):
-            raw, choices = _hydra_compose(overrides)
+            # First without `model.<key>=` overrides: they are meant for the model this compose picks (with no
+            # `model=`, the competition's first), not for conf/config.yaml's default, which may lack the key.
+            probe = [o for o in overrides if not o.split("=", 1)[0].lstrip("+~").startswith("model.")]
+            raw, choices = _hydra_compose(probe)
             default = _default_model(raw, overrides)
             own = _competition_overrides(raw, overrides, _experiment_keys(root, choices.get("experiment")))
-            if default or own:  # the competition's settings, and a default model that reads its modality
+            if default or own or len(probe) < len(overrides):  # the competition's settings, a default model
                 raw, choices = _hydra_compose([*own, *([f"model={default}"] if default else []), *overrides])
     except (yaml.YAMLError, HydraException) as exc:  # a syntax error in a file under conf/, raised or wrapped by Hydra
         cause = yaml_error(exc)
         if cause:
             raise PodiumError(yaml_message(cause, root)) from None
-        raise PodiumError(
-            _hydra_message(exc, root) if isinstance(exc, HydraException) else f"Invalid YAML under conf/: {exc}"
-        ) from None
+        if not isinstance(exc, HydraException):
+            raise PodiumError(f"Invalid YAML under conf/: {exc}") from None
+        unknown = unknown_key_message(str(exc), overrides, lambda others: _compose_with_choices(root, others))
+        raise PodiumError(unknown or _hydra_message(exc, root)) from None
     except OmegaConfBaseException as exc:
         raise PodiumError(_schema_message(exc)) from None
-    check_competition_name(plain_dict(raw), choices.get("competition"), overrides)
-    return raw
+    return raw, choices
 
 
 def plain_dict(node: DictConfig, resolve: bool = False) -> dict[str, Any]:
