@@ -37,13 +37,16 @@ def word_counts(texts: Iterable[str]) -> np.ndarray:
     return np.fromiter((len(str(t).split()) for t in texts), dtype=np.int64)
 
 
+def imbalance_ratio(counts: Iterable[int]) -> float | None:
+    """The most frequent class's rows over the least frequent present class's (None: no rows)."""
+    present = [int(n) for n in counts if n > 0]
+    return max(present) / min(present) if present else None
+
+
 def class_summary(counts: Mapping[str, int]) -> dict:
-    """Rows per class and the imbalance ratio: the most frequent present class over the least frequent."""
-    present = [n for n in counts.values() if n > 0]
-    return {
-        "class_counts": dict(counts),
-        "imbalance_ratio": round(max(present) / min(present), 2) if present else None,
-    }
+    """Rows per class and the imbalance ratio (`imbalance_ratio`, to 2 places)."""
+    ratio = imbalance_ratio(counts.values())
+    return {"class_counts": dict(counts), "imbalance_ratio": round(ratio, 2) if ratio is not None else None}
 
 
 def image_summary(seen: Iterable[tuple[int, int, str]]) -> dict:

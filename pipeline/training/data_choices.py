@@ -27,6 +27,7 @@ from omegaconf import DictConfig, open_dict
 
 from pipeline import io
 from pipeline.data.prepared import PreparedData
+from pipeline.data.profile import imbalance_ratio
 from pipeline.models import family
 
 log = logging.getLogger(__name__)
@@ -77,20 +78,14 @@ def balanced_weights(target: np.ndarray, n_classes: int) -> np.ndarray:
     return weights
 
 
-def imbalance_ratio(target: np.ndarray, n_classes: int) -> float:
-    """The most frequent class's rows over the least frequent present class's."""
-    counts = np.bincount(np.asarray(target, dtype=np.int64), minlength=n_classes)
-    present = counts[counts > 0]
-    return float(present.max() / present.min())
-
-
 def choose_class_weights(model: DictConfig, comp: DictConfig, target: np.ndarray) -> tuple[str, str]:
     """class_weights auto resolved: (none | balanced, why)."""
     if comp.task == "regression":
         return "none", "a regression has no classes"
     if model.get("loss"):
         return "none", "model.loss is the user's own loss"
-    ratio = imbalance_ratio(target, len(comp.classes))
+    ratio = imbalance_ratio(np.bincount(np.asarray(target, dtype=np.int64), minlength=len(comp.classes)))
+    assert ratio is not None  # prepare refuses a training set without rows
     if comp.metric not in MACRO_METRICS:
         return "none", f"the metric {comp.metric} does not average over classes (imbalance ratio {ratio:.1f})"
     if ratio <= IMBALANCE_THRESHOLD:
