@@ -15,10 +15,12 @@ image decoded, normalised and scaled down so its longer side is at most that, st
 `<paths.cache>/images/` as a JPEG of quality 95 without chroma subsampling, keyed by the file's
 path, size, modification time, the mode and the side. Later epochs, folds and runs of augmented
 training decode the small file instead of the full-size one; a changed file gets a new key.
-Evaluation reads the files themselves, so its pixels are `cache`'s and `podium predict`'s. `prepare` fills it while it checks
-the files. An image no larger than the side gets an empty marker instead: its own file is read, so
-a small image is never degraded by a copy (and streams the pixels `cache` decodes). JPEG, not raw pixels: as fast to read here (about 1,450 images/s a core at 512 px, against
-560 for the 300-900 px originals) at a sixteenth of the disk (benchmarks/images.py).
+Evaluation reads the files themselves, so its pixels are `cache`'s and `podium predict`'s.
+`prepare` fills the cache while it checks the files. An image no larger than the side gets an
+empty marker instead: its own file is read, so a small image is never degraded by a copy (and
+streams the pixels `cache` decodes). JPEG, not raw pixels: as fast to read here (about 1,450
+images/s a core at 512 px, against 560 for the 300-900 px originals) at a sixteenth of the disk
+(benchmarks/images.py).
 """
 
 from __future__ import annotations
